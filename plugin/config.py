@@ -1,0 +1,149 @@
+"""lucerag's configuration: one TOML file, validated with pydantic.
+
+Unknown keys and bad values are rejected with the key's dotted name.  Relative paths are
+resolved against the directory of the configuration file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IndexConfig(_Section):
+    """Where the index lives: one lucerag index (``path``) or two existing Anserini indexes."""
+
+    path: Path | None = None
+    bm25_path: Path | None = None
+    dense_path: Path | None = None
+    vector_field: str = "vector"
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> "IndexConfig":
+        if self.path is None and self.bm25_path is None and self.dense_path is None:
+            raise ValueError("set index.path (one lucerag index) or index.bm25_path / index.dense_path")
+        if self.path is not None and (self.bm25_path or self.dense_path):
+            raise ValueError("set either index.path or index.bm25_path/index.dense_path, not both")
+        return self
+
+    @property
+    def bm25(self) -> Path | None:
+        return self.path or self.bm25_path
+
+    @property
+    def dense(self) -> Path | None:
+        return self.path or self.dense_path
+
+
+class EncoderConfig(_Section):
+    model: str = "default"   # "default" (all-MiniLM-L6-v2) or an exported model directory
+    threads: int = Field(1, ge=1, le=256)
+
+
+class BM25Config(_Section):
+    k1: float = Field(0.9, gt=0)
+    b: float = Field(0.4, ge=0, le=1)
+
+
+class DenseConfig(_Section):
+    ef_search: int = Field(100, ge=1, le=10_000)
+
+
+class FusionConfig(_Section):
+    method: Literal["convex", "rrf"] = "convex"
+    dense_weight: float = Field(0.8, ge=0, le=1)
+    norm: Literal["minmax", "zscore", "rank"] = "minmax"
+    rrf_k: int = Field(60, ge=1)
+    depth: int = Field(100, ge=1, le=10_000)  # candidates taken from each view
+
+
+class SearchConfig(_Section):
+    k: int = Field(10, ge=1, le=1000)
+
+
+class JvmConfig(_Section):
+    heap: str = Field("2g", pattern=r"^\d+[kKmMgG]$")
+
+
+class Config(_Section):
+    """The whole configuration; every section has defaults except ``index``."""
+
+    index: IndexConfig
+    encoder: EncoderConfig = EncoderConfig()
+    bm25: BM25Config = BM25Config()
+    dense: DenseConfig = DenseConfig()
+    fusion: FusionConfig = FusionConfig()
+    search: SearchConfig = SearchConfig()
+    jvm: JvmConfig = JvmConfig()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        """Read and validate a TOML file; errors name the file and the offending key."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: {format_errors(exc)}") from None
+        return config.resolve_paths(path.parent)
+
+    @classmethod
+    def for_index(cls, path: str | Path, **sections) -> "Config":
+        """A default configuration for one lucerag index directory."""
+        return cls.model_validate({"index": {"path": Path(path)}, **sections})
+
+    def resolve_paths(self, base: Path) -> "Config":
+        idx = self.index
+        for name in ("path", "bm25_path", "dense_path"):
+            value = getattr(idx, name)
+            if value is not None and not value.is_absolute():
+                setattr(idx, name, (base / value).resolve())
+        model = self.encoder.model
+        if model != "default" and not Path(model).is_absolute() and (base / model).exists():
+            self.encoder.model = str((base / model).resolve())
+        return self
+
+    def to_toml(self) -> str:
+        """The configuration as TOML text (simple writer: the schema is two levels deep)."""
+        lines: list[str] = []
+        for section, values in self.model_dump(exclude_none=True).items():
+            lines.append(f"[{section}]")
+            for key, value in values.items():
+                lines.append(f"{key} = {_toml_value(value)}")
+            lines.append("")
+        return "\n".join(lines)
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, not TOML, or fails validation."""
+
+
+def format_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}'")
+        else:
+            parts.append(f"'{key}': {err['msg']}")
+    return "; ".join(parts)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,198 @@
+package lucerag;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import org.apache.lucene.document.BinaryDocValuesField;
+import org.apache.lucene.document.Document;
+import org.apache.lucene.document.Field;
+import org.apache.lucene.document.KnnFloatVectorField;
+import org.apache.lucene.document.StoredField;
+import org.apache.lucene.document.StringField;
+import org.apache.lucene.document.TextField;
+import org.apache.lucene.index.FloatVectorValues;
+import org.apache.lucene.index.IndexReader;
+import org.apache.lucene.index.IndexWriter;
+import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.StoredFields;
+import org.apache.lucene.index.Term;
+import org.apache.lucene.index.VectorSimilarityFunction;
+import org.apache.lucene.search.BooleanClause;
+import org.apache.lucene.search.BooleanQuery;
+import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.KnnFloatVectorQuery;
+import org.apache.lucene.search.Query;
+import org.apache.lucene.search.ScoreDoc;
+import org.apache.lucene.search.TermInSetQuery;
+import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.util.BytesRef;
+
+/**
+ * Batch operations for lucerag, called through pyjnius.
+ *
+ * <p>Every call through pyjnius costs microseconds per object and per array element, so these
+ * methods move whole batches across the boundary: vectors and doc numbers travel as
+ * little-endian byte arrays, one call per batch of passages or per query.
+ */
+public final class Bridge {
+  private static final String ID = "id";
+  private static final String CONTENTS = "contents";
+  private static final String RAW = "raw";
+
+  private Bridge() {}
+
+  private static ByteBuffer le(byte[] bytes) {
+    return ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  /**
+   * Adds (or, with upsert, replaces by id) a batch of passages. {@code vectors} holds
+   * ids.length * dim little-endian floats, or is empty for a BM25-only index.
+   */
+  public static void addPassages(IndexWriter writer, String[] ids, String[] contents, String[] raws,
+                                 byte[] vectors, int dim, String vectorField, boolean upsert)
+      throws java.io.IOException {
+    FloatBuffer floats = le(vectors).asFloatBuffer();
+    boolean withVectors = vectors.length > 0;
+    if (withVectors && floats.remaining() != ids.length * dim) {
+      throw new IllegalArgumentException("expected " + ids.length * dim + " floats, got " + floats.remaining());
+    }
+    for (int i = 0; i < ids.length; i++) {
+      Document doc = new Document();
+      doc.add(new StringField(ID, ids[i], Field.Store.YES));
+      doc.add(new BinaryDocValuesField(ID, new BytesRef(ids[i])));
+      doc.add(new TextField(CONTENTS, contents[i], Field.Store.NO));
+      doc.add(new StoredField(RAW, raws[i]));
+      if (withVectors) {
+        float[] v = new float[dim];
+        floats.get(v);
+        doc.add(new KnnFloatVectorField(vectorField, v, VectorSimilarityFunction.DOT_PRODUCT));
+      }
+      if (upsert) {
+        writer.updateDocument(new Term(ID, ids[i]), doc);
+      } else {
+        writer.addDocument(doc);
+      }
+    }
+  }
+
+  /** Deletes passages by id. */
+  public static void deleteIds(IndexWriter writer, String[] ids) throws java.io.IOException {
+    Term[] terms = new Term[ids.length];
+    for (int i = 0; i < ids.length; i++) {
+      terms[i] = new Term(ID, ids[i]);
+    }
+    writer.deleteDocuments(terms);
+  }
+
+  /** Top k hits packed as n little-endian ints (doc numbers) followed by n floats (scores). */
+  public static byte[] search(IndexSearcher searcher, Query query, int k) throws java.io.IOException {
+    TopDocs top = searcher.search(query, k);
+    ScoreDoc[] hits = top.scoreDocs;
+    ByteBuffer out = ByteBuffer.allocate(hits.length * 8).order(ByteOrder.LITTLE_ENDIAN);
+    for (ScoreDoc hit : hits) {
+      out.putInt(hit.doc);
+    }
+    for (ScoreDoc hit : hits) {
+      out.putFloat(hit.score);
+    }
+    return out.array();
+  }
+
+  /** A query matching exactly the passages with the given ids. */
+  public static Query idsQuery(String[] ids) {
+    List<BytesRef> terms = new ArrayList<>(ids.length);
+    for (String id : ids) {
+      terms.add(new BytesRef(id));
+    }
+    return new TermInSetQuery(ID, terms);
+  }
+
+  /** A query matching exactly the given Lucene doc numbers (little-endian ints) of one reader. */
+  public static Query docsQuery(byte[] docnums) {
+    int[] docs = new int[docnums.length / 4];
+    le(docnums).asIntBuffer().get(docs);
+    return new DocSetQuery(docs);
+  }
+
+  /** {@code query} restricted to {@code filter}'s matches (scores unchanged). */
+  public static Query restrict(Query query, Query filter) {
+    return new BooleanQuery.Builder()
+        .add(query, BooleanClause.Occur.MUST)
+        .add(filter, BooleanClause.Occur.FILTER)
+        .build();
+  }
+
+  /**
+   * A kNN query from a little-endian float vector; with a filter, restricted to its matches
+   * (Lucene then scores them exhaustively when they are fewer than k).
+   */
+  public static Query knnQuery(String field, byte[] vector, int k, Query filter) {
+    float[] v = new float[vector.length / 4];
+    le(vector).asFloatBuffer().get(v);
+    return filter == null ? new KnnFloatVectorQuery(field, v, k) : new KnnFloatVectorQuery(field, v, k, filter);
+  }
+
+  /** Stored ids of doc numbers given as little-endian ints. */
+  public static String[] ids(IndexReader reader, byte[] docnums) throws java.io.IOException {
+    java.nio.IntBuffer in = le(docnums).asIntBuffer();
+    String[] out = new String[in.remaining()];
+    StoredFields stored = reader.storedFields();
+    java.util.Set<String> fields = java.util.Set.of(ID);
+    for (int i = 0; i < out.length; i++) {
+      out[i] = stored.document(in.get(i), fields).get(ID);
+    }
+    return out;
+  }
+
+  /** Stored vectors of doc numbers (little-endian ints), as n * dim little-endian floats. */
+  public static byte[] vectors(IndexReader reader, String field, byte[] docnums, int dim)
+      throws java.io.IOException {
+    int[] docs = new int[docnums.length / 4];
+    le(docnums).asIntBuffer().get(docs);
+    Integer[] order = new Integer[docs.length];
+    for (int i = 0; i < order.length; i++) {
+      order[i] = i;
+    }
+    Arrays.sort(order, (a, b) -> Integer.compare(docs[a], docs[b]));
+    ByteBuffer out = ByteBuffer.allocate(docs.length * dim * 4).order(ByteOrder.LITTLE_ENDIAN);
+    List<LeafReaderContext> leaves = reader.leaves();
+    int leaf = -1;
+    FloatVectorValues values = null;
+    int base = 0;
+    for (int i : order) {
+      int doc = docs[i];
+      while (leaf + 1 < leaves.size() && leaves.get(leaf + 1).docBase <= doc) {
+        leaf++;
+        base = leaves.get(leaf).docBase;
+        values = leaves.get(leaf).reader().getFloatVectorValues(field);
+      }
+      int local = doc - base;
+      int current = values == null ? -1 : values.docID();
+      if (values == null || current > local || (current != local && values.advance(local) != local)) {
+        throw new IllegalArgumentException("document " + doc + " has no vector in field " + field);
+      }
+      float[] v = values.vectorValue();
+      out.position(i * dim * 4);
+      for (float f : v) {
+        out.putFloat(f);
+      }
+    }
+    return out.array();
+  }
+
+  /** Dimension of the vectors in {@code field}, or 0 when no segment has any. */
+  public static int dimension(IndexReader reader, String field) throws java.io.IOException {
+    for (LeafReaderContext ctx : reader.leaves()) {
+      FloatVectorValues values = ctx.reader().getFloatVectorValues(field);
+      if (values != null) {
+        return values.dimension();
+      }
+    }
+    return 0;
+  }
+}

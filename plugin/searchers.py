@@ -1,0 +1,94 @@
+"""One small searcher per view: BM25 over ``contents`` and HNSW over ``vector``.
+
+Both call Lucene's IndexSearcher directly (Anserini's searcher facades read a stored id per
+hit, which costs more through pyjnius than the search itself) and return ``Hits``: parallel
+arrays of Lucene doc numbers, ids and scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lucerag.index_reader import LuceneIndex, top_docs as _top_docs
+from lucerag.lucene import CONTENTS, java
+
+
+@dataclass(frozen=True)
+class Hits:
+    """A ranked list from one view (best first)."""
+
+    ids: list[str]
+    scores: np.ndarray      # float32; BM25 score, or cosine similarity for the dense view
+    docnums: list[int]      # Lucene doc numbers in that view's index
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls) -> "Hits":
+        return cls([], np.zeros(0, np.float32), [])
+
+
+
+
+def _le_bytes(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def _docs_filter(docnums: list[int]):
+    return java.Bridge.docsQuery(np.asarray(docnums, "<i4").tobytes())
+
+
+class BM25Searcher:
+    """BM25 (Anserini's analyzer and bag-of-words query) over the ``contents`` field."""
+
+    def __init__(self, index: LuceneIndex, k1: float = 0.9, b: float = 0.4):
+        self.index = index
+        self.searcher = java.IndexSearcher(index.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+        self.searcher.setSimilarity(java.BM25Similarity(float(k1), float(b)))
+        self._generator = java.BagOfWordsQueryGenerator()
+        self._analyzer = java.analyzer
+
+    def _query(self, text: str):
+        # The analyzer turns any text into terms: Lucene syntax (AND, :, *, ~ ...) is just text.
+        return self._generator.buildQuery(CONTENTS, self._analyzer, text)
+
+    def search(self, text: str, k: int = 100) -> Hits:
+        docnums, scores = _top_docs(self.searcher, self._query(text), k)
+        return Hits(self.index.ids(docnums), scores, docnums)
+
+    def score(self, text: str, docnums: list[int]) -> dict[int, float]:
+        """Exact BM25 scores of passages given by doc number in this index (a passage that
+        contains no query term scores 0 and is absent from the result)."""
+        if not docnums:
+            return {}
+        query = java.Bridge.restrict(self._query(text), _docs_filter(docnums))
+        found, scores = _top_docs(self.searcher, query, len(docnums))
+        return dict(zip(found, scores.tolist()))
+
+
+class DenseSearcher:
+    """HNSW k-nearest-neighbour search over unit vectors (DOT_PRODUCT similarity).
+
+    Lucene is asked for ``max(k, ef_search)`` neighbours, so ``ef_search`` is the beam width and
+    a ``k`` above it is never silently cut (a trap in Anserini's HnswDenseSearcher).
+    """
+
+    def __init__(self, index: LuceneIndex, ef_search: int = 100):
+        self.index = index
+        self.ef_search = ef_search
+        self.searcher = java.IndexSearcher(index.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+
+    def search(self, vector: np.ndarray, k: int = 100) -> Hits:
+        query = java.Bridge.knnQuery(self.index.vector_field, _le_bytes(vector), max(k, self.ef_search), None)
+        docnums, scores = _top_docs(self.searcher, query, k)
+        # Lucene maps a dot product d to (1 + d) / 2; give callers the cosine back.
+        return Hits(self.index.ids(docnums), scores * 2.0 - 1.0, docnums)
+
+    def score(self, vector: np.ndarray, docnums: list[int]) -> np.ndarray:
+        """Exact cosine similarities of passages given by doc number, from their stored vectors."""
+        if not docnums:
+            return np.zeros(0, np.float32)
+        return self.index.vectors(docnums) @ np.asarray(vector, np.float32)

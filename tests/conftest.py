@@ -1,0 +1,51 @@
+"""Shared fixtures: one real JVM, the real ONNX encoder, and small real Lucene indexes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+MINI_BEIR = DATA / "mini_beir"
+SHARED = ROOT.parent / "shared" / "data"
+DL19_SLICE = SHARED / "msmarco-dl19-5k"
+
+
+def needs_shared(path: Path = DL19_SLICE):
+    """Skip (with the reason) when the shared evaluation data is not beside the project."""
+    return pytest.mark.skipif(not path.exists(), reason=f"shared data not found at {path}")
+
+
+def mini_documents():
+    from lucerag.connectors import Document
+
+    return [Document(id=o["_id"], title=o["title"], text=o["text"])
+            for o in map(json.loads, (MINI_BEIR / "corpus.jsonl").read_text().splitlines())]
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from lucerag.models import load_encoder
+
+    return load_encoder(None, threads=1)
+
+
+@pytest.fixture(scope="session")
+def mini_index(tmp_path_factory, encoder) -> Path:
+    """The mini corpus in one lucerag index (BM25 + HNSW)."""
+    from lucerag.ingest import build_index
+
+    path = tmp_path_factory.mktemp("indexes") / "mini"
+    build_index(mini_documents(), path, encoder=encoder, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def retriever(mini_index, encoder):
+    from lucerag.retriever import Retriever
+
+    with Retriever.from_index(mini_index, encoder=encoder) as r:
+        yield r

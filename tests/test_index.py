@@ -1,0 +1,130 @@
+"""The one-index layout: both views, written in one commit, readable by Anserini's own searchers."""
+
+import numpy as np
+import pytest
+
+from conftest import mini_documents
+from lucerag.index_reader import IndexNotFoundError, LuceneIndex
+from lucerag.index_writer import IndexWriter
+from lucerag.lucene import java
+
+
+def _all_ids(index: LuceneIndex) -> set[str]:
+    return set(index.ids(range(index.reader.maxDoc())))
+
+
+def test_both_views_hold_the_same_ids(mini_index, encoder):
+    index = LuceneIndex(mini_index)
+    expected = {d.id for d in mini_documents()}
+    assert _all_ids(index) == expected
+    assert index.dim == encoder.dim == index.manifest.dim
+    docnums = list(range(index.reader.maxDoc()))
+    vectors = index.vectors(docnums)  # raises if any passage lacks a vector
+    assert vectors.shape == (len(expected), encoder.dim)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert index.manifest.encoder == encoder.manifest.name
+    assert index.manifest.passages == len(expected)
+
+
+def test_stored_vectors_are_the_encoder_output(mini_index, encoder):
+    index = LuceneIndex(mini_index)
+    doc = mini_documents()[0]
+    docnum = index.docnums([doc.id])[doc.id]
+    expected = encoder.encode_passages([doc.text])[0]
+    assert float(index.vectors([docnum])[0] @ expected) > 0.9999
+
+
+def test_anserini_searchers_read_the_index(mini_index, encoder):
+    from lucerag import jvm
+
+    simple = jvm.jclass("io.anserini.search.SimpleSearcher")(str(mini_index))
+    hits = simple.search("volcano magma erupts", 3)
+    assert hits[0].docid == "p03"
+    args = jvm.jclass("io.anserini.search.HnswDenseSearcher$Args")()
+    args.index = str(mini_index)
+    args.efSearch = 100
+    dense = jvm.jclass("io.anserini.search.HnswDenseSearcher")(args)
+    vector = encoder.encode_query("why does a volcano erupt").tolist()
+    hits = dense.search(vector, 3)
+    assert hits[0].docid == "p03"
+    simple.close()
+    dense.close()
+
+
+def test_record_keeps_title_and_text(mini_index):
+    index = LuceneIndex(mini_index)
+    record = index.record(index.docnums(["p05"])["p05"])
+    assert record["title"] == "Sourdough"
+    assert record["contents"].startswith("Sourdough bread rises")
+
+
+def test_failed_build_leaves_previous_index_untouched(tmp_path):
+    path = tmp_path / "idx"
+    with IndexWriter(path) as w:
+        w.add_batch(["a", "b"], ["first text", "second text"])
+    before = sorted(p.name for p in path.iterdir())
+    with pytest.raises(RuntimeError):
+        with IndexWriter(path) as w:
+            w.add_batch(["c"], ["replacement"])
+            raise RuntimeError("crash mid-build")
+    assert sorted(p.name for p in path.iterdir()) == before
+    assert _all_ids(LuceneIndex(path)) == {"a", "b"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".idx.")]  # no leftovers
+
+
+def test_append_upserts_by_id(tmp_path):
+    path = tmp_path / "idx"
+    with IndexWriter(path) as w:
+        w.add_batch(["a", "b"], ["old text about cats", "text about dogs"])
+    with IndexWriter(path, mode="append") as w:
+        w.add_batch(["a", "c"], ["new text about birds", "text about fish"])
+        w.delete(["b"])
+    index = LuceneIndex(path)
+    assert _all_ids(index) == {"a", "c"} and index.size == 2
+    assert index.record(index.docnums(["a"])["a"])["contents"] == "new text about birds"
+
+
+def test_vector_dimension_mismatch_is_named(tmp_path):
+    with IndexWriter(tmp_path / "idx", dim=4) as w:
+        with pytest.raises(ValueError, match=r"expected \(1, 4\)"):
+            w.add_batch(["a"], ["x"], np.ones((1, 3), np.float32))
+        w.add_batch(["b"], ["y"], np.ones((1, 4), np.float32) / 2)
+
+
+def test_empty_id_is_rejected(tmp_path):
+    with IndexWriter(tmp_path / "idx") as w:
+        with pytest.raises(ValueError, match="non-empty string"):
+            w.add_batch([""], ["text"])
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexNotFoundError, match="no Lucene index at"):
+        LuceneIndex(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IndexNotFoundError, match="no Lucene index at"):
+        LuceneIndex(tmp_path / "empty")
+
+
+def test_corrupt_index_is_a_clear_error(tmp_path):
+    path = tmp_path / "idx"
+    with IndexWriter(path) as w:
+        w.add_batch(["a"], ["text"])
+    for f in path.glob("segments_*"):
+        f.write_bytes(b"garbage")
+    with pytest.raises(IndexNotFoundError, match="cannot open Lucene index"):
+        LuceneIndex(path)
+
+
+def test_newer_lucene_index_is_explained(tmp_path):
+    """A segments file from a newer Lucene (as Anserini >= 2 writes) gets a clear message."""
+    path = tmp_path / "idx"
+    with IndexWriter(path) as w:
+        w.add_batch(["a"], ["text"])
+    segments = next(path.glob("segments_*"))
+    data = bytearray(segments.read_bytes())
+    # codec header: magic (4 bytes), name length (1) + "segments" (8), then the format version (4)
+    assert data[5:13] == b"segments"
+    data[13:17] = (99).to_bytes(4, "big")
+    segments.write_bytes(bytes(data))
+    with pytest.raises(IndexNotFoundError, match="newer Lucene"):
+        LuceneIndex(path)

@@ -1,0 +1,99 @@
+"""The query path on a real index: BM25, dense and hybrid, one index or two."""
+
+import pytest
+
+from conftest import mini_documents
+from lucerag.config import Config
+from lucerag.index_reader import IndexNotFoundError
+from lucerag.ingest import build_index
+from lucerag.retriever import QueryError, Retriever
+
+
+@pytest.mark.parametrize("method", ["bm25", "dense", "hybrid"])
+def test_each_method_finds_the_answer(retriever, method):
+    passages = retriever.search("why does a volcano erupt", k=3, method=method)
+    assert passages[0].id == "p03"
+    assert len(passages) >= 2  # BM25 returns only passages sharing a term with the query
+    assert [p.rank for p in passages] == list(range(1, len(passages) + 1))
+    assert all(a.score >= b.score for a, b in zip(passages, passages[1:]))
+    assert "magma" in passages[0].text and passages[0].title == "Volcanoes"
+
+
+def test_hybrid_passages_carry_both_views(retriever):
+    passages = retriever.search("approximate nearest neighbour search graph", k=5)
+    top = passages[0]
+    assert top.id == "p13"
+    assert top.bm25_score is not None and top.dense_score is not None
+    assert top.bm25_rank == 1 or top.dense_rank == 1
+    assert all(p.dense_score is not None and -1.0 <= p.dense_score <= 1.0 for p in passages)
+
+
+def test_hybrid_fills_in_exact_scores_for_one_view_candidates(retriever, encoder):
+    """A passage only one view retrieved gets its real score from the other view, not zero."""
+    query = "how do bees tell others where flowers are"
+    depth = 3
+    candidates, _ = retriever.candidates(query, depth)
+    only_bm25 = [i for i in range(len(candidates)) if candidates.dense_rank[i] == 0]
+    only_dense = [i for i in range(len(candidates)) if candidates.bm25_rank[i] == 0]
+    assert only_bm25 or only_dense
+    qv = encoder.encode_query(query)
+    for i in only_bm25:
+        doc = next(d for d in mini_documents() if d.id == candidates.ids[i])
+        expected = float(encoder.encode_passages([doc.text])[0] @ qv)
+        assert candidates.dense[i] == pytest.approx(expected, abs=1e-3)
+    full_bm25 = dict(zip(*(lambda h: (h.ids, h.scores))(retriever.bm25.search(query, 100))))
+    for i in only_dense:
+        assert candidates.bm25[i] == pytest.approx(full_bm25.get(candidates.ids[i], 0.0), rel=1e-5)
+
+
+def test_lucene_syntax_is_plain_text(retriever):
+    for query in ['AND OR ( ) : " * ~ ^ \\', "volcano AND (magma OR lava)~2 title:*", "c++ -- \"unterminated"]:
+        passages = retriever.search(query, k=3)
+        assert isinstance(passages, list)
+    assert retriever.search("volcano AND (magma OR lava)~2", k=1, method="bm25")[0].id in {"p03", "p04"}
+
+
+def test_empty_query_is_rejected(retriever):
+    for query in ["", "   \n\t"]:
+        with pytest.raises(QueryError, match="query is empty"):
+            retriever.search(query)
+
+
+def test_unknown_method_is_named(retriever):
+    with pytest.raises(ValueError, match="unknown method 'sparse'"):
+        retriever.search("tea", method="sparse")
+
+
+def test_rrf_fusion_from_configuration(mini_index, encoder):
+    config = Config.for_index(mini_index, fusion={"method": "rrf", "rrf_k": 60})
+    with Retriever(config, encoder=encoder) as r:
+        top = r.search("how is espresso made", k=2)
+    assert top[0].id == "p14"
+    assert top[0].score == pytest.approx(sum(1 / (60 + x) for x in (top[0].bm25_rank, top[0].dense_rank) if x))
+
+
+def test_two_existing_indexes_give_the_same_ranking(tmp_path, mini_index, encoder, retriever):
+    """Anserini deployments keep BM25 and HNSW in separate indexes: configuration accepts both."""
+    bm25_dir, dense_dir = tmp_path / "bm25", tmp_path / "dense"
+    build_index(mini_documents(), bm25_dir, dense=False, progress=False)
+    build_index(mini_documents(), dense_dir, encoder=encoder, progress=False)
+    config = Config.model_validate({"index": {"bm25_path": str(bm25_dir), "dense_path": str(dense_dir)}})
+    with Retriever(config, encoder=encoder) as two:
+        for query in ["what causes tides in the ocean", "do antibiotics work against viruses"]:
+            a = two.search(query, k=5)
+            b = retriever.search(query, k=5)
+            assert [p.id for p in a] == [p.id for p in b]
+            assert [p.score for p in a] == pytest.approx([p.score for p in b], abs=1e-6)
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexNotFoundError, match="no Lucene index at"):
+        Retriever.from_index(tmp_path / "missing")
+
+
+def test_dense_without_vectors_is_a_clear_error(tmp_path, encoder):
+    build_index(mini_documents(), tmp_path / "bm25", dense=False, progress=False)
+    with Retriever.from_index(tmp_path / "bm25", encoder=encoder) as r:
+        assert r.search("tea", k=1, method="bm25")[0].id == "p15"
+        with pytest.raises(ValueError, match="no dense vectors"):
+            r.search("tea", method="dense")
