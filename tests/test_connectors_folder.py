@@ -1,0 +1,121 @@
+"""Folder connector: .txt/.md/.html/.pdf files with real extraction (pypdf, BeautifulSoup)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from lucerag.connectors import ConnectorError, Rejected, guess_format, read_documents
+
+
+def make_pdf(lines: list[str], title: str | None = None) -> bytes:
+    """A minimal valid one-page PDF (Helvetica text, correct xref table)."""
+    shown = b" ".join(b"(%s) '" % line.encode("latin-1") for line in lines)
+    content = b"BT /F1 12 Tf 14 TL 72 720 Td " + shown + b" ET"
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    if title is not None:
+        objs.append(b"<< /Title (%s) >>" % title.encode("latin-1"))
+    out, offsets = b"%PDF-1.4\n", []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, obj)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    info = b" /Info %d 0 R" % len(objs) if title is not None else b""
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, info, xref)
+    return out
+
+
+HTML = """<!doctype html><html><head><meta charset="utf-8"><title>Café guide</title>
+<style>body { color: red }</style><script>var hidden = "SCRIPT TEXT";</script></head>
+<body><h1>Welcome</h1><p>Espresso &amp; <b>crème</b> brûlée.</p>
+
+<p>Second paragraph.</p></body></html>"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / ".git").mkdir()
+    (root / "a.txt").write_text("Plain text file.\nSecond line.")
+    (root / "sub" / "guide.md").write_text("Intro line\n\n## Install Guide ##\n\nRun `pip install`.\n# Later\n")
+    (root / "sub" / "page.html").write_text(HTML)
+    (root / "sub" / "deeper" / "report.pdf").write_bytes(make_pdf(["Quarterly results", "Revenue grew."], "Q3 Report"))
+    (root / "sub" / "deeper" / "untitled.pdf").write_bytes(make_pdf(["No title here"]))
+    (root / "image.png").write_bytes(b"\x89PNG")
+    (root / ".hidden.txt").write_text("secret")
+    (root / ".git" / "HEAD.txt").write_text("ref")
+    os.utime(root / "a.txt", (1_700_000_000, 1_700_000_000))
+    return root
+
+
+def test_folder_reads_all_supported_files(folder: Path) -> None:
+    assert guess_format(folder) == "folder"
+    stream = read_documents(folder)
+    docs = {d.id: d for d in stream}
+    assert list(docs) == ["a.txt", "sub/deeper/report.pdf", "sub/deeper/untitled.pdf", "sub/guide.md", "sub/page.html"]
+    assert stream.stats.read == 5 and stream.stats.rejected == 0
+
+    txt = docs["a.txt"]
+    assert (txt.title, txt.text) == ("a", "Plain text file.\nSecond line.")
+    assert txt.metadata == {"path": "a.txt", "format": "txt", "modified": "2023-11-14T22:13:20+00:00"}
+
+    md = docs["sub/guide.md"]
+    assert md.title == "Install Guide" and "Run `pip install`." in md.text
+
+    html = docs["sub/page.html"]
+    assert html.title == "Café guide"
+    assert "Espresso & crème brûlée." in html.text and "Second paragraph." in html.text
+    assert "SCRIPT TEXT" not in html.text and "color: red" not in html.text and "<p>" not in html.text
+
+    pdf = docs["sub/deeper/report.pdf"]
+    assert pdf.title == "Q3 Report" and pdf.metadata["pages"] == 1 and pdf.metadata["format"] == "pdf"
+    assert "Quarterly results" in pdf.text and "Revenue grew." in pdf.text
+    assert docs["sub/deeper/untitled.pdf"].title == "untitled"
+    datetime.fromisoformat(pdf.metadata["modified"])
+
+
+def test_single_file_and_extension_filter(folder: Path) -> None:
+    [doc] = read_documents(folder / "sub" / "page.html")
+    assert doc.id == "page.html" and doc.title == "Café guide"
+    assert [d.id for d in read_documents(folder, extensions=["md", ".PDF"])] == [
+        "sub/deeper/report.pdf", "sub/deeper/untitled.pdf", "sub/guide.md"]
+    with pytest.raises(ConnectorError, match="no extractor"):
+        list(read_documents(folder, extensions=[".docx"]))
+    with pytest.raises(ConnectorError, match="not a "):
+        list(read_documents(folder / "image.png", format="folder"))
+
+
+def test_bad_files_are_rejected_with_path(folder: Path) -> None:
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf at all")
+    (folder / "latin1.txt").write_bytes(b"caf\xe9")
+    (folder / "empty.md").write_text("  \n")
+    (folder / "blank.pdf").write_bytes(make_pdf([]))
+    with pytest.raises(ConnectorError) as exc:
+        list(read_documents(folder))
+    assert str(exc.value).startswith(f"{folder}: path blank.pdf: PDF has no extractable text")
+    rejects: list[Rejected] = []
+    stream = read_documents(folder, on_error="skip", rejects=rejects)
+    ids = [d.id for d in stream]
+    assert len(ids) == 5 and stream.stats.read == 9 and stream.stats.rejected == 4
+    why = {r.location: r.reason for r in rejects}
+    assert why["path broken.pdf"].startswith("unreadable PDF")
+    assert why["path latin1.txt"] == "invalid UTF-8 at byte 3"
+    assert why["path empty.md"] == "empty text (id 'empty.md')"
+    assert "no extractable text" in why["path blank.pdf"]
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConnectorError, match="no such file"):
+        read_documents(tmp_path / "nope", format="folder")
