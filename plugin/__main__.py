@@ -1,0 +1,3 @@
+from lucerag.cli import main
+
+main()

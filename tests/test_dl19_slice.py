@@ -1,0 +1,44 @@
+"""Quality on the real MS MARCO passage slice judged with TREC DL19 (skips without ../shared/data)."""
+
+import pytest
+
+from conftest import DL19_SLICE, needs_shared
+
+pytestmark = needs_shared(DL19_SLICE)
+
+
+@pytest.fixture(scope="module")
+def slice_results(tmp_path_factory, encoder):
+    from lucerag.connectors import read_beir_qrels, read_beir_queries, read_documents
+    from lucerag.evaluate import run_queries, score_run
+    from lucerag.ingest import build_index
+    from lucerag.retriever import Retriever
+
+    index = tmp_path_factory.mktemp("dl19") / "index"
+    stream = read_documents(DL19_SLICE / "corpus.jsonl")
+    report = build_index(stream, index, encoder=encoder, progress=False, stats=stream.stats)
+    assert report.read == report.indexed == 5000 and report.rejected == 0
+    qrels = read_beir_qrels(DL19_SLICE)
+    queries = {q: t for q, t in read_beir_queries(DL19_SLICE).items() if q in qrels}
+    assert len(queries) == 43
+    results = {}
+    with Retriever.from_index(index, encoder=encoder) as retriever:
+        for method in ("bm25", "dense", "hybrid"):
+            run, _ = run_queries(lambda q, m=method: (lambda r: (r.ids, r.scores))(retriever.rank(q, m, 100)),
+                                 queries)
+            results[method] = score_run(run, qrels, ["nDCG@10", "R@100"])
+    return results
+
+
+def test_bm25_quality(slice_results):
+    assert slice_results["bm25"]["nDCG@10"] >= 0.60
+
+
+def test_dense_quality(slice_results):
+    assert slice_results["dense"]["nDCG@10"] >= 0.68
+
+
+def test_hybrid_beats_the_better_view(slice_results):
+    r = slice_results
+    assert r["hybrid"]["nDCG@10"] >= max(r["dense"]["nDCG@10"], r["bm25"]["nDCG@10"])
+    assert r["hybrid"]["R@100"] >= max(r["dense"]["R@100"], r["bm25"]["R@100"])
