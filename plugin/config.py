@@ -68,6 +68,14 @@ class SearchConfig(_Section):
     k: int = Field(10, ge=1, le=1000)
 
 
+class FilterConfig(_Section):
+    """The relevance filter applied by ``Retriever.search`` (hybrid only)."""
+
+    enabled: bool = True
+    calibrator: str = "auto"   # "auto": <index>/lucerag-calibrator.json, else the shipped default
+    threshold: float | None = Field(None, ge=0, le=1)  # override the calibrator's threshold
+
+
 class JvmConfig(_Section):
     heap: str = Field("2g", pattern=r"^\d+[kKmMgG]$")
 
@@ -81,6 +89,7 @@ class Config(_Section):
     dense: DenseConfig = DenseConfig()
     fusion: FusionConfig = FusionConfig()
     search: SearchConfig = SearchConfig()
+    filter: FilterConfig = FilterConfig()
     jvm: JvmConfig = JvmConfig()
 
     @classmethod
@@ -110,6 +119,9 @@ class Config(_Section):
             value = getattr(idx, name)
             if value is not None and not value.is_absolute():
                 setattr(idx, name, (base / value).resolve())
+        cal = self.filter.calibrator
+        if cal != "auto" and not Path(cal).is_absolute():
+            self.filter.calibrator = str((base / cal).resolve())
         model = self.encoder.model
         if model != "default" and not Path(model).is_absolute() and (base / model).exists():
             self.encoder.model = str((base / model).resolve())

@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 
+from lucerag.calibration import Calibrator
 from lucerag.config import Config
 from lucerag.fusion import Candidates, fuse
 from lucerag.index_reader import LuceneIndex
@@ -56,6 +57,7 @@ class Retriever:
             self.dense = DenseSearcher(self.dense_index, config.dense.ef_search)
         self.shared_index = self.bm25_index is not None and self.bm25_index is self.dense_index
         self._encoder = encoder
+        self._calibrator: Calibrator | None | bool = False  # False: not looked up yet
 
     @classmethod
     def from_config(cls, path: str | Path, encoder=None) -> "Retriever":
@@ -83,7 +85,29 @@ class Retriever:
         if manifest and manifest.dim and manifest.dim != self._encoder.dim:
             raise ValueError(f"index {self.dense_index.path} holds {manifest.dim}-dimensional vectors "
                              f"but the encoder makes {self._encoder.dim}-dimensional ones")
+        if manifest is not None and not getattr(self, "_encoder_checked", False):
+            manifest.check_encoder(self._encoder, self.dense_index.path)  # name, weights hash, prefixes
+            self._encoder_checked = True
         return self._encoder
+
+    @property
+    def calibrator(self) -> Calibrator | None:
+        """The relevance filter's calibrator (None when none fits this index and encoder)."""
+        if self._calibrator is False:
+            self._calibrator = self._find_calibrator()
+        return self._calibrator
+
+    def _find_calibrator(self) -> Calibrator | None:
+        choice = self.config.filter.calibrator
+        if choice != "auto":
+            return Calibrator.load(choice)
+        for index in (self.bm25_index, self.dense_index):
+            if index is not None and (index.path / Calibrator.FILENAME).is_file():
+                return Calibrator.load(index.path)
+        default = Calibrator.default()
+        if self.dense is not None and default.encoder == self.encoder.manifest.name:
+            return default
+        return None
 
     # -- the query path ---------------------------------------------------------------
 
@@ -152,9 +176,46 @@ class Retriever:
                 bm25_scores[pos[pid]] = by_docnum.get(d, 0.0)
         return Candidates(ids, bm25_scores, dense_scores, bm25_rank, dense_rank)
 
-    def search(self, query: str, k: int | None = None, method: Method = "hybrid") -> list[Passage]:
-        """The top ``k`` passages for ``query``, with text and per-view evidence."""
-        ranking = self.rank(query, method, k)
+    def filtered(self, query: str, k: int | None = None) -> tuple[Ranking, np.ndarray]:
+        """Hybrid ranking cut by the relevance filter, and each kept passage's P(relevant).
+
+        An empty ranking means no candidate reached the threshold: nothing is relevant enough.
+        """
+        cal = self.calibrator
+        if cal is None:
+            raise ValueError("no relevance calibrator fits this index and encoder: fit one with "
+                             "`lucerag calibrate`, or search with filter=False")
+        query = _check_query(query)
+        k = k or self.config.search.k
+        f = self.config.fusion
+        candidates, refs = self.candidates(query, max(k, f.depth))
+        fused = fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
+        order = np.argsort(-fused, kind="stable")[:f.depth]
+        probs = cal.predict(candidates, fused, query)[order]
+        threshold = self.config.filter.threshold if self.config.filter.threshold is not None else cal.threshold
+        keep = probs >= threshold
+        order, probs = order[keep][:k], probs[keep][:k]
+        ranking = Ranking([candidates.ids[i] for i in order], fused[order], [refs[i] for i in order],
+                          candidates, order)
+        return ranking, probs
+
+    def search(self, query: str, k: int | None = None, method: Method = "hybrid",
+               filter: bool | None = None) -> list[Passage]:
+        """The top ``k`` passages for ``query``, with text and per-view evidence.
+
+        ``filter`` (hybrid only; default ``filter.enabled`` when a calibrator fits the index)
+        keeps only passages whose calibrated probability of relevance reaches the threshold,
+        so the list may be empty.
+        """
+        probs = None
+        if filter is None:
+            filter = self.config.filter.enabled and method == "hybrid" and self.calibrator is not None
+        if filter:
+            if method != "hybrid":
+                raise ValueError(f"the relevance filter needs method 'hybrid', not {method!r}")
+            ranking, probs = self.filtered(query, k)
+        else:
+            ranking = self.rank(query, method, k)
         passages = []
         for r, (pid, score, (index, docnum)) in enumerate(zip(ranking.ids, ranking.scores.tolist(),
                                                                 ranking.refs), 1):
@@ -170,6 +231,8 @@ class Retriever:
                 p.bm25_score, p.dense_score = float(c.bm25[i]), float(c.dense[i])
                 p.bm25_rank = int(c.bm25_rank[i]) or None
                 p.dense_rank = int(c.dense_rank[i]) or None
+            if probs is not None:
+                p.p_relevant = float(probs[r - 1])
             passages.append(p)
         return passages
 

@@ -49,3 +49,18 @@ def retriever(mini_index, encoder):
 
     with Retriever.from_index(mini_index, encoder=encoder) as r:
         yield r
+
+
+@pytest.fixture(scope="session")
+def dl19_index(tmp_path_factory, encoder) -> Path:
+    """The MS MARCO DL19 slice in one lucerag index (built once per test session)."""
+    if not DL19_SLICE.exists():
+        pytest.skip(f"shared data not found at {DL19_SLICE}")
+    from lucerag.connectors import read_documents
+    from lucerag.ingest import build_index
+
+    path = tmp_path_factory.mktemp("dl19") / "index"
+    stream = read_documents(DL19_SLICE / "corpus.jsonl")
+    report = build_index(stream, path, encoder=encoder, progress=False, stats=stream.stats)
+    assert report.read == report.indexed == 5000 and report.rejected == 0
+    return path

@@ -8,16 +8,12 @@ pytestmark = needs_shared(DL19_SLICE)
 
 
 @pytest.fixture(scope="module")
-def slice_results(tmp_path_factory, encoder):
-    from lucerag.connectors import read_beir_qrels, read_beir_queries, read_documents
+def slice_results(dl19_index, encoder):
+    from lucerag.connectors import read_beir_qrels, read_beir_queries
     from lucerag.evaluate import run_queries, score_run
-    from lucerag.ingest import build_index
     from lucerag.retriever import Retriever
 
-    index = tmp_path_factory.mktemp("dl19") / "index"
-    stream = read_documents(DL19_SLICE / "corpus.jsonl")
-    report = build_index(stream, index, encoder=encoder, progress=False, stats=stream.stats)
-    assert report.read == report.indexed == 5000 and report.rejected == 0
+    index = dl19_index
     qrels = read_beir_qrels(DL19_SLICE)
     queries = {q: t for q, t in read_beir_queries(DL19_SLICE).items() if q in qrels}
     assert len(queries) == 43
