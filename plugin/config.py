@@ -91,6 +91,9 @@ class Config(_Section):
     search: SearchConfig = SearchConfig()
     filter: FilterConfig = FilterConfig()
     jvm: JvmConfig = JvmConfig()
+    # Sections of the RAG layer, validated by lucerag.api.load_config (LLMConfig, ContextBuilder).
+    llm: dict = Field(default_factory=dict)
+    context: dict = Field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
@@ -131,6 +134,8 @@ class Config(_Section):
         """The configuration as TOML text (simple writer: the schema is two levels deep)."""
         lines: list[str] = []
         for section, values in self.model_dump(exclude_none=True).items():
+            if not values and section in ("llm", "context"):
+                continue
             lines.append(f"[{section}]")
             for key, value in values.items():
                 lines.append(f"{key} = {_toml_value(value)}")
@@ -142,10 +147,10 @@ class ConfigError(ValueError):
     """The configuration file is missing, not TOML, or fails validation."""
 
 
-def format_errors(exc: ValidationError) -> str:
+def format_errors(exc: ValidationError, prefix: str = "") -> str:
     parts = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(err["loc"])) or "(top level)"
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown key '{key}'")
         else:

@@ -45,11 +45,22 @@ class LuceneIndex:
             raise IndexNotFoundError(f"cannot open Lucene index at {self.path}: {message}") from None
         self.searcher = java.IndexSearcher(self.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
         self.vector_field = vector_field
-        self._stored = self.reader.storedFields()
+        # Lucene's StoredFields is single-threaded and pyjnius releases the GIL in Java calls:
+        # one per thread. Keyed by thread id rather than threading.local, so no Java reference
+        # is released by a thread that has already detached from the JVM.
+        self._stored_by_thread: dict[int, object] = {}
         self._dim: int | None = None
         self._ids: dict[int, str] = {}
         self._vectors: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
+
+    @property
+    def _stored(self):
+        ident = threading.get_ident()
+        stored = self._stored_by_thread.get(ident)
+        if stored is None:
+            stored = self._stored_by_thread[ident] = self.reader.storedFields()
+        return stored
 
     @property
     def size(self) -> int:

@@ -6,7 +6,6 @@ import pytest
 from conftest import mini_documents
 from lucerag.index_reader import IndexNotFoundError, LuceneIndex
 from lucerag.index_writer import IndexWriter
-from lucerag.lucene import java
 
 
 def _all_ids(index: LuceneIndex) -> set[str]:
