@@ -1,0 +1,241 @@
+"""Encoder benchmark: ONNX fp32 / int8 vs the PyTorch reference, on the same texts, in one run.
+
+``python -m lucerag.models.bench`` prints one JSON object (see :func:`run_encoder_bench`).
+torch is imported only for the reference side, and only when ``torch_reference`` is true.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .encoder import OnnxEncoder
+from .manifest import ModelManifest
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msmarco-dl19-5k"
+
+
+def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line, _ in zip(f, range(limit if limit is not None else 1 << 62))]
+
+
+def load_texts(data_dir: Path | None = None, n_passages: int = 1000) -> tuple[list[str], list[str], str]:
+    """(queries, passages, source): MS MARCO DL19-5K when present, else sentences of the repo's docs."""
+    data = Path(data_dir) if data_dir else DEFAULT_DATA
+    if (data / "queries.jsonl").is_file() and (data / "corpus.jsonl").is_file():
+        queries = [r["text"] for r in _jsonl(data / "queries.jsonl")]
+        passages = [r["text"] for r in _jsonl(data / "corpus.jsonl", n_passages)]
+        return queries, passages, str(data.resolve())
+    root = Path(__file__).resolve().parents[1]
+    sentences = [
+        s.strip() for p in sorted(root.glob("docs/*.md")) for s in p.read_text(encoding="utf-8").split(".") if len(s.strip()) > 3
+    ]
+    if not sentences:
+        raise FileNotFoundError(f"no benchmark texts: neither {data} nor docs/*.md")
+    short = [s for s in sentences if len(s.split()) <= 16] or sentences
+    return short, [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)][:n_passages], "docs/*.md"
+
+
+def _cycle(items: list[str], n: int) -> list[str]:
+    return [items[i % len(items)] for i in range(n)]
+
+
+def _latencies_ms(fn, texts: list[str], warmup: int = 10) -> np.ndarray:
+    for t in texts[:warmup]:
+        fn(t)
+    out = np.empty(len(texts))
+    for i, t in enumerate(texts):
+        t0 = time.perf_counter()
+        fn(t)
+        out[i] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def _throughput(enc: OnnxEncoder, passages: list[str], batch_size: int) -> float:
+    enc.encode_passages(passages[: 2 * batch_size], batch_size=batch_size)  # warm up
+    t0 = time.perf_counter()
+    enc.encode_passages(passages, batch_size=batch_size)
+    return len(passages) / (time.perf_counter() - t0)
+
+
+def ndcg_at_10(scores: np.ndarray, qids: list[str], doc_ids: list[str], qrels: dict[str, dict[str, int]]) -> float:
+    """Mean nDCG@10 (linear gains, trec_eval style) over the queries that have judgments."""
+    vals = []
+    for qi, qid in enumerate(qids):
+        rels = qrels.get(qid)
+        if not rels:
+            continue
+        top = np.argsort(-scores[qi], kind="stable")[:10]
+        dcg = sum(rels.get(doc_ids[d], 0) / np.log2(r + 2) for r, d in enumerate(top))
+        ideal = sorted(rels.values(), reverse=True)[:10]
+        vals.append(dcg / sum(g / np.log2(r + 2) for r, g in enumerate(ideal)))
+    return float(np.mean(vals))
+
+
+def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: int) -> dict:
+    corpus = _jsonl(data / "corpus.jsonl")
+    queries = _jsonl(data / "queries.jsonl")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(data / "qrels.tsv", encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            q, d, s = line.split()
+            qrels.setdefault(q, {})[d] = int(s)
+    texts = [(r.get("title", "") + " " + r["text"]).strip() for r in corpus]
+    ids, qids = [r["_id"] for r in corpus], [r["_id"] for r in queries]
+    out = {}
+    for label, enc in (("fp32", fp32), ("int8", int8)):
+        docs = enc.encode_passages(texts, batch_size=batch_size)
+        q = enc.encode_queries([r["text"] for r in queries])
+        out[f"ndcg10_{label}"] = round(ndcg_at_10(q @ docs.T, qids, ids, qrels), 4)
+    return out
+
+
+def _torch_reference(manifest: ModelManifest, tokenizer, threads: int):
+    """Single-text PyTorch encoder (default attention implementation, as sentence-transformers loads it)."""
+    import torch
+
+    from .export import build_pooled_module
+
+    module = build_pooled_module(Path(manifest.source), manifest.pooling, manifest.normalize, attn_implementation=None)
+    takes_types = "token_type_ids" in manifest.inputs
+
+    def encode(text: str) -> np.ndarray:
+        ids = torch.tensor([tokenizer.encode(text).ids])
+        args = (ids, torch.ones_like(ids)) + ((torch.zeros_like(ids),) if takes_types else ())
+        with torch.inference_mode():
+            return module(*args)[0].numpy()
+
+    def set_threads(n: int) -> None:
+        torch.set_num_threads(n)
+
+    set_threads(threads)
+    return encode, set_threads
+
+
+def _int8_dir_for(fp32_dir: Path) -> Path:
+    from .export import quantize_model
+
+    target = fp32_dir.with_name(fp32_dir.name + "-int8")
+    if not (target / "model.onnx").is_file():
+        try:
+            quantize_model(fp32_dir, target)
+        except FileExistsError:
+            pass
+    return target
+
+
+def run_encoder_bench(
+    model_dir: str | Path | None = None,
+    int8_dir: str | Path | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    n_queries: int = 200,
+    n_passages: int = 1000,
+    n_parity: int = 256,
+    batch_size: int = 32,
+    query_threads: int = 1,
+    passage_threads: int | None = None,
+    torch_reference: bool = True,
+    ndcg: bool = False,
+    verbose: bool = True,
+) -> dict:
+    """Measure latency, throughput and parity; print (when verbose) and return one JSON-able dict.
+
+    ``model_dir``: an exported fp32 folder (default: the cached default model, exported if needed).
+    ``int8_dir``: its int8 twin (default: ``<model_dir>-int8``, quantised on first use).
+    Query latency: ``n_queries`` single unpadded queries, ``query_threads`` threads (ONNX and torch).
+    Throughput: ``n_passages`` passages, ``passage_threads`` (None: all cores), length-bucketed batches.
+    Parity: minimum cosine over ``n_parity`` texts between ONNX (padded, mixed-length batches) and
+    PyTorch (one unpadded text at a time). ``ndcg``: exact dense nDCG@10 on DL19-5K for fp32 and int8.
+    """
+    if model_dir is None:
+        from .store import ensure_default_model
+
+        model_dir = ensure_default_model()
+    model_dir = Path(model_dir)
+    int8_dir = Path(int8_dir) if int8_dir else _int8_dir_for(model_dir)
+    queries, passages, source = load_texts(Path(data_dir) if data_dir else None, n_passages)
+    qtexts = _cycle(queries, n_queries)
+
+    fp32_q = OnnxEncoder(model_dir, threads=query_threads)
+    int8_q = OnnxEncoder(int8_dir, threads=query_threads)
+    m = fp32_q.manifest
+    onnx_ms = _latencies_ms(fp32_q.encode_query, qtexts)
+    int8_ms = _latencies_ms(int8_q.encode_query, qtexts)
+    fp32_p = OnnxEncoder(model_dir, threads=passage_threads)
+    int8_p = OnnxEncoder(int8_dir, threads=passage_threads)
+    result: dict = {
+        "model": m.name,
+        "texts": source,
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews every timing
+        "onnxruntime": ort.__version__,
+        "providers": fp32_p.providers,
+        "query_threads": query_threads,
+        "passage_threads": passage_threads,
+        "n_queries": len(qtexts),
+        "onnx_p50_ms": round(float(np.percentile(onnx_ms, 50)), 3),
+        "onnx_p99_ms": round(float(np.percentile(onnx_ms, 99)), 3),
+        "int8_p50_ms": round(float(np.percentile(int8_ms, 50)), 3),
+        "int8_p99_ms": round(float(np.percentile(int8_ms, 99)), 3),
+        "n_passages": len(passages),
+        "batch_size": batch_size,
+        "passages_per_s": round(_throughput(fp32_p, passages, batch_size), 1),
+        "int8_passages_per_s": round(_throughput(int8_p, passages, batch_size), 1),
+    }
+    if torch_reference:
+        ref, set_threads = _torch_reference(m, fp32_q.tokenizer, query_threads)
+        torch_ms = _latencies_ms(lambda t: ref(m.query_prefix + t), qtexts)
+        result["torch_p50_ms"] = round(float(np.percentile(torch_ms, 50)), 3)
+        result["torch_p99_ms"] = round(float(np.percentile(torch_ms, 99)), 3)
+        result["speedup_vs_torch"] = round(result["torch_p50_ms"] / result["onnx_p50_ms"], 2)
+        set_threads(passage_threads or os.cpu_count() or 1)
+        par_q = queries[: max(1, n_parity // 5)]
+        par_p = _cycle(passages, n_parity - len(par_q)) if passages else []
+        want = np.stack([ref(m.query_prefix + t) for t in par_q] + [ref(m.passage_prefix + t) for t in par_p])
+        for label, enc in (("fp32", fp32_p), ("int8", int8_p)):
+            got = np.concatenate([enc.encode_queries(par_q, batch_size=8), enc.encode_passages(par_p, batch_size=batch_size)])
+            result[f"cos_min_{label}"] = round(float((got * want).sum(1).min()), 6)
+        result["n_parity"] = len(want)
+    else:
+        result.update(torch_p50_ms=None, cos_min_fp32=None, cos_min_int8=None)
+    if ndcg:
+        data = Path(data_dir) if data_dir else DEFAULT_DATA
+        if (data / "qrels.tsv").is_file():
+            result.update(_dense_ndcg(fp32_p, int8_p, data, batch_size))
+    if verbose:
+        print(json.dumps(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m lucerag.models.bench", description=__doc__)
+    ap.add_argument("--model", type=Path, default=None, help="exported fp32 model folder")
+    ap.add_argument("--int8-model", type=Path, default=None)
+    ap.add_argument("--data", type=Path, default=None, help="folder with queries.jsonl/corpus.jsonl[/qrels.tsv]")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--passages", type=int, default=1000)
+    ap.add_argument("--parity", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--query-threads", type=int, default=1)
+    ap.add_argument("--passage-threads", type=int, default=None)
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    ap.add_argument("--ndcg", action="store_true", help="also exact dense nDCG@10 on DL19-5K, fp32 and int8")
+    a = ap.parse_args(argv)
+    return run_encoder_bench(
+        a.model, a.int8_model, data_dir=a.data, n_queries=a.queries, n_passages=a.passages, n_parity=a.parity,
+        batch_size=a.batch_size, query_threads=a.query_threads, passage_threads=a.passage_threads,
+        torch_reference=not a.no_torch, ndcg=a.ndcg,
+    )
+
+
+if __name__ == "__main__":
+    main()

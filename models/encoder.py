@@ -1,0 +1,130 @@
+"""Runtime bi-encoder: onnxruntime + tokenizers + numpy only (never torch).
+
+One :class:`OnnxEncoder` holds one onnxruntime session and one tokenizer; both are safe to share
+across threads (``InferenceSession.run`` is thread-safe and the tokenizer is never mutated after
+construction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from .manifest import MODEL_FILE, TOKENIZER_FILE, ModelManifest
+
+TextLike = str | bytes
+
+
+def _clean(text: TextLike) -> str:
+    """Accept str or bytes; undecodable bytes and lone surrogates become U+FFFD instead of failing."""
+    if isinstance(text, str):
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text).decode("utf-8", "replace")
+    raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
+
+
+def default_providers() -> list[str]:
+    """CUDA first when onnxruntime-gpu sees a GPU, CPU always as the fallback."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class OnnxEncoder:
+    """Encode queries and passages with an exported model folder (see ``lucerag.models.export``).
+
+    ``threads``: onnxruntime intra-op threads (None: onnxruntime's default, all physical cores).
+    Queries are encoded unpadded; passage batches are sorted by length and padded to the longest
+    in each batch. Inputs longer than ``manifest.max_length`` tokens are truncated.
+    """
+
+    def __init__(self, model_dir: str | Path, threads: int | None = None, *, providers: Sequence[str] | None = None):
+        self.model_dir = Path(model_dir)
+        self.manifest = ModelManifest.load(self.model_dir)
+        self.dim = self.manifest.dim
+        self.threads = threads
+        tok = Tokenizer.from_file(str(self.model_dir / TOKENIZER_FILE))
+        tok.no_padding()
+        tok.enable_truncation(self.manifest.max_length)
+        self._tok = tok
+        self._pad_id = next((i for t in ("[PAD]", "<pad>") if (i := tok.token_to_id(t)) is not None), 0)
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.inter_op_num_threads = 1
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(
+            str(self.model_dir / MODEL_FILE), opts, providers=list(providers or default_providers())
+        )
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        self._outputs = ["embedding"]
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"OnnxEncoder({m.name!r}, dim={m.dim}, pooling={m.pooling}, precision={m.precision}, dir={str(self.model_dir)!r})"
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The truncating, non-padding tokenizer (treat as read-only: it is shared across threads)."""
+        return self._tok
+
+    def _feeds(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return feeds
+
+    def encode_query(self, text: TextLike) -> np.ndarray:
+        """One query -> (dim,) float32, unpadded, with the manifest's query prefix."""
+        ids = np.asarray(self._tok.encode(self.manifest.query_prefix + _clean(text)).ids, dtype=np.int64)[None, :]
+        return self.session.run(self._outputs, self._feeds(ids, np.ones_like(ids)))[0][0]
+
+    def encode_queries(self, texts: Iterable[TextLike], batch_size: int = 32) -> np.ndarray:
+        """Several queries -> (n, dim), query prefix applied."""
+        return self._encode(texts, self.manifest.query_prefix, batch_size)
+
+    def encode_passages(self, texts: Iterable[TextLike], batch_size: int = 32) -> np.ndarray:
+        """Passages -> (n, dim), passage prefix applied, length-bucketed dynamic padding."""
+        return self._encode(texts, self.manifest.passage_prefix, batch_size)
+
+    def token_lengths(self, texts: Sequence[TextLike], prefix: str = "") -> list[int]:
+        """Token counts after truncation (special tokens included)."""
+        return [len(e.ids) for e in self._tok.encode_batch([prefix + _clean(t) for t in texts])]
+
+    def _encode(self, texts: Iterable[TextLike], prefix: str, batch_size: int) -> np.ndarray:
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("pass a list of texts (use encode_query for a single text)")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        encodings = self._tok.encode_batch([prefix + _clean(t) for t in texts])
+        n = len(encodings)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
+        order = np.argsort(lengths, kind="stable")  # length buckets: little padding per batch
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            width = int(lengths[idx].max())
+            ids = np.full((len(idx), width), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                k = lengths[i]
+                ids[row, :k] = encodings[i].ids
+                mask[row, :k] = 1
+            out[idx] = self.session.run(self._outputs, self._feeds(ids, mask))[0]
+        return out

@@ -1,0 +1,43 @@
+"""The manifest that travels with an exported model folder (manifest.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class ModelManifest(BaseModel):
+    """What the runtime needs to know to encode exactly like the source model."""
+
+    name: str
+    dim: int = Field(gt=0)
+    pooling: Literal["mean", "cls"]
+    normalize: bool = True
+    max_length: int = Field(gt=1, description="tokens per input, special tokens included")
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    precision: Literal["fp32", "int8"] = "fp32"
+    optimized: bool = False
+    weights_sha256: str = Field(description="sha256 of the source model.safetensors")
+    opset: int
+    inputs: list[str] = Field(default_factory=lambda: ["input_ids", "attention_mask"])
+    source: str = ""
+
+    def save(self, model_dir: str | Path) -> Path:
+        path = Path(model_dir) / MANIFEST_FILE
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "ModelManifest":
+        path = Path(model_dir) / MANIFEST_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no {MANIFEST_FILE} in {model_dir}: not an exported lucerag model folder")
+        return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))

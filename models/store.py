@@ -1,0 +1,42 @@
+"""Loading encoders, exporting the default model into the cache on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .encoder import OnnxEncoder
+from .manifest import MANIFEST_FILE, MODEL_FILE
+from .paths import default_model_dir
+
+
+def is_exported(model_dir: Path) -> bool:
+    return (model_dir / MODEL_FILE).is_file() and (model_dir / MANIFEST_FILE).is_file()
+
+
+def ensure_default_model() -> Path:
+    """Export the bundled all-MiniLM-L6-v2 into the cache unless it is there already."""
+    target = default_model_dir()
+    if is_exported(target):
+        return target
+    from .export import export_model
+
+    try:
+        return export_model(None, target)
+    except FileExistsError:  # a concurrent export published it first
+        if is_exported(target):
+            return target
+        raise
+
+
+def load_encoder(model: str | Path | None = None, threads: int | None = None, **kwargs) -> OnnxEncoder:
+    """An encoder for an exported model folder, or the default model (exported on first use)."""
+    if model is None:
+        model_dir = ensure_default_model()
+    else:
+        model_dir = Path(model).expanduser()
+        if not is_exported(model_dir):
+            raise FileNotFoundError(
+                f"{model_dir} is not an exported lucerag model (need {MODEL_FILE} and {MANIFEST_FILE}); "
+                "export one with `lucerag models export`"
+            )
+    return OnnxEncoder(model_dir, threads=threads, **kwargs)

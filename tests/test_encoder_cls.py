@@ -1,0 +1,168 @@
+"""Export + runtime for a CLS-pooled BERT with a query prefix (BGE-style), on a tiny random model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lucerag.models import ModelManifest, OnnxEncoder, export_model
+from lucerag.models.encoder import default_providers
+
+PREFIX = "represent this sentence for searching relevant passages: "
+WORDS = (
+    "represent this sentence for searching relevant passages the a of to and in is what how why lucene "
+    "search index vector query passage document dense sparse hybrid fusion model encoder token bert "
+    "retrieval augmented generation score rank java python fast slow small large"
+).split()
+
+
+def _texts() -> list[str]:
+    rng = np.random.default_rng(0)
+    out = ["", "lucene", "unknownword zzz", "hybrid search with lucene and onnx"]
+    out += [" ".join(rng.choice(WORDS, size=int(n))) for n in rng.integers(1, 60, size=36)]
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer BERT + WordPiece tokenizer.json, declared CLS-pooled."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel
+
+    src = tmp_path_factory.mktemp("tiny-bert")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789:.,")
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(specials + WORDS + chars + ["##" + c for c in chars]))}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tok.enable_padding(length=40, pad_id=0, pad_token="[PAD]")  # export must strip these
+    tok.enable_truncation(40)
+    tok.save(str(src / "tokenizer.json"))
+
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, max_position_embeddings=48, type_vocab_size=2,
+        initializer_range=0.5,  # the default 0.02 gives near-identical CLS vectors for every input
+    )
+    BertModel(cfg).eval().save_pretrained(str(src))
+    (src / "1_Pooling").mkdir()
+    (src / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    return src
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tiny_bert, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exports") / "tiny-cls"
+    return export_model(tiny_bert, out, name="tiny-cls", query_prefix=PREFIX)
+
+
+def _reference(src: Path, texts: list[str], max_length: int = 48) -> np.ndarray:
+    """CLS vector of the last hidden state, L2-normalised; one unpadded text at a time."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import BertModel
+
+    model = BertModel.from_pretrained(str(src)).eval()
+    tok = Tokenizer.from_file(str(src / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length)
+    out = []
+    with torch.no_grad():
+        for t in texts:
+            ids = torch.tensor([tok.encode(t).ids])
+            cls = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0, 0]
+            out.append(torch.nn.functional.normalize(cls, dim=0).numpy())
+    return np.stack(out)
+
+
+def test_manifest_detects_cls_and_records_prefix(tiny_bert, tiny_dir):
+    m = ModelManifest.load(tiny_dir)
+    assert (m.name, m.pooling, m.dim, m.max_length, m.query_prefix, m.passage_prefix) == (
+        "tiny-cls", "cls", 64, 48, PREFIX, ""
+    )
+    assert "token_type_ids" in m.inputs and m.precision == "fp32" and not m.optimized
+    import hashlib
+
+    assert m.weights_sha256 == hashlib.sha256((tiny_bert / "model.safetensors").read_bytes()).hexdigest()
+    saved = json.loads((tiny_dir / "tokenizer.json").read_text())
+    assert saved["padding"] is None and saved["truncation"] is None
+
+
+def test_cls_parity_queries_and_padded_passages(tiny_bert, tiny_dir):
+    enc = OnnxEncoder(tiny_dir, threads=1)
+    texts = _texts()
+    ref_q = _reference(tiny_bert, [PREFIX + t for t in texts])
+    ref_p = _reference(tiny_bert, texts)
+    off_diag = (ref_p @ ref_p.T)[~np.eye(len(texts), dtype=bool)]
+    assert off_diag.mean() < 0.9  # inputs really give different vectors, so parity means something
+    q_single = np.stack([enc.encode_query(t) for t in texts])
+    assert (q_single * ref_q).sum(1).min() >= 0.9999
+    assert (enc.encode_queries(texts, batch_size=8) * ref_q).sum(1).min() >= 0.9999
+    lengths = enc.token_lengths(texts)
+    assert min(lengths) == 2 and max(lengths) == 48  # mixed lengths, and truncation at max_length
+    for bs in (1, 5, 64):
+        assert (enc.encode_passages(texts, batch_size=bs) * ref_p).sum(1).min() >= 0.9999
+    # the prefix matters: a query is not the same vector as the bare passage text
+    assert float(q_single[3] @ ref_p[3]) < 0.99
+
+
+def test_optimized_and_int8_exports(tiny_bert, tiny_dir, tmp_path):
+    texts = _texts()
+    base = OnnxEncoder(tiny_dir).encode_passages(texts)
+    opt = export_model(tiny_bert, tmp_path / "opt", query_prefix=PREFIX, optimize=True)
+    assert ModelManifest.load(opt).optimized
+    assert (OnnxEncoder(opt).encode_passages(texts) * base).sum(1).min() >= 0.9999
+    q8 = export_model(tiny_bert, tmp_path / "q8", query_prefix=PREFIX, precision="int8")
+    assert ModelManifest.load(q8).precision == "int8"
+    q8_vecs = OnnxEncoder(q8).encode_passages(texts)
+    cos = (q8_vecs * base).sum(1)  # random weights quantise worse than trained ones (MiniLM: >= 0.99)
+    assert cos.min() >= 0.9 and cos.mean() >= 0.98
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(q8 / "model.onnx")).graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul"}
+
+
+def test_failed_export_leaves_nothing(tiny_bert, tmp_path, monkeypatch):
+    import lucerag.models.export as export
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("killed mid-export")
+
+    monkeypatch.setattr(export, "_save_tokenizer", boom)
+    with pytest.raises(RuntimeError, match="killed"):
+        export_model(tiny_bert, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_replaces_atomically(tiny_bert, tiny_dir, tmp_path):
+    out = export_model(tiny_bert, tmp_path / "m", query_prefix="old: ")
+    assert ModelManifest.load(out).query_prefix == "old: "
+    export_model(tiny_bert, out, query_prefix="new: ", overwrite=True)
+    assert ModelManifest.load(out).query_prefix == "new: "
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        export_model(tmp_path, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        OnnxEncoder(tmp_path)
+
+
+def test_providers(tiny_dir):
+    providers = default_providers()
+    assert providers[-1] == "CPUExecutionProvider"
+    enc = OnnxEncoder(tiny_dir, threads=1, providers=["CPUExecutionProvider"])
+    assert enc.providers == ["CPUExecutionProvider"]
+    assert enc.session.get_session_options().intra_op_num_threads == 1
