@@ -2,7 +2,7 @@
 
 Tools:
 
-- ``search(query, k=5, method="hybrid", filter=True)``: ranked passages (id, title, text, scores);
+- ``search(query, k=5, method="hybrid", filter=None)``: ranked passages (id, title, text, scores);
 - ``context(query, k=8, max_tokens=3000)``: the numbered sources block and citations, ready to quote.
 
 Tools are async and run the search on the RAG worker pool (threads attached to the JVM once).
@@ -23,13 +23,13 @@ def create_mcp(rag: RAG, name: str = "lucerag"):
 
     @mcp.tool(annotations={"readOnlyHint": True, "idempotentHint": True})
     async def search(query: str, k: int = 5, method: Literal["hybrid", "bm25", "dense"] = "hybrid",
-                     filter: bool = True) -> list[dict[str, Any]]:
+                     filter: bool | None = None) -> list[dict[str, Any]]:
         """Ranked passages for a question or keywords (best first). An empty list means nothing relevant."""
         passages = await rag.aretrieve(query, min(max(int(k), 1), 100), filter=filter, method=method)
         return [p.model_dump(exclude_none=True) for p in passages]
 
     @mcp.tool(annotations={"readOnlyHint": True, "idempotentHint": True})
-    async def context(query: str, k: int = 8, max_tokens: int = 3000, filter: bool = True) -> dict[str, Any]:
+    async def context(query: str, k: int = 8, max_tokens: int = 3000, filter: bool | None = None) -> dict[str, Any]:
         """Numbered sources for a question, within a token budget, with citations mapping [n] to passage ids."""
         ctx = await rag.acontext(query, min(max(int(k), 1), 100), max_tokens=max(64, int(max_tokens)),
                                  filter=filter)

@@ -354,7 +354,8 @@ def create_app(rag: RAG, settings: ServerSettings | None = None, *, close_rag: b
     async def retrieve(req: RetrieveRequest) -> RetrieveResponse:
         passages, took = await search(req, "/v1/retrieve")
         return RetrieveResponse(query=req.query, method=req.method, k=req.k or info["default_k"],
-                                filtered=req.filter and req.method == "hybrid" and info["filter"], passages=passages, took_ms=round(took, 3))
+                                filtered=req.filter is not False and req.method == "hybrid" and info["filter"],
+                                passages=passages, took_ms=round(took, 3))
 
     @app.post("/v1/context", response_model=ContextResponse, responses=ERRORS, dependencies=[Depends(authorize)],
               summary="A cited LLM prompt (chat messages) for a query")

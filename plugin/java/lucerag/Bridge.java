@@ -65,6 +65,7 @@ public final class Bridge {
       Document doc = new Document();
       doc.add(new StringField(ID, ids[i], Field.Store.YES));
       doc.add(new BinaryDocValuesField(ID, new BytesRef(ids[i])));
+      doc.add(new StringField(PassageWriter.PARENT, ids[i], Field.Store.NO));
       doc.add(new TextField(CONTENTS, contents[i], Field.Store.NO));
       doc.add(new StoredField(RAW, raws[i]));
       if (withVectors) {
@@ -85,6 +86,15 @@ public final class Bridge {
     Term[] terms = new Term[ids.length];
     for (int i = 0; i < ids.length; i++) {
       terms[i] = new Term(ID, ids[i]);
+    }
+    writer.deleteDocuments(terms);
+  }
+
+  /** Deletes every passage of the given parent documents (all their chunks, both views). */
+  public static void deleteParents(IndexWriter writer, String[] parents) throws java.io.IOException {
+    Term[] terms = new Term[parents.length];
+    for (int i = 0; i < parents.length; i++) {
+      terms[i] = new Term(PassageWriter.PARENT, parents[i]);
     }
     writer.deleteDocuments(terms);
   }
@@ -181,6 +191,50 @@ public final class Bridge {
       for (float f : v) {
         out.putFloat(f);
       }
+    }
+    return out.array();
+  }
+
+  /**
+   * Live doc numbers (little-endian ints) that are in one view: with {@code vectors}, those with a
+   * vector in {@code field}; otherwise those with at least one indexed term in {@code field}
+   * (the BM25 view). Used to check that both views hold the same passages.
+   */
+  public static byte[] viewDocs(IndexReader reader, String field, boolean vectors) throws java.io.IOException {
+    org.apache.lucene.util.FixedBitSet all = new org.apache.lucene.util.FixedBitSet(Math.max(1, reader.maxDoc()));
+    for (LeafReaderContext ctx : reader.leaves()) {
+      org.apache.lucene.util.Bits live = ctx.reader().getLiveDocs();
+      if (vectors) {
+        FloatVectorValues values = ctx.reader().getFloatVectorValues(field);
+        if (values == null) {
+          continue;
+        }
+        for (int d = values.nextDoc(); d != org.apache.lucene.search.DocIdSetIterator.NO_MORE_DOCS; d = values.nextDoc()) {
+          if (live == null || live.get(d)) {
+            all.set(ctx.docBase + d);
+          }
+        }
+      } else {
+        org.apache.lucene.index.Terms terms = ctx.reader().terms(field);
+        if (terms == null) {
+          continue;
+        }
+        org.apache.lucene.index.TermsEnum it = terms.iterator();
+        org.apache.lucene.index.PostingsEnum postings = null;
+        while (it.next() != null) {
+          postings = it.postings(postings, org.apache.lucene.index.PostingsEnum.NONE);
+          for (int d = postings.nextDoc(); d != org.apache.lucene.search.DocIdSetIterator.NO_MORE_DOCS; d = postings.nextDoc()) {
+            if (live == null || live.get(d)) {
+              all.set(ctx.docBase + d);
+            }
+          }
+        }
+      }
+    }
+    ByteBuffer out = ByteBuffer.allocate(all.cardinality() * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (int d = all.nextSetBit(0); d != org.apache.lucene.search.DocIdSetIterator.NO_MORE_DOCS;
+         d = d + 1 < all.length() ? all.nextSetBit(d + 1) : org.apache.lucene.search.DocIdSetIterator.NO_MORE_DOCS) {
+      out.putInt(d);
     }
     return out.array();
   }
