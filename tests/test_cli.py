@@ -100,3 +100,17 @@ def test_failed_ingest_keeps_the_existing_index(tmp_path, cli_index):
     bad.write_text('{"id": "n1", "contents": "new text"}\nnot json\n')
     assert run("index", "--input", bad, "--index", index, check=False).returncode != 0
     assert run("search", "--index", index, "espresso", "--k", "3", "--json").stdout == before
+
+
+def test_calibrate_writes_a_calibrator_the_index_then_uses(tmp_path, cli_index):
+    index = tmp_path / "idx"
+    shutil.copytree(cli_index, index)
+    out = run("calibrate", "--beir", MINI_BEIR, "--index", index,
+              "--negatives", MINI_BEIR.parent / "ood_train.txt")
+    assert "written to" in out.stdout
+    saved = json.loads((index / "lucerag-calibrator.json").read_text())
+    assert saved["queries"] == 10 + 51 and saved["relevant_grade"] == 1
+    hits = [json.loads(x) for x in run("search", "--index", index, "how is espresso made", "--json").stdout.splitlines()]
+    assert hits and hits[0]["id"] == "p14" and hits[0]["p_relevant"] >= saved["threshold"]
+    empty = run("search", "--index", index, "how do I configure a terraform backend in s3")
+    assert "no relevant passages" in empty.stdout
