@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .encoder import OnnxEncoder
-from .manifest import MANIFEST_FILE, MODEL_FILE
-from .paths import default_model_dir
+from .manifest import MANIFEST_FILE, MODEL_FILE, ModelManifest
+from .paths import cache_dir, default_model_dir
 
 
 def is_exported(model_dir: Path) -> bool:
@@ -28,8 +28,32 @@ def ensure_default_model() -> Path:
         raise
 
 
-def load_encoder(model: str | Path | None = None, threads: int | None = None, **kwargs) -> OnnxEncoder:
-    """An encoder for an exported model folder, or the default model (exported on first use)."""
+def int8_variant(model_dir: Path) -> Path:
+    """An int8 copy of an exported fp32 model folder, quantised once into the cache (no torch)."""
+    manifest = ModelManifest.load(model_dir)
+    if manifest.precision == "int8":
+        return model_dir
+    target = cache_dir() / "models" / f"{manifest.name}-{manifest.weights_sha256[:12]}-int8"
+    if is_exported(target):
+        return target
+    from .export import quantize_model
+
+    try:
+        return quantize_model(model_dir, target)
+    except FileExistsError:  # a concurrent quantisation published it first
+        if is_exported(target):
+            return target
+        raise
+
+
+def load_encoder(model: str | Path | None = None, threads: int | None = None, precision: str = "fp32",
+                 **kwargs) -> OnnxEncoder:
+    """An encoder for an exported model folder, or the default model (exported on first use).
+
+    ``precision="int8"`` loads an int8 copy of the model (quantised into the cache on first use).
+    """
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
     if model is None:
         model_dir = ensure_default_model()
     else:
@@ -39,4 +63,6 @@ def load_encoder(model: str | Path | None = None, threads: int | None = None, **
                 f"{model_dir} is not an exported lucerag model (need {MODEL_FILE} and {MANIFEST_FILE}); "
                 "export one with `lucerag models export`"
             )
+    if precision == "int8":
+        model_dir = int8_variant(model_dir)
     return OnnxEncoder(model_dir, threads=threads, **kwargs)

@@ -45,6 +45,7 @@ class IndexConfig(_Section):
 class EncoderConfig(_Section):
     model: str = "default"   # "default" (all-MiniLM-L6-v2) or an exported model directory
     threads: int = Field(1, ge=1, le=256)
+    precision: Literal["fp32", "int8"] = "fp32"  # int8: a quantised copy for queries (passages stay fp32)
 
 
 class BM25Config(_Section):
@@ -53,7 +54,7 @@ class BM25Config(_Section):
 
 
 class DenseConfig(_Section):
-    ef_search: int = Field(100, ge=1, le=10_000)
+    ef_search: int = Field(400, ge=1, le=10_000)
 
 
 class FusionConfig(_Section):

@@ -80,7 +80,8 @@ class Retriever:
 
             model = self.config.encoder.model
             self._encoder = load_encoder(None if model == "default" else model,
-                                         threads=self.config.encoder.threads)
+                                         threads=self.config.encoder.threads,
+                                         precision=self.config.encoder.precision)
         manifest = self.dense_index.manifest if self.dense_index else None
         if manifest and manifest.dim and manifest.dim != self._encoder.dim:
             raise ValueError(f"index {self.dense_index.path} holds {manifest.dim}-dimensional vectors "

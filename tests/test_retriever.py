@@ -97,3 +97,15 @@ def test_dense_without_vectors_is_a_clear_error(tmp_path, encoder):
         assert r.search("tea", k=1, method="bm25")[0].id == "p15"
         with pytest.raises(ValueError, match="no dense vectors"):
             r.search("tea", method="dense")
+
+
+def test_int8_query_encoder_from_configuration(mini_index, retriever):
+    """encoder.precision = "int8" quantises a copy of the model once and ranks like fp32."""
+    config = Config.for_index(mini_index, encoder={"precision": "int8"})
+    with Retriever(config) as r:
+        assert r.encoder.manifest.precision == "int8"
+        for query in ["why does a volcano erupt", "how is espresso made", "what causes tides in the ocean"]:
+            a = r.search(query, k=3, filter=False)
+            b = retriever.search(query, k=3, filter=False)
+            assert a[0].id == b[0].id
+            assert a[0].dense_score == pytest.approx(b[0].dense_score, abs=0.02)
