@@ -19,7 +19,8 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msmarco
 
 
 def _texts(n: int = 220) -> list[str]:
-    """MS MARCO queries and passages when ../shared/data is present, else sentences of docs/*.md."""
+    """MS MARCO queries and passages when ../shared/data is present, else the team's mini corpus
+    (tests/data/mini_beir) and generated sentences: fixed texts, unlike docs/ which keeps changing."""
     out: list[str] = []
     if (DATA / "queries.jsonl").is_file():
         with open(DATA / "queries.jsonl", encoding="utf-8") as f:
@@ -27,9 +28,10 @@ def _texts(n: int = 220) -> list[str]:
         with open(DATA / "corpus.jsonl", encoding="utf-8") as f:
             out += [json.loads(line)["text"] for line, _ in zip(f, range(n - len(out)))]
     else:
-        root = Path(__file__).resolve().parents[1]
-        for p in sorted(root.glob("docs/*.md")):
-            out += [s.strip() for s in p.read_text(encoding="utf-8").split(".") if len(s.strip()) > 3]
+        mini = Path(__file__).parent / "data" / "mini_beir"
+        for name, key in (("queries.jsonl", "text"), ("corpus.jsonl", "text")):
+            with open(mini / name, encoding="utf-8") as f:
+                out += [json.loads(line)[key] for line in f]
         out += [f"sentence number {i} about hybrid retrieval " * (1 + i % 9) for i in range(n)]
     return out[:n]
 
