@@ -34,6 +34,7 @@ from lucerag.context import Context, ContextBuilder
 from lucerag.llm import Answer, LLMClient, LLMConfig, answer_from
 from lucerag.passage import Passage
 from lucerag.retriever import METHODS, QueryError, Retriever
+from lucerag.jvm import detach_thread
 
 MAX_K = 1000           # the configuration's own bound on search.k
 EXTRA_SECTIONS = ("llm", "context")
@@ -107,7 +108,7 @@ class SearchPool(Executor):
                         self._pending -= 1
                 del item, future, fn, args, kwargs
         finally:
-            _detach_jvm()
+            detach_thread()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -120,19 +121,6 @@ class SearchPool(Executor):
             for t in self._threads:
                 if t is not threading.current_thread():
                     t.join()
-
-
-def _detach_jvm() -> None:
-    """Detach the current thread from the JVM if pyjnius attached it (no-op otherwise)."""
-    try:
-        import jnius_config
-
-        if jnius_config.vm_running:
-            import jnius
-
-            jnius.detach()
-    except Exception:  # noqa: BLE001 - best effort at thread exit
-        pass
 
 
 # -- configuration --------------------------------------------------------------------------------

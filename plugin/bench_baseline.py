@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lucerag.timing import latencies as _latencies
 
 _TOKEN = re.compile(r"\w+")
 
@@ -135,17 +136,6 @@ class BaselineStack:
         fused = fuse(c, f["method"], dense_weight=f["dense_weight"], norm=f["norm"], rrf_k=f["rrf_k"])
         order = np.argsort(-fused, kind="stable")[:k]
         return [(c.ids[i], float(fused[i]), self.texts[cand[i]]) for i in order]
-
-
-def _latencies(fn, items, warmup: int = 5) -> list[float]:
-    for x in items[:warmup]:
-        fn(x)
-    out = []
-    for x in items:
-        t = time.perf_counter()
-        fn(x)
-        out.append((time.perf_counter() - t) * 1000)
-    return out
 
 
 def throughput(fn, items: list, threads: int, on_exit=None) -> dict:

@@ -28,12 +28,13 @@ import platform
 import resource
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from lucerag.bench_baseline import percentiles, throughput
+from lucerag.jvm import detach_thread
+from lucerag.timing import latencies as _latencies
 
 
 def load_avg() -> list[float]:
@@ -91,30 +92,6 @@ def hnsw_recall(retriever, vectors: np.ndarray, queries: list[str], depth: int) 
         recalls.append(len(top & got) / k)
     return {"depth": depth, "ef_search": retriever.dense.ef_search, "queries": len(queries),
             "recall": round(float(np.mean(recalls)), 4), "min": round(float(np.min(recalls)), 4)}
-
-
-def _latencies(fn, items, warmup: int = 10) -> list[float]:
-    for x in items[:warmup]:
-        fn(x)
-    out = []
-    for x in items:
-        t = time.perf_counter()
-        fn(x)
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def _detach() -> None:
-    """Detach the current thread from the JVM if pyjnius attached it (no-op otherwise)."""
-    try:
-        import jnius_config
-
-        if jnius_config.vm_running:
-            import jnius
-
-            jnius.detach()
-    except Exception:  # noqa: BLE001 - best effort at thread exit
-        pass
 
 
 def ingest_rate(texts: list[str], ids: list[str], encoder_threads: int | None = None) -> dict[str, Any]:
@@ -195,7 +172,7 @@ def run_query_bench(index_dir: Path, queries: list[str], *, k: int = 10, n_laten
         tq = [queries[i % len(queries)] for i in range(n_throughput)]
         result["throughput_1_thread_qps"] = round(1000.0 / float(np.mean(lat["hybrid"])), 2)
         result["throughput"] = throughput(lambda q: retriever.search(q, k=k, filter=False), tq, threads,
-                                          on_exit=_detach)
+                                          on_exit=detach_thread)
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
         if corpus is not None:

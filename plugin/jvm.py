@@ -127,3 +127,18 @@ def java_error_message(exc: BaseException) -> str:
     inner = getattr(exc, "innermessage", None) or str(exc)
     classname = getattr(exc, "classname", None)
     return f"{classname}: {inner}" if classname else inner
+
+
+def detach_thread() -> None:
+    """Detach the calling thread from the JVM if pyjnius attached it (no-op otherwise).
+
+    Call at the end of a worker thread that made Java calls, so its JVM thread is released."""
+    try:
+        import jnius_config
+
+        if jnius_config.vm_running:
+            import jnius
+
+            jnius.detach()
+    except Exception:  # noqa: BLE001 - best effort at thread exit
+        pass
