@@ -136,15 +136,16 @@ class Retriever:
         and where each candidate is stored."""
         bm25, dense = self._require(self.bm25, "bm25"), self._require(self.dense, "dense")
         vector = self.encoder.encode_query(query)
-        sparse_hits = bm25.search(query, depth)
+        parsed = bm25.query(query)  # analysed once, used for the search and the exact-score fill-in
+        sparse_hits = bm25.search(query, depth, parsed)
         dense_hits = dense.search(vector, depth)
-        candidates = self._merge(query, vector, sparse_hits, dense_hits)
+        candidates = self._merge(query, vector, sparse_hits, dense_hits, parsed)
         refs = [(self.bm25_index, d) for d in sparse_hits.docnums]
         seen = set(sparse_hits.ids)
         refs += [(self.dense_index, d) for p, d in zip(dense_hits.ids, dense_hits.docnums) if p not in seen]
         return candidates, refs
 
-    def _merge(self, query: str, vector: np.ndarray, sparse: Hits, dense: Hits) -> Candidates:
+    def _merge(self, query: str, vector: np.ndarray, sparse: Hits, dense: Hits, parsed=None) -> Candidates:
         ids = list(dict.fromkeys(sparse.ids + dense.ids))
         pos = {pid: i for i, pid in enumerate(ids)}
         n = len(ids)
@@ -172,7 +173,7 @@ class Retriever:
                 where = {dense.ids[i]: dense.docnums[i] for i in only_dense}
             else:
                 where = self.bm25_index.docnums([dense.ids[i] for i in only_dense])
-            by_docnum = self.bm25.score(query, list(where.values()))
+            by_docnum = self.bm25.score(query, list(where.values()), parsed)
             for pid, d in where.items():
                 bm25_scores[pos[pid]] = by_docnum.get(d, 0.0)
         return Candidates(ids, bm25_scores, dense_scores, bm25_rank, dense_rank)

@@ -51,20 +51,22 @@ class BM25Searcher:
         self._generator = java.BagOfWordsQueryGenerator()
         self._analyzer = java.analyzer
 
-    def _query(self, text: str):
+    def query(self, text: str):
+        """The Lucene query for ``text`` (build it once when both search and score need it)."""
         # The analyzer turns any text into terms: Lucene syntax (AND, :, *, ~ ...) is just text.
         return self._generator.buildQuery(CONTENTS, self._analyzer, text)
 
-    def search(self, text: str, k: int = 100) -> Hits:
-        docnums, scores = _top_docs(self.searcher, self._query(text), k)
+    def search(self, text: str, k: int = 100, parsed=None) -> Hits:
+        docnums, scores = _top_docs(self.searcher, parsed if parsed is not None else self.query(text), k)
         return Hits(self.index.ids(docnums), scores, docnums)
 
-    def score(self, text: str, docnums: list[int]) -> dict[int, float]:
+    def score(self, text: str, docnums: list[int], parsed=None) -> dict[int, float]:
         """Exact BM25 scores of passages given by doc number in this index (a passage that
         contains no query term scores 0 and is absent from the result)."""
         if not docnums:
             return {}
-        query = java.Bridge.restrict(self._query(text), _docs_filter(docnums))
+        parsed = parsed if parsed is not None else self.query(text)
+        query = java.Bridge.restrict(parsed, _docs_filter(docnums))
         found, scores = _top_docs(self.searcher, query, len(docnums))
         return dict(zip(found, scores.tolist()))
 
