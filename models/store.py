@@ -13,19 +13,25 @@ def is_exported(model_dir: Path) -> bool:
     return (model_dir / MODEL_FILE).is_file() and (model_dir / MANIFEST_FILE).is_file()
 
 
-def ensure_default_model() -> Path:
-    """Export the bundled all-MiniLM-L6-v2 into the cache unless it is there already."""
-    target = default_model_dir()
+def _make_once(target: Path, make) -> Path:
+    """``target`` if it is already an exported model folder, else ``make()`` publishes it there
+    (atomically; when a concurrent process published it first, that folder is used)."""
     if is_exported(target):
         return target
-    from .export import export_model
-
     try:
-        return export_model(None, target)
-    except FileExistsError:  # a concurrent export published it first
+        return make()
+    except FileExistsError:
         if is_exported(target):
             return target
         raise
+
+
+def ensure_default_model() -> Path:
+    """Export the bundled all-MiniLM-L6-v2 into the cache unless it is there already."""
+    from .export import export_model
+
+    target = default_model_dir()
+    return _make_once(target, lambda: export_model(None, target))
 
 
 def int8_variant(model_dir: Path) -> Path:
@@ -33,17 +39,10 @@ def int8_variant(model_dir: Path) -> Path:
     manifest = ModelManifest.load(model_dir)
     if manifest.precision == "int8":
         return model_dir
-    target = cache_dir() / "models" / f"{manifest.name}-{manifest.weights_sha256[:12]}-int8"
-    if is_exported(target):
-        return target
     from .export import quantize_model
 
-    try:
-        return quantize_model(model_dir, target)
-    except FileExistsError:  # a concurrent quantisation published it first
-        if is_exported(target):
-            return target
-        raise
+    target = cache_dir() / "models" / f"{manifest.name}-{manifest.weights_sha256[:12]}-int8"
+    return _make_once(target, lambda: quantize_model(model_dir, target))
 
 
 def load_encoder(model: str | Path | None = None, threads: int | None = None, precision: str = "fp32",
