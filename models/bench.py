@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .encoder import OnnxEncoder
+from .encoder import PASSAGE_BATCH, OnnxEncoder
 from .manifest import ModelManifest
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msmarco-dl19-5k"
@@ -140,7 +140,7 @@ def run_encoder_bench(
     n_queries: int = 200,
     n_passages: int = 1000,
     n_parity: int = 256,
-    batch_size: int = 32,
+    batch_size: int = PASSAGE_BATCH,
     query_threads: int = 1,
     passage_threads: int | None = None,
     torch_reference: bool = True,
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--passages", type=int, default=1000)
     ap.add_argument("--parity", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=PASSAGE_BATCH)
     ap.add_argument("--query-threads", type=int, default=1)
     ap.add_argument("--passage-threads", type=int, default=None)
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")

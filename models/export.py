@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from .manifest import MODEL_FILE, TOKENIZER_FILE, ModelManifest
+from .manifest import EXPORT_RECIPE, MODEL_FILE, TOKENIZER_FILE, ModelManifest
+from .optimize import optimize_onnx
+from .quantize import quantize_onnx
 from .paths import DEFAULT_MODEL_NAME, cache_dir
 
 EXPORT_HINT = "run `pip install 'lucerag[export]'` (torch, transformers, onnx) or `lucerag models export`"
@@ -140,6 +142,16 @@ def _export_onnx(module, path: Path, with_token_types: bool, opset: int) -> list
     return names
 
 
+def _runtime_tokenizer(path: Path, max_length: int):
+    """The tokenizer as the runtime uses it: unpadded, truncated to the model's max length."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()
+    tok.enable_truncation(max_length)
+    return tok
+
+
 def _save_tokenizer(src: Path, dst: Path) -> None:
     from tokenizers import Tokenizer
 
@@ -149,47 +161,6 @@ def _save_tokenizer(src: Path, dst: Path) -> None:
     tok.no_padding()
     tok.no_truncation()
     tok.save(str(dst))
-
-
-def optimize_onnx(path: Path, out: Path, num_heads: int, hidden_size: int) -> None:
-    """Fuse attention/LayerNorm/GELU with onnxruntime's transformer optimizer (portable contrib ops)."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    opt = optimize_model(str(path), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=1)
-    opt.save_model_to_file(str(out))
-
-
-def _down_projections(path: Path) -> list[str]:
-    """MatMuls whose weight shrinks the width (BERT's FFN output after GELU): their inputs have outliers
-    that per-tensor int8 activations handle badly, so they stay fp32."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
-    return [
-        n.name for n in model.graph.node
-        if n.op_type == "MatMul" and len(w := shapes.get(n.input[1], ())) == 2 and w[0] > w[1]
-    ]
-
-
-def quantize_onnx(path: Path, out: Path) -> None:
-    """Dynamic int8 quantisation of the weight MatMuls, per output channel; activations are quantised at
-    run time. FFN down-projections stay fp32 (min cosine to fp32 0.986 -> 0.994 on MiniLM-L6)."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger
-    try:
-        quantize_dynamic(
-            str(path), str(out), weight_type=QuantType.QInt8, per_channel=True,
-            op_types_to_quantize=["MatMul"], nodes_to_exclude=_down_projections(path),
-            extra_options={"DefaultTensorType": 1},  # FLOAT: fused contrib ops defeat ONNX shape inference
-        )
-    finally:
-        root.setLevel(level)
 
 
 @contextmanager
@@ -236,9 +207,14 @@ def quantize_model(model_dir: str | Path, out_dir: str | Path, *, overwrite: boo
         raise ValueError(f"{src} is already {manifest.precision}")
     out_dir = Path(out_dir).resolve()
     with staging(out_dir, overwrite) as tmp:
-        quantize_onnx(src / MODEL_FILE, tmp / MODEL_FILE)
+        current = src / MODEL_FILE
+        if not manifest.optimized:
+            optimize_onnx(current, tmp / "opt.onnx")
+            current = tmp / "opt.onnx"
+        quantize_onnx(current, tmp / MODEL_FILE, _runtime_tokenizer(src / TOKENIZER_FILE, manifest.max_length))
+        (tmp / "opt.onnx").unlink(missing_ok=True)
         shutil.copy2(src / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
-        manifest.model_copy(update={"precision": "int8"}).save(tmp)
+        manifest.model_copy(update={"precision": "int8", "optimized": True, "recipe": EXPORT_RECIPE}).save(tmp)
     return out_dir
 
 
@@ -253,7 +229,7 @@ def export_model(
     query_prefix: str = "",
     passage_prefix: str = "",
     precision: Literal["fp32", "int8"] = "fp32",
-    optimize: bool = False,
+    optimize: bool = True,
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
 ) -> Path:
@@ -261,8 +237,8 @@ def export_model(
 
     ``out_dir`` defaults to ``<cache>/models/<name>``. Unset pooling/normalize/max_length come from the
     source's sentence-transformers files (else: mean pooling, normalised, the tokenizer's max length).
-    ``optimize`` fuses the transformer graph offline; ``precision="int8"`` applies dynamic int8
-    quantisation. Returns the output folder.
+    ``optimize`` fuses attention offline (see :mod:`lucerag.models.optimize`); ``precision="int8"``
+    applies smoothed dynamic int8 quantisation (:mod:`lucerag.models.quantize`). Returns the output folder.
     """
     src = Path(source) if source is not None else default_source_dir()
     if not (src / "config.json").is_file():
@@ -286,19 +262,19 @@ def export_model(
     with staging(out_dir, overwrite) as tmp:
         current = tmp / "raw.onnx"
         inputs = _export_onnx(module, current, _accepts_token_type_ids(module), opset)
+        _save_tokenizer(src, tmp / TOKENIZER_FILE)
         if optimize:
             optimize_onnx(current, tmp / "opt.onnx", cfg.num_attention_heads, cfg.hidden_size)
             current = tmp / "opt.onnx"
         if precision == "int8":
-            quantize_onnx(current, tmp / "int8.onnx")
+            quantize_onnx(current, tmp / "int8.onnx", _runtime_tokenizer(tmp / TOKENIZER_FILE, int(max_length)))
             current = tmp / "int8.onnx"
         os.replace(current, tmp / MODEL_FILE)
         for leftover in ("raw.onnx", "opt.onnx", "int8.onnx"):
             (tmp / leftover).unlink(missing_ok=True)
-        _save_tokenizer(src, tmp / TOKENIZER_FILE)
         ModelManifest(
             name=name, dim=int(cfg.hidden_size), pooling=pooling, normalize=normalize, max_length=int(max_length),
-            query_prefix=query_prefix, passage_prefix=passage_prefix, precision=precision, optimized=optimize,
+            query_prefix=query_prefix, passage_prefix=passage_prefix, precision=precision, optimized=optimize, recipe=EXPORT_RECIPE,
             weights_sha256=sha256_file(_weights_file(src)), opset=opset, inputs=inputs, source=str(src),
         ).save(tmp)
     return out_dir

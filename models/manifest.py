@@ -11,6 +11,9 @@ from pydantic import BaseModel, Field
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+# Bumped when export/quantisation changes what an exported folder contains; cached default models
+# from an older recipe are re-exported (see lucerag.models.store).
+EXPORT_RECIPE = 2
 
 
 class ModelManifest(BaseModel):
@@ -25,6 +28,7 @@ class ModelManifest(BaseModel):
     passage_prefix: str = ""
     precision: Literal["fp32", "int8"] = "fp32"
     optimized: bool = False
+    recipe: int = Field(1, description="export recipe version (EXPORT_RECIPE when written)")
     weights_sha256: str = Field(description="sha256 of the source model.safetensors")
     opset: int
     inputs: list[str] = Field(default_factory=lambda: ["input_ids", "attention_mask"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .encoder import OnnxEncoder
-from .manifest import MANIFEST_FILE, MODEL_FILE, ModelManifest
+from .manifest import EXPORT_RECIPE, MANIFEST_FILE, MODEL_FILE, ModelManifest
 from .paths import cache_dir, default_model_dir
 
 
@@ -13,15 +13,19 @@ def is_exported(model_dir: Path) -> bool:
     return (model_dir / MODEL_FILE).is_file() and (model_dir / MANIFEST_FILE).is_file()
 
 
+def _is_current(model_dir: Path) -> bool:
+    return is_exported(model_dir) and ModelManifest.load(model_dir).recipe >= EXPORT_RECIPE
+
+
 def _make_once(target: Path, make) -> Path:
-    """``target`` if it is already an exported model folder, else ``make()`` publishes it there
-    (atomically; when a concurrent process published it first, that folder is used)."""
-    if is_exported(target):
+    """``target`` if it holds a model of the current export recipe, else ``make(overwrite)`` publishes
+    one there (atomically; when a concurrent process published it first, that folder is used)."""
+    if _is_current(target):
         return target
     try:
-        return make()
+        return make(is_exported(target))  # a cached folder of an older recipe is replaced
     except FileExistsError:
-        if is_exported(target):
+        if _is_current(target):
             return target
         raise
 
@@ -31,7 +35,7 @@ def ensure_default_model() -> Path:
     from .export import export_model
 
     target = default_model_dir()
-    return _make_once(target, lambda: export_model(None, target))
+    return _make_once(target, lambda overwrite: export_model(None, target, overwrite=overwrite))
 
 
 def int8_variant(model_dir: Path) -> Path:
@@ -42,7 +46,7 @@ def int8_variant(model_dir: Path) -> Path:
     from .export import quantize_model
 
     target = cache_dir() / "models" / f"{manifest.name}-{manifest.weights_sha256[:12]}-int8"
-    return _make_once(target, lambda: quantize_model(model_dir, target))
+    return _make_once(target, lambda overwrite: quantize_model(model_dir, target, overwrite=overwrite))
 
 
 def load_encoder(model: str | Path | None = None, threads: int | None = None, precision: str = "fp32",

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from lucerag.index_manifest import FORMAT, IndexManifest
 from lucerag.index_writer import MAX_ID_BYTES, IndexWriter
+from lucerag.models.encoder import PASSAGE_BATCH
 
 DEFAULT_MAX_WORDS = 192
 DEFAULT_OVERLAP_WORDS = 24
@@ -230,7 +231,7 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
                 progress: bool = True, stats=None, delete_missing: bool = False,
                 on_error: str = "fail", on_reject: Callable | None = None,
                 index_threads: int | None = None, producer_thread: bool | None = None,
-                ram_buffer_mb: float = 512, encode_batch_size: int = 32,
+                ram_buffer_mb: float = 512, encode_batch_size: int = PASSAGE_BATCH,
                 source: str | None = None) -> IngestReport:
     """Chunk, encode and index ``documents`` (objects with id, title, text, metadata).
 

@@ -90,7 +90,7 @@ def test_manifest_detects_cls_and_records_prefix(tiny_bert, tiny_dir):
     assert (m.name, m.pooling, m.dim, m.max_length, m.query_prefix, m.passage_prefix) == (
         "tiny-cls", "cls", 64, 48, PREFIX, ""
     )
-    assert "token_type_ids" in m.inputs and m.precision == "fp32" and not m.optimized
+    assert "token_type_ids" in m.inputs and m.precision == "fp32" and m.optimized  # optimised by default
     import hashlib
 
     assert m.weights_sha256 == hashlib.sha256((tiny_bert / "model.safetensors").read_bytes()).hexdigest()
@@ -116,21 +116,28 @@ def test_cls_parity_queries_and_padded_passages(tiny_bert, tiny_dir):
     assert float(q_single[3] @ ref_p[3]) < 0.99
 
 
+def _ops(model_dir: Path) -> set[str]:
+    import onnx
+
+    return {n.op_type for n in onnx.load(str(model_dir / "model.onnx")).graph.node}
+
+
 def test_optimized_and_int8_exports(tiny_bert, tiny_dir, tmp_path):
     texts = _texts()
-    base = OnnxEncoder(tiny_dir).encode_passages(texts)
-    opt = export_model(tiny_bert, tmp_path / "opt", query_prefix=PREFIX, optimize=True)
-    assert ModelManifest.load(opt).optimized
-    assert (OnnxEncoder(opt).encode_passages(texts) * base).sum(1).min() >= 0.9999
+    plain = export_model(tiny_bert, tmp_path / "plain", query_prefix=PREFIX, optimize=False)
+    assert not ModelManifest.load(plain).optimized
+    base = OnnxEncoder(plain).encode_passages(texts)
+    # the default export fuses attention and embeddings, and spells LayerNorm/GELU out as primitive ops
+    assert {"Attention", "EmbedLayerNormalization"} <= _ops(tiny_dir)
+    assert not _ops(tiny_dir) & {"SkipLayerNormalization", "LayerNormalization", "BiasGelu"}
+    assert "Attention" not in _ops(plain)
+    assert (OnnxEncoder(tiny_dir).encode_passages(texts, batch_size=7) * base).sum(1).min() >= 0.9999
     q8 = export_model(tiny_bert, tmp_path / "q8", query_prefix=PREFIX, precision="int8")
     assert ModelManifest.load(q8).precision == "int8"
     q8_vecs = OnnxEncoder(q8).encode_passages(texts)
     cos = (q8_vecs * base).sum(1)  # random weights quantise worse than trained ones (MiniLM: >= 0.99)
     assert cos.min() >= 0.9 and cos.mean() >= 0.98
-    import onnx
-
-    ops = {n.op_type for n in onnx.load(str(q8 / "model.onnx")).graph.node}
-    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul"}
+    assert {"MatMulInteger", "QAttention"} <= _ops(q8)
 
 
 def test_failed_export_leaves_nothing(tiny_bert, tmp_path, monkeypatch):

@@ -1,0 +1,136 @@
+"""Dynamic int8 quantisation of an exported encoder, with activation smoothing.
+
+Dynamic quantisation gives every weight column its own int8 range, but each activation tensor one range
+for the whole tensor, chosen at run time. On all-MiniLM-L6-v2, quantising the weights alone keeps the
+minimum cosine to fp32 at 0.9992; quantising the activations too drops it to 0.9885 (300 MS MARCO
+queries and passages). The culprits are a few channels of the LayerNorm outputs that are far larger
+than the rest. Smoothing (SmoothQuant, Xiao et al., 2023) divides input channel j of a MatMul by s_j
+and multiplies row j of its weight by s_j: the product is unchanged, the activation's range is flatter
+and the weight takes on a little of the difficulty. s_j = max|X_j|^alpha / max|W_j|^(1-alpha), with
+max|X_j| from a calibration pass over generated text (no data files needed). We smooth the inputs of
+the fused QKV projection (``Attention``) and of the widening FFN MatMuls (min cosine 0.9907 over 1,050
+texts); smoothing the FFN down-projection (its input is a GELU output) made it worse, so it is left.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .optimize import KEEP_UNFUSED
+
+DEFAULT_ALPHA = 0.7
+
+
+def calibration_texts(tokenizer, n: int = 200, seed: int = 0) -> list[str]:
+    """``n`` pseudo-sentences of 3-60 whole words drawn from the tokenizer's vocabulary (deterministic)."""
+    words = sorted(w for w in tokenizer.get_vocab() if w.isalpha() and not w.startswith("##"))
+    if not words:
+        raise ValueError("the tokenizer vocabulary has no whole words to calibrate with")
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(words, int(rng.integers(3, 61)))) for _ in range(n)]
+
+
+def _targets(graph) -> list:
+    """Attention nodes and MatMuls that widen their input, each with a weight used by no other node."""
+    from onnx import numpy_helper
+
+    weights = {t.name: t for t in graph.initializer}
+    uses: dict[str, int] = {}
+    for n in graph.node:
+        for i in n.input:
+            uses[i] = uses.get(i, 0) + 1
+    out = []
+    for n in graph.node:
+        if len(n.input) < 2 or n.input[1] not in weights or uses[n.input[1]] != 1:
+            continue
+        shape = tuple(weights[n.input[1]].dims)
+        if len(shape) != 2:
+            continue
+        if (n.op_type == "Attention" and n.domain == "com.microsoft") or (n.op_type == "MatMul" and shape[0] < shape[1]):
+            if numpy_helper.to_array(weights[n.input[1]]).dtype == np.float32:
+                out.append(n)
+    return out
+
+
+def _channel_maxima(model, inputs: list[str], texts: list[str], tokenizer) -> dict[str, np.ndarray]:
+    """max |x| per last-axis channel of each tensor in ``inputs``, over ``texts`` encoded one at a time."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for name in inputs:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"],
+                                   disabled_optimizers=list(KEEP_UNFUSED))
+    feeds_needed = {i.name for i in session.get_inputs()}
+    maxima: dict[str, np.ndarray] = {}
+    for text in texts:
+        ids = np.asarray(tokenizer.encode(text).ids, dtype=np.int64)[None, :]
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        values = session.run(inputs, {k: v for k, v in feeds.items() if k in feeds_needed})
+        for name, v in zip(inputs, values):
+            m = np.abs(v).reshape(-1, v.shape[-1]).max(0)
+            maxima[name] = np.maximum(maxima[name], m) if name in maxima else m
+    return maxima
+
+
+def smooth_activations(model, tokenizer, alpha: float = DEFAULT_ALPHA, texts: list[str] | None = None) -> int:
+    """Insert per-channel 1/s scaling before each smoothing target and fold s into its weight (in place).
+
+    Returns the number of nodes smoothed. The fp32 function of the graph is unchanged.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    targets = _targets(graph)
+    if not targets:
+        return 0
+    maxima = _channel_maxima(model, sorted({n.input[0] for n in targets}), texts or calibration_texts(tokenizer), tokenizer)
+    weights = {t.name: t for t in graph.initializer}
+    scale_nodes = {}
+    for k, node in enumerate(targets):
+        w = numpy_helper.to_array(weights[node.input[1]])
+        s = np.maximum(maxima[node.input[0]], 1e-5) ** alpha / np.maximum(np.abs(w).max(1), 1e-5) ** (1 - alpha)
+        s = (s / np.exp(np.log(s).mean())).astype(np.float32)  # geometric mean 1: weights keep their scale
+        weights[node.input[1]].CopyFrom(numpy_helper.from_array((w * s[:, None]).astype(np.float32), node.input[1]))
+        inv, scaled = f"lucerag_smooth_{k}_inv", f"lucerag_smooth_{k}_x"
+        graph.initializer.append(numpy_helper.from_array((1.0 / s).astype(np.float32), inv))
+        scale_nodes[id(node)] = helper.make_node("Mul", [node.input[0], inv], [scaled], name=f"lucerag_smooth_{k}")
+        node.input[0] = scaled
+    nodes = []
+    for node in graph.node:  # each scaling Mul goes right before its consumer: order stays topological
+        if id(node) in scale_nodes:
+            nodes.append(scale_nodes[id(node)])
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return len(targets)
+
+
+def quantize_onnx(src: Path, dst: Path, tokenizer, *, alpha: float | None = DEFAULT_ALPHA) -> None:
+    """Smooth (unless ``alpha`` is None), then dynamic int8: per-channel weights of every MatMul and
+    fused Attention, activations quantised at run time."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(src))
+    if alpha is not None:
+        smooth_activations(model, tokenizer, alpha)
+    smoothed = dst.with_name(dst.stem + ".smoothed.onnx")
+    onnx.save(model, str(smoothed))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger
+    try:
+        quantize_dynamic(
+            str(smoothed), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+            op_types_to_quantize=["MatMul", "Attention"],
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # contrib ops defeat shape inference
+        )
+    finally:
+        root.setLevel(level)
+        smoothed.unlink(missing_ok=True)
