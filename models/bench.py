@@ -17,6 +17,7 @@ import onnxruntime as ort
 
 from .encoder import PASSAGE_BATCH, OnnxEncoder
 from .manifest import ModelManifest
+from .store import int8_variant
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msmarco-dl19-5k"
 
@@ -120,18 +121,6 @@ def _torch_reference(manifest: ModelManifest, tokenizer, threads: int):
     return encode, set_threads
 
 
-def _int8_dir_for(fp32_dir: Path) -> Path:
-    from .export import quantize_model
-
-    target = fp32_dir.with_name(fp32_dir.name + "-int8")
-    if not (target / "model.onnx").is_file():
-        try:
-            quantize_model(fp32_dir, target)
-        except FileExistsError:
-            pass
-    return target
-
-
 def run_encoder_bench(
     model_dir: str | Path | None = None,
     int8_dir: str | Path | None = None,
@@ -150,7 +139,7 @@ def run_encoder_bench(
     """Measure latency, throughput and parity; print (when verbose) and return one JSON-able dict.
 
     ``model_dir``: an exported fp32 folder (default: the cached default model, exported if needed).
-    ``int8_dir``: its int8 twin (default: ``<model_dir>-int8``, quantised on first use).
+    ``int8_dir``: its int8 twin (default: quantised into the cache on first use, see ``int8_variant``).
     Query latency: ``n_queries`` single unpadded queries, ``query_threads`` threads (ONNX and torch).
     Throughput: ``n_passages`` passages, ``passage_threads`` (None: all cores), length-bucketed batches.
     Parity: minimum cosine over ``n_parity`` texts between ONNX (padded, mixed-length batches) and
@@ -161,7 +150,7 @@ def run_encoder_bench(
 
         model_dir = ensure_default_model()
     model_dir = Path(model_dir)
-    int8_dir = Path(int8_dir) if int8_dir else _int8_dir_for(model_dir)
+    int8_dir = Path(int8_dir) if int8_dir else int8_variant(model_dir)
     queries, passages, source = load_texts(Path(data_dir) if data_dir else None, n_passages)
     qtexts = _cycle(queries, n_queries)
 

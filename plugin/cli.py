@@ -387,7 +387,7 @@ def models_export(
     query_prefix: Optional[str] = typer.Option(None),
     passage_prefix: Optional[str] = typer.Option(None),
     int8: bool = typer.Option(False, help="Also write an int8 copy (dynamic quantisation) to OUT-int8."),
-    optimize: bool = typer.Option(False, help="Apply onnxruntime's transformer graph fusions."),
+    optimize: bool = typer.Option(True, help="Fuse attention offline (onnxruntime transformer optimizer)."),
     overwrite: bool = typer.Option(False),
 ):
     """Export a bi-encoder to ONNX (pooling and normalisation inside the graph)."""

@@ -173,3 +173,28 @@ def test_providers(tiny_dir):
     enc = OnnxEncoder(tiny_dir, threads=1, providers=["CPUExecutionProvider"])
     assert enc.providers == ["CPUExecutionProvider"]
     assert enc.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_smoothing_keeps_the_fp32_function(tiny_dir, tmp_path):
+    """Activation smoothing rescales weights and inputs but must not change what the graph computes."""
+    import shutil
+
+    import onnx
+    from onnx import numpy_helper
+
+    from lucerag.models.quantize import smooth_activations
+
+    model = onnx.load(str(tiny_dir / "model.onnx"))
+    before = {t.name: numpy_helper.to_array(t).copy() for t in model.graph.initializer}
+    enc = OnnxEncoder(tiny_dir)
+    n = smooth_activations(model, enc.tokenizer, alpha=0.7, texts=_texts()[4:20])
+    assert n == 2 * 2  # 2 layers x (Attention QKV + FFN up)
+    changed = [t.name for t in model.graph.initializer if t.name in before
+               and not np.array_equal(before[t.name], numpy_helper.to_array(t))]
+    assert len(changed) == n
+    out = tmp_path / "smoothed"
+    shutil.copytree(tiny_dir, out)
+    onnx.save(model, str(out / "model.onnx"))
+    texts = _texts()
+    cos = (OnnxEncoder(out).encode_passages(texts) * enc.encode_passages(texts)).sum(1)
+    assert cos.min() >= 0.99999
