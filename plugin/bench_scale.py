@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from lucerag.bench_query import dir_size, load_avg
+from lucerag.index_writer import HNSW_BEAM, HNSW_M
 
 SLICE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msmarco-dl19-5k"
 DEV_TOPICS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "topics-and-qrels"
@@ -134,25 +135,27 @@ def synthetic_fidelity(work: Path, seed: int = 7, noise: float = 0.5, sample: in
             "nearest_real_neighbour_cosine": round(float(np.sort(real @ vectors.T, axis=1)[:, -1].mean()), 4)}
 
 
-def build_index(size: int, work: Path, corpus, seed: int, rebuild: bool = False) -> tuple[Path, dict]:
-    """Write (or reuse) ``<work>/scale-<size>-s<seed>``; returns its path and the build facts."""
+def build_index(size: int, work: Path, corpus, seed: int, rebuild: bool = False,
+                hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM) -> tuple[Path, dict]:
+    """Write (or reuse) ``<work>/scale-<size>-s<seed>[-m<M>-b<beam>]``; returns its path and the build facts."""
     from lucerag.import_vectors import _EncoderInfo
     from lucerag.index_manifest import IndexManifest
     from lucerag.index_writer import IndexWriter
 
-    path = Path(work) / f"scale-{size}-s{seed}"
-    facts_file = Path(work) / f"scale-{size}-s{seed}.json"
+    graph = "" if (hnsw_m, hnsw_beam) == (HNSW_M, HNSW_BEAM) else f"-m{hnsw_m}-b{hnsw_beam}"
+    path = Path(work) / f"scale-{size}-s{seed}{graph}"
+    facts_file = Path(work) / f"scale-{size}-s{seed}{graph}.json"
     if path.is_dir() and facts_file.is_file() and not rebuild:
         return path, json.loads(facts_file.read_text())
     ids, texts, vectors = corpus
     manifest = IndexManifest.for_encoder(_EncoderInfo(None), scale_corpus={"size": size, "seed": seed})
     t = time.perf_counter()
-    with IndexWriter(path, manifest=manifest, dim=vectors.shape[1]) as writer:
+    with IndexWriter(path, manifest=manifest, dim=vectors.shape[1], hnsw_m=hnsw_m, hnsw_beam=hnsw_beam) as writer:
         for s in range(0, len(ids), 2048):
             writer.add_batch(ids[s:s + 2048], texts[s:s + 2048], vectors[s:s + 2048])
     seconds = time.perf_counter() - t
     segments = sum(1 for p in path.iterdir() if p.suffix == ".si")
-    facts = {"passages": len(ids), "seconds": round(seconds, 2), "passages_per_s": round(len(ids) / seconds, 1),
+    facts = {"passages": len(ids), "hnsw_m": hnsw_m, "hnsw_beam": hnsw_beam, "seconds": round(seconds, 2), "passages_per_s": round(len(ids) / seconds, 1),
              "segments": segments, "index_bytes": dir_size(path), "load_during_build": load_avg()}
     facts_file.write_text(json.dumps(facts))
     return path, facts

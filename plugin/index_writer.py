@@ -37,12 +37,23 @@ from lucerag.lucene import VECTOR, java
 
 MAX_ID_BYTES = 32766  # Lucene's limit for one indexed term (the id field)
 PARENT = "parent_id"  # indexed (not stored) id of the document a passage was cut from
+# HNSW graph construction: neighbours per node (Lucene's M) and construction beam width.
+HNSW_M = 16
+HNSW_BEAM = 100
 
 
 def _passage_writer():
     from lucerag.jvm import jclass
 
     return jclass("lucerag.PassageWriter")
+
+
+def _hnsw_codec(m: int, beam: int):
+    from lucerag.jvm import jclass
+
+    if not (2 <= m <= 512 and 1 <= beam <= 3200):
+        raise ValueError(f"hnsw_m must be in 2..512 and hnsw_beam in 1..3200, not {m} and {beam}")
+    return jclass("lucerag.Bridge").hnswCodec(int(m), int(beam))
 
 
 class IndexWriter:
@@ -57,7 +68,7 @@ class IndexWriter:
 
     def __init__(self, path: str | Path, *, mode: str = "create", dim: int | None = None,
                  manifest: IndexManifest | None = None, ram_buffer_mb: float = 512, threads: int = 0,
-                 track_parents: bool = False):
+                 track_parents: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM):
         if mode not in ("create", "append"):
             raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
         self.path = Path(path)
@@ -82,6 +93,7 @@ class IndexWriter:
         config.setOpenMode(java.OpenMode.CREATE if mode == "create" else java.OpenMode.APPEND)
         config.setRAMBufferSizeMB(float(ram_buffer_mb))
         config.setCommitOnClose(False)
+        config.setCodec(_hnsw_codec(hnsw_m, hnsw_beam))
         self._dir = java.FSDirectory.open(java.File(str(self._work)).toPath())
         try:
             self._writer = java.IndexWriter(self._dir, config)

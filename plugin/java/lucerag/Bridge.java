@@ -7,6 +7,10 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
+import org.apache.lucene.codecs.Codec;
+import org.apache.lucene.codecs.KnnVectorsFormat;
+import org.apache.lucene.codecs.lucene99.Lucene99Codec;
+import org.apache.lucene.codecs.lucene99.Lucene99HnswVectorsFormat;
 import org.apache.lucene.document.BinaryDocValuesField;
 import org.apache.lucene.document.Document;
 import org.apache.lucene.document.Field;
@@ -44,6 +48,21 @@ public final class Bridge {
   private static final String RAW = "raw";
 
   private Bridge() {}
+
+  /**
+   * The default codec with HNSW graphs built with {@code maxConn} neighbours per node (Lucene's M,
+   * default 16) and a construction beam of {@code beamWidth} (default 100). Only the writer needs
+   * it: readers find the vectors format by name, so any Lucene 9.9+ reader opens the index.
+   */
+  public static Codec hnswCodec(int maxConn, int beamWidth) {
+    KnnVectorsFormat format = new Lucene99HnswVectorsFormat(maxConn, beamWidth);
+    return new Lucene99Codec() {
+      @Override
+      public KnnVectorsFormat getKnnVectorsFormatForField(String field) {
+        return format;
+      }
+    };
+  }
 
   private static ByteBuffer le(byte[] bytes) {
     return ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
