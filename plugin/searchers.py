@@ -37,10 +37,6 @@ def _le_bytes(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
 
-def _docs_filter(docnums: list[int]):
-    return java.Bridge.docsQuery(np.asarray(docnums, "<i4").tobytes())
-
-
 class BM25Searcher:
     """BM25 (Anserini's analyzer and bag-of-words query) over the ``contents`` field."""
 
@@ -66,9 +62,9 @@ class BM25Searcher:
         if not docnums:
             return {}
         parsed = parsed if parsed is not None else self.query(text)
-        query = java.Bridge.restrict(parsed, _docs_filter(docnums))
-        found, scores = _top_docs(self.searcher, query, len(docnums))
-        return dict(zip(found, scores.tolist()))
+        blob = java.Bridge.scoreDocs(self.searcher, parsed, np.asarray(docnums, "<i4").tobytes()).tostring()
+        scores = np.frombuffer(blob, "<f4", len(docnums)).tolist()
+        return {d: s for d, s in zip(docnums, scores) if s > 0.0}
 
 
 class DenseSearcher:

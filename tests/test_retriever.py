@@ -46,6 +46,20 @@ def test_hybrid_fills_in_exact_scores_for_one_view_candidates(retriever, encoder
         assert candidates.bm25[i] == pytest.approx(full_bm25.get(candidates.ids[i], 0.0), rel=1e-5)
 
 
+def test_bm25_scores_by_doc_number_equal_the_search_scores(retriever):
+    """The exact-score fill-in reaches documents one by one; it must agree with a full BM25 search,
+    in any order, and leave out documents without a query term."""
+    import random
+
+    query = "bees flowers honey"
+    hits = retriever.bm25.search(query, 10_000)
+    every = list(range(retriever.bm25.index.reader.maxDoc()))
+    random.Random(0).shuffle(every)
+    got = retriever.bm25.score(query, every)
+    assert 0 < len(hits) < len(every)  # some documents do not match, so absence is tested
+    assert got == pytest.approx(dict(zip(hits.docnums, hits.scores.tolist())), rel=1e-6)
+
+
 def test_lucene_syntax_is_plain_text(retriever):
     for query in ['AND OR ( ) : " * ~ ^ \\', "volcano AND (magma OR lava)~2 title:*", "c++ -- \"unterminated"]:
         passages = retriever.search(query, k=3)

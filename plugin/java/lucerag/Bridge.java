@@ -25,14 +25,15 @@ import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.index.Term;
 import org.apache.lucene.index.VectorSimilarityFunction;
-import org.apache.lucene.search.BooleanClause;
-import org.apache.lucene.search.BooleanQuery;
 import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.KnnFloatVectorQuery;
 import org.apache.lucene.search.Query;
 import org.apache.lucene.search.ScoreDoc;
+import org.apache.lucene.search.ScoreMode;
+import org.apache.lucene.search.Scorer;
 import org.apache.lucene.search.TermInSetQuery;
 import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.search.Weight;
 import org.apache.lucene.util.BytesRef;
 
 /**
@@ -132,6 +133,51 @@ public final class Bridge {
     return out.array();
   }
 
+  /**
+   * Scores of {@code query} for the given doc numbers (little-endian ints of one top-level reader),
+   * in the given order, as little-endian floats; a document the query does not match scores 0.
+   * Each document is reached by advancing the query's scorer to it, so the cost grows with the
+   * number of documents asked for, not with the length of the query's posting lists.
+   */
+  public static byte[] scoreDocs(IndexSearcher searcher, Query query, byte[] docnums) throws java.io.IOException {
+    int[] docs = new int[docnums.length / 4];
+    le(docnums).asIntBuffer().get(docs);
+    Integer[] order = new Integer[docs.length];
+    for (int i = 0; i < order.length; i++) {
+      order[i] = i;
+    }
+    Arrays.sort(order, (a, b) -> Integer.compare(docs[a], docs[b]));
+    float[] scores = new float[docs.length];
+    Weight weight = searcher.createWeight(searcher.rewrite(query), ScoreMode.COMPLETE, 1f);
+    List<LeafReaderContext> leaves = searcher.getIndexReader().leaves();
+    int leaf = -1;
+    Scorer scorer = null;
+    LeafReaderContext ctx = null;
+    for (int i : order) {
+      int doc = docs[i];
+      while (ctx == null || doc >= ctx.docBase + ctx.reader().maxDoc()) {
+        ctx = leaves.get(++leaf);
+        scorer = weight.scorer(ctx);
+      }
+      if (scorer == null) {
+        continue;
+      }
+      int target = doc - ctx.docBase;
+      int at = scorer.docID();
+      if (at < target) {
+        at = scorer.iterator().advance(target);
+      }
+      if (at == target) {
+        scores[i] = scorer.score();
+      }
+    }
+    ByteBuffer out = ByteBuffer.allocate(scores.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (float f : scores) {
+      out.putFloat(f);
+    }
+    return out.array();
+  }
+
   /** A query matching exactly the passages with the given ids. */
   public static Query idsQuery(String[] ids) {
     List<BytesRef> terms = new ArrayList<>(ids.length);
@@ -139,21 +185,6 @@ public final class Bridge {
       terms.add(new BytesRef(id));
     }
     return new TermInSetQuery(ID, terms);
-  }
-
-  /** A query matching exactly the given Lucene doc numbers (little-endian ints) of one reader. */
-  public static Query docsQuery(byte[] docnums) {
-    int[] docs = new int[docnums.length / 4];
-    le(docnums).asIntBuffer().get(docs);
-    return new DocSetQuery(docs);
-  }
-
-  /** {@code query} restricted to {@code filter}'s matches (scores unchanged). */
-  public static Query restrict(Query query, Query filter) {
-    return new BooleanQuery.Builder()
-        .add(query, BooleanClause.Occur.MUST)
-        .add(filter, BooleanClause.Occur.FILTER)
-        .build();
   }
 
   /**
