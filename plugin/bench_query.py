@@ -118,8 +118,11 @@ def run_query_bench(index_dir: Path, queries: list[str], *, k: int = 10, n_laten
                     recall_queries: int = 100, ingest_sample: int = 500, ef_search: int | None = None,
                     corpus: tuple[list[str], list[str], np.ndarray] | None = None,
                     latencies_out: Path | None = None, import_rate: float | None = None,
-                    label: str | None = None, ef_sweep: list[int] | None = None) -> dict[str, Any]:
+                    label: str | None = None, ef_sweep: list[int] | None = None,
+                    precision: str | None = None) -> dict[str, Any]:
     """Measure lucerag (and the baseline) on ``index_dir``; returns one JSON-able dict.
+
+    ``precision``: the query encoder's (default: the configuration's, ``[encoder] precision``).
 
     ``corpus``: the index's (ids, texts, vectors) in doc number order when the caller has them
     (saves reading them back from the index).  ``latencies_out``: write every measured latency
@@ -138,15 +141,12 @@ def run_query_bench(index_dir: Path, queries: list[str], *, k: int = 10, n_laten
     cfg = Config.for_index(index_dir)
     if ef_search is not None:
         cfg.dense.ef_search = ef_search
-    encoder = load_encoder(None, threads=1)
+    if precision is not None:
+        cfg.encoder.precision = precision
+    result["query_encoder"] = cfg.encoder.precision
+    encoder = load_encoder(None, threads=1, precision=cfg.encoder.precision)
     retriever = Retriever(cfg, encoder=encoder)
     try:
-        try:  # older lucerag.api: per-thread stored fields as a stop-gap; newer readers do it themselves
-            from lucerag.api import make_thread_safe
-
-            make_thread_safe(retriever)
-        except ImportError:
-            pass
         depth = cfg.fusion.depth
         index = retriever.dense_index
         result.update(passages=index.size, depth=depth, ef_search=retriever.dense.ef_search,

@@ -165,6 +165,7 @@ def run_scale_bench(sizes=DEFAULT_SIZES, *, work: Path, queries: list[str], seed
                     threads: int = 2, n_latency: int = 200, n_throughput: int = 200, ingest_sample: int = 300,
                     baseline: bool = True, rebuild: bool = False, plot_dir: Path | None = None,
                     fidelity_sample: int = 200, ef_search: int | None = None, ef_sweep: str = "",
+                    precision: str | None = None, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
                     progress=None) -> dict[str, Any]:
     """Build each size, run both stacks on it; one JSON-able dict (``by_size`` per size)."""
     from lucerag.models import load_encoder
@@ -181,13 +182,13 @@ def run_scale_bench(sizes=DEFAULT_SIZES, *, work: Path, queries: list[str], seed
         say(f"{size}: corpus")
         corpus = build_corpus(size, work, seed, noise, encoder=encoder)
         say(f"{size}: index")
-        path, facts = build_index(size, work, corpus, seed, rebuild)
+        path, facts = build_index(size, work, corpus, seed, rebuild, hnsw_m, hnsw_beam)
         del corpus
         say(f"{size}: benchmark (own process)")
         lat_file = (plot_dir / f"latencies-{size}.json") if plot_dir else None
         r = _bench_in_subprocess(path, queries, n_latency=n_latency, threads=threads, n_throughput=n_throughput,
                                  baseline=baseline, ingest_sample=ingest_sample, latencies=lat_file,
-                                 ef_search=ef_search, ef_sweep=ef_sweep or None)
+                                 ef_search=ef_search, ef_sweep=ef_sweep or None, precision=precision)
         r["label"] = str(size)
         r["ingest"]["import_passages_per_s"] = facts["passages_per_s"]
         r["build"] = facts

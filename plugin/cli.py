@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from lucerag.config import Config, ConfigError
+from lucerag.index_writer import HNSW_BEAM, HNSW_M
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Hybrid BM25 + HNSW retrieval for RAG on Lucene/Anserini.")
@@ -51,6 +52,8 @@ def index(
     query: Optional[str] = typer.Option(None, help="SQL query (sqlite/sql sources)."),
     batch_size: int = typer.Option(256, min=1, help="Passages per batch handed to the encoder and Lucene."),
     ram_buffer_mb: float = typer.Option(512, min=1, help="Lucene's indexing buffer; larger = fewer flushes."),
+    hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node (Lucene's M)."),
+    hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
     progress: bool = typer.Option(True, help="Show a progress bar (stderr)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
@@ -76,6 +79,7 @@ def index(
         stream = read_documents(input, format, on_error=on_error, rejects=sink, **options)
         report = build_index(stream, index_dir, encoder=encoder, dense=not bm25_only,
                              mode="append" if append else "create", batch_size=batch_size,
+                             hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
                              stats=stream.stats, delete_missing=delete_missing, on_error=on_error,
                              on_reject=sink, ram_buffer_mb=ram_buffer_mb, progress=progress,
                              total=estimate_total(input, format))
@@ -565,6 +569,8 @@ def import_vectors_cmd(
     on_missing: str = typer.Option("fail", help="fail or skip vectors whose text is nowhere."),
     batch_size: int = typer.Option(1024, min=1),
     limit: Optional[int] = typer.Option(None, min=1, help="Import only the first N vectors."),
+    hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node (Lucene's M)."),
+    hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
     progress: bool = typer.Option(True, help="Show a progress bar (stderr)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
@@ -575,7 +581,7 @@ def import_vectors_cmd(
     try:
         report = import_vectors(input, index_dir, corpus=corpus, corpus_format=corpus_format, model=model,
                                 append=append, batch_size=batch_size, on_missing=on_missing, limit=limit,
-                                progress=progress and not json_out)
+                                progress=progress and not json_out, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam)
     except (VectorFormatError, ConnectorError, RuntimeError) as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")
     for warning in report.warnings:
@@ -603,6 +609,12 @@ def _bench_summary(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _precision(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in ("fp32", "int8"):
+        _fail(f"--precision must be fp32 or int8, not {value!r}")
+    return value
+
+
 @bench_app.command("query")
 def bench_query_cmd(
     index_dir: Path = typer.Option(..., "--index", help="A lucerag index (BM25 + HNSW in one directory)."),
@@ -618,6 +630,7 @@ def bench_query_cmd(
     baseline: bool = typer.Option(True, "--baseline/--no-baseline",
                                   help="Also measure rank-bm25 + numpy + PyTorch on the same passages."),
     ingest_sample: int = typer.Option(300, min=0, help="Passages ingested to measure ingest passages/s (0: skip)."),
+    precision: Optional[str] = typer.Option(None, help="Query encoder: fp32 or int8 (default: the configuration's)."),
     latencies: Optional[Path] = typer.Option(None, help="Write every latency (ms) as JSON here."),
     plot: Optional[Path] = typer.Option(None, help="Write a latency CDF plot (PNG) here."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -630,7 +643,8 @@ def bench_query_cmd(
     lat_file = latencies or (plot.with_suffix(".json") if plot else None)
     r = run_query_bench(index_dir, qs, k=k, n_latency=n_latency, threads=threads, n_throughput=n_throughput,
                         baseline=baseline, ingest_sample=ingest_sample, ef_search=ef_search,
-                        latencies_out=lat_file, ef_sweep=[int(x) for x in ef_sweep.split(",") if x.strip()])
+                        latencies_out=lat_file, ef_sweep=[int(x) for x in ef_sweep.split(",") if x.strip()],
+                        precision=_precision(precision))
     r["sizes"] = {str(r["passages"]): {key: r.get(key) for key in
                                        ("hybrid_p50_ms", "baseline_p50_ms", "speedup_p50", "index_bytes")}}
     if plot is not None:
@@ -660,6 +674,9 @@ def bench_scale_cmd(
     rebuild: bool = typer.Option(False, help="Rebuild the indexes even when they exist."),
     ef_search: Optional[int] = typer.Option(None, min=1, help="HNSW beam width (default: the configuration's)."),
     ef_sweep: str = typer.Option("", help="Also report HNSW recall/latency for these ef_search values."),
+    precision: Optional[str] = typer.Option(None, help="Query encoder: fp32 or int8 (default: the configuration's)."),
+    hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node when building (Lucene's M)."),
+    hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
     plot_dir: Optional[Path] = typer.Option(None, help="Write latency CDFs and the scale curve (PNG) here."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
@@ -675,7 +692,8 @@ def bench_scale_cmd(
     r = run_scale_bench(chosen, work=work or cache_dir() / "bench" / "scale", queries=read_queries(qpath, limit),
                         seed=seed, noise=noise, threads=threads, n_latency=n_latency, n_throughput=n_throughput,
                         ingest_sample=ingest_sample, baseline=baseline, rebuild=rebuild, plot_dir=plot_dir,
-                        ef_search=ef_search, ef_sweep=ef_sweep,
+                        ef_search=ef_search, ef_sweep=ef_sweep, precision=_precision(precision),
+                        hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
                         progress=lambda m: typer.echo(f"[bench scale] {m}", err=True))
     r["query_file"] = str(qpath)
     if json_out:

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from lucerag.index_writer import HNSW_BEAM, HNSW_M
+
 ID_KEYS = ("docid", "id", "_id")
 TEXT_KEYS = ("contents", "text")
 NORM_TOLERANCE = 1e-3
@@ -234,7 +236,7 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
                    corpus_format: str | None = None, model: str | Path | None = None,
                    append: bool = False, batch_size: int = 1024, on_missing: str = "fail",
                    limit: int | None = None, ram_buffer_mb: float = 512, index_threads: int = 1,
-                   progress: bool = False) -> ImportReport:
+                   progress: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM) -> ImportReport:
     """Write pre-encoded passages into a lucerag index (see the module docstring).
 
     ``model``: the exported query-encoder folder matching the vectors ("default" for lucerag's
@@ -263,7 +265,7 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
 
     with IndexWriter(index_dir, mode="append" if append else "create", manifest=manifest if not append else None,
                      dim=encoder.dim if encoder is not None else None, ram_buffer_mb=ram_buffer_mb,
-                     threads=index_threads) as writer:
+                     threads=index_threads, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam) as writer:
         def flush() -> None:
             if not ids:
                 return

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from lucerag.index_manifest import FORMAT, IndexManifest
-from lucerag.index_writer import MAX_ID_BYTES, IndexWriter
+from lucerag.index_writer import HNSW_BEAM, HNSW_M, MAX_ID_BYTES, IndexWriter
 from lucerag.models.encoder import PASSAGE_BATCH
 
 DEFAULT_MAX_WORDS = 192
@@ -232,7 +232,7 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
                 on_error: str = "fail", on_reject: Callable | None = None,
                 index_threads: int | None = None, producer_thread: bool | None = None,
                 ram_buffer_mb: float = 512, encode_batch_size: int = PASSAGE_BATCH,
-                source: str | None = None) -> IngestReport:
+                source: str | None = None, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM) -> IngestReport:
     """Chunk, encode and index ``documents`` (objects with id, title, text, metadata).
 
     ``encoder`` defaults to the default ONNX model; ``dense=False`` builds a BM25-only index.
@@ -277,7 +277,8 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
         batches = _in_thread(batches)
     track = delete_missing and mode == "append"
     with IndexWriter(index_dir, mode=mode, manifest=manifest, dim=encoder.dim if encoder is not None else None,
-                     threads=threads, track_parents=track, ram_buffer_mb=ram_buffer_mb) as writer:
+                     threads=threads, track_parents=track, ram_buffer_mb=ram_buffer_mb,
+                     hnsw_m=hnsw_m, hnsw_beam=hnsw_beam) as writer:
         done = 0
         while True:
             t0 = time.perf_counter()
