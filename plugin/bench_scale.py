@@ -137,14 +137,13 @@ def synthetic_fidelity(work: Path, seed: int = 7, noise: float = 0.5, sample: in
 
 def build_index(size: int, work: Path, corpus, seed: int, rebuild: bool = False,
                 hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM) -> tuple[Path, dict]:
-    """Write (or reuse) ``<work>/scale-<size>-s<seed>[-m<M>-b<beam>]``; returns its path and the build facts."""
+    """Write (or reuse) ``<work>/scale-<size>-s<seed>-m<M>-b<beam>``; returns its path and the build facts."""
     from lucerag.import_vectors import _EncoderInfo
     from lucerag.index_manifest import IndexManifest
     from lucerag.index_writer import IndexWriter
 
-    graph = "" if (hnsw_m, hnsw_beam) == (HNSW_M, HNSW_BEAM) else f"-m{hnsw_m}-b{hnsw_beam}"
-    path = Path(work) / f"scale-{size}-s{seed}{graph}"
-    facts_file = Path(work) / f"scale-{size}-s{seed}{graph}.json"
+    path = Path(work) / f"scale-{size}-s{seed}-m{hnsw_m}-b{hnsw_beam}"
+    facts_file = path.with_name(path.name + ".json")
     if path.is_dir() and facts_file.is_file() and not rebuild:
         return path, json.loads(facts_file.read_text())
     ids, texts, vectors = corpus

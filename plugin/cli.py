@@ -25,6 +25,12 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _precision(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in ("fp32", "int8"):
+        _fail(f"--precision must be fp32 or int8, not {value!r}")
+    return value
+
+
 def _retriever(index: Optional[Path], config: Optional[Path]):
     from lucerag.retriever import Retriever
 
@@ -47,6 +53,8 @@ def index(
                                         help="With --append: delete documents that are no longer in the source."),
     bm25_only: bool = typer.Option(False, "--bm25-only", help="Skip the dense view (no encoder)."),
     model: Optional[str] = typer.Option(None, help="Exported model directory (default all-MiniLM-L6-v2)."),
+    precision: str = typer.Option("fp32", help="Passage encoder: fp32 (exact) or int8 (~2x faster, "
+                                               "dense nDCG@10 within 0.002 on DL19)."),
     on_error: str = typer.Option("fail", help="fail: stop at the first bad record; skip: reject and go on."),
     rejects: Optional[Path] = typer.Option(None, help="With --on-error skip: write rejected records here (JSONL)."),
     query: Optional[str] = typer.Option(None, help="SQL query (sqlite/sql sources)."),
@@ -72,7 +80,7 @@ def index(
     if not bm25_only:
         from lucerag.models import load_encoder
 
-        encoder = load_encoder(model)
+        encoder = load_encoder(model, precision=_precision(precision))
     sink = RejectsFile(rejects) if rejects else None
     options = {"query": query} if query else {}
     try:
@@ -607,12 +615,6 @@ def _bench_summary(r: dict) -> str:
     lines.append(f"  HNSW R@{r['hnsw_recall']['depth']} vs exact: {r['hnsw_recall']['recall']} "
                  f"(ef_search {r['hnsw_recall']['ef_search']})")
     return "\n".join(lines)
-
-
-def _precision(value: Optional[str]) -> Optional[str]:
-    if value is not None and value not in ("fp32", "int8"):
-        _fail(f"--precision must be fp32 or int8, not {value!r}")
-    return value
 
 
 @bench_app.command("query")

@@ -56,7 +56,8 @@ class BM25Config(_Section):
 
 
 class DenseConfig(_Section):
-    ef_search: int = Field(400, ge=1, le=10_000)
+    # HNSW beam width at query time; unset: 400 below 100K passages, 800 from there (searchers.auto_ef_search).
+    ef_search: int | None = Field(None, ge=1, le=10_000)
 
 
 class FusionConfig(_Section):

@@ -67,16 +67,26 @@ class BM25Searcher:
         return {d: s for d, s in zip(docnums, scores) if s > 0.0}
 
 
+def auto_ef_search(passages: int) -> int:
+    """The HNSW beam width when none is configured: 400 below 100K passages, 800 from there.
+
+    With the writer's default graph (M 48, beam 400) these keep R@100 against exact search at
+    >= 0.98 at 5K, 50K and 200K passages (docs/results.md, ``lucerag bench scale --ef-sweep``).
+    """
+    return 400 if passages < 100_000 else 800
+
+
 class DenseSearcher:
     """HNSW k-nearest-neighbour search over unit vectors (DOT_PRODUCT similarity).
 
     Lucene is asked for ``max(k, ef_search)`` neighbours, so ``ef_search`` is the beam width and
     a ``k`` above it is never silently cut (a trap in Anserini's HnswDenseSearcher).
+    ``ef_search`` None: :func:`auto_ef_search` of the index size.
     """
 
-    def __init__(self, index: LuceneIndex, ef_search: int = 100):
+    def __init__(self, index: LuceneIndex, ef_search: int | None = None):
         self.index = index
-        self.ef_search = ef_search
+        self.ef_search = ef_search if ef_search is not None else auto_ef_search(index.size)
         self.searcher = java.IndexSearcher(index.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
 
     def search(self, vector: np.ndarray, k: int = 100) -> Hits:
