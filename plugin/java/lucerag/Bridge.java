@@ -65,6 +65,22 @@ public final class Bridge {
     };
   }
 
+  private static int[] ints(byte[] littleEndian) {
+    int[] out = new int[littleEndian.length / 4];
+    le(littleEndian).asIntBuffer().get(out);
+    return out;
+  }
+
+  /** Positions of {@code docs} in ascending doc order (readers advance forward only). */
+  private static Integer[] ascending(int[] docs) {
+    Integer[] order = new Integer[docs.length];
+    for (int i = 0; i < order.length; i++) {
+      order[i] = i;
+    }
+    Arrays.sort(order, (a, b) -> Integer.compare(docs[a], docs[b]));
+    return order;
+  }
+
   private static ByteBuffer le(byte[] bytes) {
     return ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
   }
@@ -140,13 +156,8 @@ public final class Bridge {
    * number of documents asked for, not with the length of the query's posting lists.
    */
   public static byte[] scoreDocs(IndexSearcher searcher, Query query, byte[] docnums) throws java.io.IOException {
-    int[] docs = new int[docnums.length / 4];
-    le(docnums).asIntBuffer().get(docs);
-    Integer[] order = new Integer[docs.length];
-    for (int i = 0; i < order.length; i++) {
-      order[i] = i;
-    }
-    Arrays.sort(order, (a, b) -> Integer.compare(docs[a], docs[b]));
+    int[] docs = ints(docnums);
+    Integer[] order = ascending(docs);
     float[] scores = new float[docs.length];
     Weight weight = searcher.createWeight(searcher.rewrite(query), ScoreMode.COMPLETE, 1f);
     List<LeafReaderContext> leaves = searcher.getIndexReader().leaves();
@@ -212,13 +223,8 @@ public final class Bridge {
   /** Stored vectors of doc numbers (little-endian ints), as n * dim little-endian floats. */
   public static byte[] vectors(IndexReader reader, String field, byte[] docnums, int dim)
       throws java.io.IOException {
-    int[] docs = new int[docnums.length / 4];
-    le(docnums).asIntBuffer().get(docs);
-    Integer[] order = new Integer[docs.length];
-    for (int i = 0; i < order.length; i++) {
-      order[i] = i;
-    }
-    Arrays.sort(order, (a, b) -> Integer.compare(docs[a], docs[b]));
+    int[] docs = ints(docnums);
+    Integer[] order = ascending(docs);
     ByteBuffer out = ByteBuffer.allocate(docs.length * dim * 4).order(ByteOrder.LITTLE_ENDIAN);
     List<LeafReaderContext> leaves = reader.leaves();
     int leaf = -1;
