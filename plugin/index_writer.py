@@ -53,8 +53,6 @@ def _passage_writer():
 def _hnsw_codec(m: int, beam: int):
     from lucerag.jvm import jclass
 
-    if not (2 <= m <= 512 and 1 <= beam <= 3200):
-        raise ValueError(f"hnsw_m must be in 2..512 and hnsw_beam in 1..3200, not {m} and {beam}")
     return jclass("lucerag.Bridge").hnswCodec(int(m), int(beam))
 
 
@@ -73,6 +71,8 @@ class IndexWriter:
                  track_parents: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM):
         if mode not in ("create", "append"):
             raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
+        if not (2 <= hnsw_m <= 512 and 1 <= hnsw_beam <= 3200):
+            raise ValueError(f"hnsw_m must be in 2..512 and hnsw_beam in 1..3200, not {hnsw_m} and {hnsw_beam}")
         self.path = Path(path)
         self.mode = mode
         self.dim = dim

@@ -127,3 +127,25 @@ def test_newer_lucene_index_is_explained(tmp_path):
     segments.write_bytes(bytes(data))
     with pytest.raises(IndexNotFoundError, match="newer Lucene"):
         LuceneIndex(path)
+
+
+def test_hnsw_graph_settings_and_default_beam(tmp_path):
+    """The writer builds the HNSW graph with the given M / beam width; any reader opens it, and a
+    searcher without a configured beam width picks one from the index size."""
+    from lucerag.searchers import DenseSearcher, auto_ef_search
+
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(300, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(300)]
+    with IndexWriter(tmp_path / "idx", dim=16, hnsw_m=4, hnsw_beam=8) as w:
+        w.add_batch(ids, [f"text {i}" for i in range(300)], vecs)
+    searcher = DenseSearcher(LuceneIndex(tmp_path / "idx"))
+    assert searcher.ef_search == auto_ef_search(300) == 400
+    assert auto_ef_search(100_000) == 800
+    for i in (0, 150, 299):
+        hits = searcher.search(vecs[i], 5)
+        assert hits.ids[0] == ids[i] and hits.scores[0] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="hnsw_m"):
+        IndexWriter(tmp_path / "bad", hnsw_m=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # nothing left behind
