@@ -40,6 +40,15 @@ def test_search_prints_ranked_passages(cli_index):
     assert "nine bars of pressure" in out.stdout
 
 
+def test_index_with_int8_passages_and_graph_settings(tmp_path):
+    """The faster ingest path (int8 passage encoder, a smaller HNSW graph) still finds the answer."""
+    path = tmp_path / "idx8"
+    run("index", "--input", MINI_BEIR / "corpus.jsonl", "--index", path, "--precision", "int8",
+        "--hnsw-m", "8", "--hnsw-beam", "50", "--no-progress")
+    out = run("search", "--index", path, "how is espresso made", "--k", "3")
+    assert out.stdout.splitlines()[0].lstrip().startswith("1. p14")
+
+
 def test_search_json(cli_index):
     out = run("search", "--index", cli_index, "sourdough starter", "--k", "2", "--json", "--method", "bm25")
     passages = [json.loads(line) for line in out.stdout.splitlines()]
@@ -78,6 +87,8 @@ def test_eval_trec_topics_and_qrels(tmp_path, cli_index):
     (["search", "--config", "{bad_config}", "tea"], "unknown key 'fusion.wieght'"),
     (["eval", "--index", "{index}", "--methods", "bm25,magic", "--beir", str(MINI_BEIR)], "unknown method 'magic'"),
     (["index", "--input", "{bad_jsonl}", "--index", "{index}"], "bad.jsonl: line 2"),
+    (["index", "--input", "{bad_jsonl}", "--index", "{missing}", "--precision", "fp16"], "--precision must be fp32 or int8"),
+    (["index", "--input", "{bad_jsonl}", "--index", "{missing}", "--hnsw-m", "1"], "--hnsw-m"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, cli_index, args, message):
     bad_config = tmp_path / "bad.toml"
