@@ -195,17 +195,11 @@ def filter_threshold_curve(labelled, extra_train=(), folds: int = 5, seed: int =
     ``extra_train``); the mean per-query precision/recall/F1 of keeping ``p >= t`` is reported
     for every ``t``, with the thresholds the folds chose.
     """
-    from lucerag.filter_eval import fit_calibrator, mean_prf, prob_keeps
+    from lucerag.filter_eval import fit_calibrator, mean_prf, prob_keeps, query_folds
 
     grid = np.round(np.arange(0.02, 0.99, 0.02), 2) if thresholds is None else np.asarray(list(thresholds))
-    rng = np.random.default_rng(seed)
-    fold_of = rng.permutation(len(labelled)) % folds
     scored, probs, chosen = [], [], []
-    for f in range(folds):
-        train = [q for q, g in zip(labelled, fold_of) if g != f] + list(extra_train)
-        test = [q for q, g in zip(labelled, fold_of) if g == f]
-        if not test:
-            continue
+    for train, test in query_folds(labelled, extra_train, folds, seed):
         cal = fit_calibrator(train)
         chosen.append(cal.threshold)
         scored += test

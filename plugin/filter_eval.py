@@ -156,21 +156,25 @@ def fit_calibrator(qs: list[LabelledQuery], target_precision: float | None = Non
 DENSE_COLUMN = 0  # features()[:, 0] is the raw cosine
 
 
+def query_folds(qs: list, extra_train=(), folds: int = 5, seed: int = 13):
+    """(train, test) per fold: queries split at random by ``seed``; ``extra_train`` joins every
+    training fold and is never tested. Empty test folds are skipped."""
+    fold_of = np.random.default_rng(seed).permutation(len(qs)) % folds
+    for f in range(folds):
+        test = [q for q, g in zip(qs, fold_of) if g == f]
+        if test:
+            yield [q for q, g in zip(qs, fold_of) if g != f] + list(extra_train), test
+
+
 def cross_validate(qs: list[LabelledQuery], extra_train: list[LabelledQuery] = (), folds: int = 5,
                    seed: int = 13, target_precision: float | None = None) -> dict:
     """Filter vs baselines with parameters chosen on training folds, scored on held-out queries.
 
     ``extra_train`` (e.g. unanswerable queries) is added to every training fold, never scored.
     """
-    rng = np.random.default_rng(seed)
-    fold_of = rng.permutation(len(qs)) % folds
     held: dict[str, list] = {"filter": [], "topk": [], "raw_threshold": [], "gap_cut": []}
     scored, all_probs, all_labels = [], [], []
-    for f in range(folds):
-        train = [q for q, g in zip(qs, fold_of) if g != f] + list(extra_train)
-        test = [q for q, g in zip(qs, fold_of) if g == f]
-        if not test:
-            continue
+    for train, test in query_folds(qs, extra_train, folds, seed):
         cal = fit_calibrator(train, target_precision)
         probs = [cal.probabilities(q.x) for q in test]
         held["filter"] += prob_keeps(test, probs, cal.threshold)
