@@ -30,13 +30,14 @@ import gzip
 import json
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lucerag.index_writer import HNSW_BEAM, HNSW_M
+from lucerag.ingest import PassageRate
 
 ID_KEYS = ("docid", "id", "_id")
 TEXT_KEYS = ("contents", "text")
@@ -56,7 +57,7 @@ class VectorRecord:
 
 
 @dataclass
-class ImportReport:
+class ImportReport(PassageRate):
     passages: int = 0
     dim: int = 0
     normalised: int = 0            # vectors whose norm was not 1 and were scaled to unit length
@@ -66,13 +67,6 @@ class ImportReport:
     seconds: float = 0.0
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def passages_per_s(self) -> float:
-        return self.passages / self.seconds if self.seconds > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passages_per_s": round(self.passages_per_s, 1)}
 
 
 # -- reading ---------------------------------------------------------------------------------

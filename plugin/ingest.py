@@ -39,8 +39,22 @@ DEFAULT_OVERLAP_WORDS = 24
 _WORD = re.compile(r"\S{1,100}")  # a word; runs of more than 100 non-space characters are cut
 
 
+class PassageRate:
+    """``passages_per_s`` and ``as_dict`` for a report dataclass with ``passages`` and ``seconds``."""
+
+    passages: int
+    seconds: float
+
+    @property
+    def passages_per_s(self) -> float:
+        return self.passages / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passages_per_s": round(self.passages_per_s, 1)}
+
+
 @dataclass
-class IngestReport:
+class IngestReport(PassageRate):
     """What an ingest did; ``read == indexed + skipped + rejected`` (documents)."""
 
     read: int = 0
@@ -54,13 +68,6 @@ class IngestReport:
     wait_seconds: float = 0.0     # time the main thread waited for the producer (read + chunk)
     index_passages: int = 0       # passages in the index after the ingest
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def passages_per_s(self) -> float:
-        return self.passages / self.seconds if self.seconds > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passages_per_s": round(self.passages_per_s, 1)}
 
 
 # -- chunking ----------------------------------------------------------------------------------
