@@ -246,6 +246,14 @@ def _bench_in_subprocess(index: Path, queries: list[str], *, latencies: Path | N
 
 # -- plots ------------------------------------------------------------------------------------
 
+def _save(plt, fig, out: Path) -> Path:
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def _plt():
     import matplotlib
 
@@ -277,11 +285,7 @@ def plot_latency_cdf(latencies: dict, out: Path, title: str = "") -> Path:
     ax.set_title(f"Query latency CDF — {title}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_scale(result: dict, out: Path) -> Path:
@@ -303,11 +307,7 @@ def plot_scale(result: dict, out: Path) -> Path:
     ax.set_title("Scale curve")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_filter_curve(data: dict, out: Path) -> Path:
@@ -330,8 +330,4 @@ def plot_filter_curve(data: dict, out: Path) -> Path:
     ax2.set_ylabel("precision")
     ax2.set_title("Precision-recall over thresholds")
     ax2.grid(True, alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
