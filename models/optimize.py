@@ -45,12 +45,12 @@ class _Builder:
         self.nodes: list = []
         self.consts: dict[str, object] = {}
 
-    def const(self, value) -> str:
+    def const(self, value, dtype=np.float32) -> str:
         from onnx import numpy_helper
 
-        name = f"lucerag_const_{value!r}"
+        name = f"lucerag_const_{np.dtype(dtype).name}_{value!r}"
         if name not in self.consts:
-            self.consts[name] = numpy_helper.from_array(np.array(value, dtype=np.float32), name)
+            self.consts[name] = numpy_helper.from_array(np.array(value, dtype=dtype), name)
         return name
 
     def add(self, op: str, inputs: list[str], output: str, **attrs) -> str:
@@ -62,9 +62,9 @@ class _Builder:
 
 def _layer_norm(b: _Builder, x: str, gamma: str, beta: str | None, eps: float, out: str, p: str, opset: int) -> None:
     """(x - mean) / sqrt(var + eps) * gamma + beta over the last axis, as primitive ops."""
-    if opset >= 18:
-        b.consts.setdefault("lucerag_axes_last", None)
-        mean = lambda t, o: b.add("ReduceMean", [t, "lucerag_axes_last"], o)  # noqa: E731
+    if opset >= 18:  # ReduceMean takes its axes as an input from opset 18 on
+        axes = b.const([-1], np.int64)
+        mean = lambda t, o: b.add("ReduceMean", [t, axes], o)  # noqa: E731
     else:
         mean = lambda t, o: b.add("ReduceMean", [t], o, axes=[-1], keepdims=1)  # noqa: E731
     mu = mean(x, p + "mean")
@@ -86,8 +86,6 @@ def unfuse_norms(model):
 
     Nodes whose mean/inv-std side outputs are consumed are left fused. Returns the model.
     """
-    from onnx import numpy_helper
-
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     used = _used(graph)
@@ -116,8 +114,6 @@ def unfuse_norms(model):
             b.add("Mul", [m, b.const(0.5)], node.output[0])
         else:
             b.nodes.append(node)
-    if "lucerag_axes_last" in b.consts:
-        b.consts["lucerag_axes_last"] = numpy_helper.from_array(np.array([-1], dtype=np.int64), "lucerag_axes_last")
     del graph.node[:]
     graph.node.extend(b.nodes)
     graph.initializer.extend(b.consts.values())

@@ -120,17 +120,14 @@ def quantize_onnx(src: Path, dst: Path, tokenizer, *, alpha: float | None = DEFA
     model = onnx.load(str(src))
     if alpha is not None:
         smooth_activations(model, tokenizer, alpha)
-    smoothed = dst.with_name(dst.stem + ".smoothed.onnx")
-    onnx.save(model, str(smoothed))
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger
     try:
         quantize_dynamic(
-            str(smoothed), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+            model, str(dst), weight_type=QuantType.QInt8, per_channel=True,
             op_types_to_quantize=["MatMul", "Attention"],
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # contrib ops defeat shape inference
         )
     finally:
         root.setLevel(level)
-        smoothed.unlink(missing_ok=True)

@@ -198,3 +198,30 @@ def test_smoothing_keeps_the_fp32_function(tiny_dir, tmp_path):
     texts = _texts()
     cos = (OnnxEncoder(out).encode_passages(texts) * enc.encode_passages(texts)).sum(1)
     assert cos.min() >= 0.99999
+
+
+@pytest.mark.parametrize("opset", [17, 18])  # ReduceMean's axes moved from attribute to input in 18
+def test_unfused_layer_norm_computes_the_same(opset):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lucerag.models.optimize import KEEP_UNFUSED, unfuse_norms
+
+    rng = np.random.default_rng(opset)
+    graph = helper.make_graph(
+        [helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["y"], epsilon=1e-12, axis=-1)], "ln",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])],
+        [numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "gamma"),
+         numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "beta")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    x = rng.normal(size=(5, 8)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    unfused = unfuse_norms(model)
+    onnx.checker.check_model(unfused)
+    assert "LayerNormalization" not in {n.op_type for n in unfused.graph.node}
+    got = ort.InferenceSession(unfused.SerializeToString(), providers=["CPUExecutionProvider"],
+                               disabled_optimizers=list(KEEP_UNFUSED)).run(None, {"x": x})[0]
+    assert np.abs(got - want).max() < 1e-5
