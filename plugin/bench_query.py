@@ -129,7 +129,6 @@ def run_query_bench(index_dir: Path, queries: list[str], *, k: int = 10, n_laten
     (ms) as JSON there (for CDF plots).
     """
     from lucerag.config import Config
-    from lucerag.models import load_encoder
     from lucerag.retriever import Retriever
 
     index_dir = Path(index_dir)
@@ -143,10 +142,11 @@ def run_query_bench(index_dir: Path, queries: list[str], *, k: int = 10, n_laten
         cfg.dense.ef_search = ef_search
     if precision is not None:
         cfg.encoder.precision = precision
+    cfg.encoder.threads = 1  # latency is measured with one encoder thread
     result["query_encoder"] = cfg.encoder.precision
-    encoder = load_encoder(None, threads=1, precision=cfg.encoder.precision)
-    retriever = Retriever(cfg, encoder=encoder)
+    retriever = Retriever(cfg)
     try:
+        encoder = retriever.encoder  # the configured model and precision, checked against the index
         depth = cfg.fusion.depth
         index = retriever.dense_index
         result.update(passages=index.size, depth=depth, ef_search=retriever.dense.ef_search,
