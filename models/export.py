@@ -245,6 +245,8 @@ def export_model(
         raise FileNotFoundError(f"{src} is not a Hugging Face model folder (no config.json)")
     if precision not in ("fp32", "int8"):
         raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
+    if (optimize or precision == "int8") and opset < 17:
+        raise ValueError(f"graph optimisation and int8 need opset >= 17 (LayerNormalization), not {opset}")
     name = name or (src.name if source is not None else DEFAULT_MODEL_NAME)
     out_dir = Path(out_dir) if out_dir is not None else cache_dir() / "models" / name
     out_dir = out_dir.resolve()

@@ -13,7 +13,7 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 # Bumped when export/quantisation changes what an exported folder contains; cached default models
 # from an older recipe are re-exported (see lucerag.models.store).
-EXPORT_RECIPE = 2
+EXPORT_RECIPE = 3
 
 
 class ModelManifest(BaseModel):

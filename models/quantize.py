@@ -10,6 +10,8 @@ and the weight takes on a little of the difficulty. s_j = max|X_j|^alpha / max|W
 max|X_j| from a calibration pass over generated text (no data files needed). We smooth the inputs of
 the fused QKV projection (``Attention``) and of the widening FFN MatMuls (min cosine 0.9907 over 1,050
 texts); smoothing the FFN down-projection (its input is a GELU output) made it worse, so it is left.
+Each quantised MatMul is then written as one ``DynamicQuantizeMatMul`` that adds its bias too
+(:func:`fold_dynamic_matmuls`), which saves a pass over every MatMul output.
 """
 
 from __future__ import annotations
@@ -111,6 +113,64 @@ def smooth_activations(model, tokenizer, alpha: float = DEFAULT_ALPHA, texts: li
     return len(targets)
 
 
+def fold_dynamic_matmuls(model) -> int:
+    """Replace each quantised MatMul chain (DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul by the
+    product of scales), and the bias Add that follows it, with one ``DynamicQuantizeMatMul`` (in place).
+
+    onnxruntime fuses the chain itself at load time but leaves the bias Add as a separate pass over
+    the output. Returns the number of chains folded.
+    """
+    from onnx import helper
+
+    graph = model.graph
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    producer = {o: n for n in graph.node for o in n.output}
+    inits = {t.name: t for t in graph.initializer}
+    outputs = {o.name for o in graph.output}
+
+    def only(name: str, op: str):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op and name not in outputs else None
+
+    drop, replace = set(), {}
+    for mm in graph.node:
+        if mm.op_type != "MatMulInteger" or len(mm.input) < 4:
+            continue
+        dql = producer.get(mm.input[0])
+        cast = only(mm.output[0], "Cast")
+        if dql is None or dql.op_type != "DynamicQuantizeLinear" or cast is None:
+            continue
+        xq, xs, xz = dql.output
+        scale_mul = only(xs, "Mul")
+        out_mul = only(cast.output[0], "Mul")
+        if (scale_mul is None or out_mul is None or mm.input[2] != xz or len(consumers.get(xq, [])) != 1
+                or len(consumers.get(xz, [])) != 1 or scale_mul.output[0] not in out_mul.input):
+            continue
+        w_scale = next((i for i in scale_mul.input if i != xs), None)
+        if w_scale not in inits or mm.input[1] not in inits:
+            continue
+        chain, out, bias = [dql, mm, cast, scale_mul, out_mul], out_mul.output[0], ""
+        add = only(out, "Add")
+        if add is not None:
+            other = next(i for i in add.input if i != out) if list(add.input).count(out) == 1 else None
+            n_out = inits[mm.input[1]].dims[-1]
+            if other in inits and list(inits[other].dims) == [n_out] and inits[other].data_type == 1:
+                chain.append(add)
+                out, bias = add.output[0], other
+        fused = helper.make_node(
+            "DynamicQuantizeMatMul", [dql.input[0], mm.input[1], w_scale, mm.input[3], bias], [out],
+            name=f"{mm.name or out}_dqmm", domain="com.microsoft")
+        drop.update(id(n) for n in chain)
+        replace[id(chain[-1])] = fused  # where the chain's output was produced: order stays topological
+    nodes = [replace.get(id(n), n) for n in graph.node if id(n) not in drop or id(n) in replace]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return len(replace)
+
+
 def quantize_onnx(src: Path, dst: Path, tokenizer, *, alpha: float | None = DEFAULT_ALPHA) -> None:
     """Smooth (unless ``alpha`` is None), then dynamic int8: per-channel weights of every MatMul and
     fused Attention, activations quantised at run time."""
@@ -131,3 +191,6 @@ def quantize_onnx(src: Path, dst: Path, tokenizer, *, alpha: float | None = DEFA
         )
     finally:
         root.setLevel(level)
+    quantized = onnx.load(str(dst))
+    fold_dynamic_matmuls(quantized)
+    onnx.save(quantized, str(dst))

@@ -127,9 +127,10 @@ def test_optimized_and_int8_exports(tiny_bert, tiny_dir, tmp_path):
     plain = export_model(tiny_bert, tmp_path / "plain", query_prefix=PREFIX, optimize=False)
     assert not ModelManifest.load(plain).optimized
     base = OnnxEncoder(plain).encode_passages(texts)
-    # the default export fuses attention and embeddings, and spells LayerNorm/GELU out as primitive ops
-    assert {"Attention", "EmbedLayerNormalization"} <= _ops(tiny_dir)
-    assert not _ops(tiny_dir) & {"SkipLayerNormalization", "LayerNormalization", "BiasGelu"}
+    # the default export fuses attention and embeddings; residual and bias are Adds before a plain
+    # LayerNormalization, and GELU is Gelu after its bias Add
+    assert {"Attention", "EmbedLayerNormalization", "LayerNormalization", "Gelu"} <= _ops(tiny_dir)
+    assert not _ops(tiny_dir) & {"SkipLayerNormalization", "BiasGelu"}
     assert "Attention" not in _ops(plain)
     assert (OnnxEncoder(tiny_dir).encode_passages(texts, batch_size=7) * base).sum(1).min() >= 0.9999
     q8 = export_model(tiny_bert, tmp_path / "q8", query_prefix=PREFIX, precision="int8")
@@ -137,7 +138,10 @@ def test_optimized_and_int8_exports(tiny_bert, tiny_dir, tmp_path):
     q8_vecs = OnnxEncoder(q8).encode_passages(texts)
     cos = (q8_vecs * base).sum(1)  # random weights quantise worse than trained ones (MiniLM: >= 0.99)
     assert cos.min() >= 0.9 and cos.mean() >= 0.98
-    assert {"MatMulInteger", "QAttention"} <= _ops(q8)
+    # every quantised MatMul is one DynamicQuantizeMatMul with its bias folded in
+    assert {"DynamicQuantizeMatMul", "QAttention"} <= _ops(q8) and "MatMulInteger" not in _ops(q8)
+    with pytest.raises(ValueError, match="opset >= 17"):
+        export_model(tiny_bert, tmp_path / "old-opset", opset=14)
 
 
 def test_failed_export_leaves_nothing(tiny_bert, tmp_path, monkeypatch):
@@ -200,28 +204,72 @@ def test_smoothing_keeps_the_fp32_function(tiny_dir, tmp_path):
     assert cos.min() >= 0.99999
 
 
-@pytest.mark.parametrize("opset", [17, 18])  # ReduceMean's axes moved from attribute to input in 18
-def test_unfused_layer_norm_computes_the_same(opset):
-    import onnx
+def _session(model, **kw):
     import onnxruntime as ort
+
+    from lucerag.models.optimize import KEEP_UNFUSED
+
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(KEEP_UNFUSED), **kw)
+
+
+def _model(nodes, inputs, output, initializers):
     from onnx import TensorProto, helper, numpy_helper
 
-    from lucerag.models.optimize import KEEP_UNFUSED, unfuse_norms
-
-    rng = np.random.default_rng(opset)
     graph = helper.make_graph(
-        [helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["y"], epsilon=1e-12, axis=-1)], "ln",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])],
-        [numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "gamma"),
-         numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "beta")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in initializers.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8
-    x = rng.normal(size=(5, 8)).astype(np.float32)
-    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    unfused = unfuse_norms(model)
-    onnx.checker.check_model(unfused)
-    assert "LayerNormalization" not in {n.op_type for n in unfused.graph.node}
-    got = ort.InferenceSession(unfused.SerializeToString(), providers=["CPUExecutionProvider"],
-                               disabled_optimizers=list(KEEP_UNFUSED)).run(None, {"x": x})[0]
-    assert np.abs(got - want).max() < 1e-5
+    return model
+
+
+def test_split_fused_norms_computes_the_same():
+    """SkipLayerNormalization -> Add/Add/LayerNormalization and BiasGelu -> Add/Gelu: same maths."""
+    from onnx import helper
+
+    from lucerag.models.optimize import split_fused_norms
+
+    rng = np.random.default_rng(3)
+    vec = lambda n: rng.normal(size=n).astype(np.float32)  # noqa: E731
+    nodes = [
+        helper.make_node("SkipLayerNormalization", ["x", "r", "gamma", "beta", "bias"], ["h"],
+                         domain="com.microsoft", epsilon=1e-12),
+        helper.make_node("BiasGelu", ["h", "bias"], ["y"], domain="com.microsoft"),
+    ]
+    model = _model(nodes, [("x", ["n", 8]), ("r", ["n", 8])], "y", {"gamma": vec(8), "beta": vec(8), "bias": vec(8)})
+    feeds = {"x": rng.normal(size=(5, 8)).astype(np.float32), "r": rng.normal(size=(5, 8)).astype(np.float32)}
+    want = _session(model).run(None, feeds)[0]
+    split = split_fused_norms(model)
+    ops = [n.op_type for n in split.graph.node]
+    assert ops == ["Add", "Add", "LayerNormalization", "Add", "Gelu"]
+    assert split.graph.node[0].input[1] == "bias"  # the bias comes first, next to its MatMul
+    assert np.abs(_session(split).run(None, feeds)[0] - want).max() < 1e-5
+
+
+def test_fold_dynamic_matmuls_keeps_the_output(tmp_path):
+    """DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (+ bias Add) becomes one node, same output."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from lucerag.models.quantize import fold_dynamic_matmuls
+
+    rng = np.random.default_rng(4)
+    from onnx import helper
+
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"]), helper.make_node("Add", ["m1", "b1"], ["a1"]),
+             helper.make_node("MatMul", ["a1", "w2"], ["m2"]), helper.make_node("Add", ["m2", "a1"], ["y"])]
+    model = _model(nodes, [("x", ["n", 8])], "y", {
+        "w1": rng.normal(size=(8, 8)).astype(np.float32), "b1": rng.normal(size=8).astype(np.float32),
+        "w2": rng.normal(size=(8, 8)).astype(np.float32)})
+    quantize_dynamic(model, str(tmp_path / "q.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+    quantized = onnx.load(str(tmp_path / "q.onnx"))
+    x = {"x": rng.normal(size=(6, 8)).astype(np.float32)}
+    want = _session(quantized).run(None, x)[0]
+    assert fold_dynamic_matmuls(quantized) == 2
+    onnx.checker.check_model(quantized)
+    ops = [n.op_type for n in quantized.graph.node]
+    # the first bias is folded; the second Add is a residual (not a constant bias) and stays
+    assert ops.count("DynamicQuantizeMatMul") == 2 and ops.count("Add") == 1 and "MatMulInteger" not in ops
+    assert np.abs(_session(quantized).run(None, x)[0] - want).max() < 1e-4
