@@ -73,6 +73,11 @@ class OnnxEncoder:
         )
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._outputs = ["embedding"]
+        # A single query's mask and token types are prefixes of these (read-only, shared by all threads).
+        self._ones = np.ones((1, self.manifest.max_length), dtype=np.int64)
+        self._zeros = np.zeros((1, self.manifest.max_length), dtype=np.int64)
+        self._ones.setflags(write=False)
+        self._zeros.setflags(write=False)
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -95,8 +100,12 @@ class OnnxEncoder:
 
     def encode_query(self, text: TextLike) -> np.ndarray:
         """One query -> (dim,) float32, unpadded, with the manifest's query prefix."""
-        ids = np.asarray(self._tok.encode(self.manifest.query_prefix + _clean(text)).ids, dtype=np.int64)[None, :]
-        return self.session.run(self._outputs, self._feeds(ids, np.ones_like(ids)))[0][0]
+        ids = np.array(self._tok.encode(self.manifest.query_prefix + _clean(text)).ids, dtype=np.int64)[None, :]
+        n = ids.shape[1]
+        feeds = {"input_ids": ids, "attention_mask": self._ones[:, :n]}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = self._zeros[:, :n]
+        return self.session.run(self._outputs, feeds)[0][0]
 
     def encode_queries(self, texts: Iterable[TextLike], batch_size: int = PASSAGE_BATCH) -> np.ndarray:
         """Several queries -> (n, dim), query prefix applied."""
