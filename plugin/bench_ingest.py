@@ -73,9 +73,11 @@ def run_ingest_bench(input: Path | None = None, fmt: str | None = None, *, bm25_
     encoder = None
     if not bm25_only:
         from lucerag.models import load_encoder
+        from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
 
-        encoder = load_encoder(model, threads=encoder_threads)
+        encoder = load_encoder(model, threads=encoder_threads, precision=DEFAULT_PASSAGE_PRECISION)
         result["encoder"] = {"name": encoder.manifest.name, "dir": str(encoder.model_dir),
+                             "precision": encoder.manifest.precision,
                              "threads": encoder_threads or "onnxruntime default"}
 
     t = time.perf_counter()

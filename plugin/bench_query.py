@@ -99,8 +99,9 @@ def ingest_rate(texts: list[str], ids: list[str], encoder_threads: int | None = 
     from lucerag.connectors import Document
     from lucerag.ingest import build_index
     from lucerag.models import load_encoder
+    from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
 
-    encoder = load_encoder(None, threads=encoder_threads)
+    encoder = load_encoder(None, threads=encoder_threads, precision=DEFAULT_PASSAGE_PRECISION)
     docs = [Document(id=i, title="", text=t) for i, t in zip(ids, texts)]
     encoder.encode_passages(texts[:32])
     tmp = Path(tempfile.mkdtemp(prefix="lucerag-bench-ingest-"))

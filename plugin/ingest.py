@@ -242,7 +242,7 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
                 source: str | None = None, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM) -> IngestReport:
     """Chunk, encode and index ``documents`` (objects with id, title, text, metadata).
 
-    ``encoder`` defaults to the default ONNX model; ``dense=False`` builds a BM25-only index.
+    ``encoder`` defaults to the default ONNX model (int8); ``dense=False`` builds a BM25-only index.
     ``mode="append"`` upserts by document id into an existing index built with the same encoder;
     ``delete_missing`` then also deletes the documents of the index that ``documents`` lacks.
     ``stats`` is the connector's ReadStats (taken from ``documents.stats`` when it has one), so
@@ -255,8 +255,9 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
         raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
     if dense and encoder is None:
         from lucerag.models import load_encoder
+        from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
 
-        encoder = load_encoder(None)
+        encoder = load_encoder(None, precision=DEFAULT_PASSAGE_PRECISION)
     if not dense:
         encoder = None
     stats = stats if stats is not None else getattr(documents, "stats", None)
