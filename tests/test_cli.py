@@ -40,10 +40,10 @@ def test_search_prints_ranked_passages(cli_index):
     assert "nine bars of pressure" in out.stdout
 
 
-def test_index_with_int8_passages_and_graph_settings(tmp_path):
-    """The faster ingest path (int8 passage encoder, a smaller HNSW graph) still finds the answer."""
-    path = tmp_path / "idx8"
-    run("index", "--input", MINI_BEIR / "corpus.jsonl", "--index", path, "--precision", "int8",
+def test_index_with_fp32_passages_and_graph_settings(tmp_path):
+    """The exact passage encoder (fp32; int8 is the default) and a smaller HNSW graph find the answer."""
+    path = tmp_path / "idx32"
+    run("index", "--input", MINI_BEIR / "corpus.jsonl", "--index", path, "--precision", "fp32",
         "--hnsw-m", "8", "--hnsw-beam", "50", "--no-progress")
     out = run("search", "--index", path, "how is espresso made", "--k", "3")
     assert out.stdout.splitlines()[0].lstrip().startswith("1. p14")
