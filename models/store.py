@@ -9,7 +9,7 @@ from .manifest import EXPORT_RECIPE, MANIFEST_FILE, MODEL_FILE, ModelManifest
 from .paths import cache_dir, default_model_dir
 
 # What `lucerag index` (and build_index without an encoder) encodes passages with: the smoothed int8
-# copy encodes ~2.3x more passages/s than fp32 at dense nDCG@10 within 0.003 on DL19 (docs/encoder.md).
+# copy encodes ~2.2x more passages/s than fp32 at dense nDCG@10 within 0.003 on DL19 (docs/encoder.md).
 DEFAULT_PASSAGE_PRECISION = "int8"
 
 
