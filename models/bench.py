@@ -192,10 +192,9 @@ def run_encoder_bench(
         "passage_threads": passage_threads,
         "n_queries": len(qtexts),
     }
-    for key, name in (("onnx", "onnx"), ("int8", "int8"), ("torch", "torch")):
-        if name in latency:
-            result[f"{key}_p50_ms"] = round(float(np.percentile(latency[name], 50)), 3)
-            result[f"{key}_p99_ms"] = round(float(np.percentile(latency[name], 99)), 3)
+    for name, ms in latency.items():
+        result[f"{name}_p50_ms"] = round(float(np.percentile(ms, 50)), 3)
+        result[f"{name}_p99_ms"] = round(float(np.percentile(ms, 99)), 3)
     result.update({
         "n_passages": len(passages),
         "batch_size": batch_size,

@@ -36,6 +36,14 @@ def _clean(text: TextLike) -> str:
     raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
 
 
+def runtime_tokenizer(path: str | Path, max_length: int) -> Tokenizer:
+    """A model folder's tokenizer as the runtime uses it: no padding, truncated to ``max_length``."""
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()
+    tok.enable_truncation(max_length)
+    return tok
+
+
 def default_providers() -> list[str]:
     """CUDA first when onnxruntime-gpu sees a GPU, CPU always as the fallback."""
     available = ort.get_available_providers()
@@ -55,10 +63,7 @@ class OnnxEncoder:
         self.manifest = ModelManifest.load(self.model_dir)
         self.dim = self.manifest.dim
         self.threads = threads
-        tok = Tokenizer.from_file(str(self.model_dir / TOKENIZER_FILE))
-        tok.no_padding()
-        tok.enable_truncation(self.manifest.max_length)
-        self._tok = tok
+        self._tok = tok = runtime_tokenizer(self.model_dir / TOKENIZER_FILE, self.manifest.max_length)
         self._pad_id = next((i for t in ("[PAD]", "<pad>") if (i := tok.token_to_id(t)) is not None), 0)
 
         opts = ort.SessionOptions()
@@ -72,6 +77,7 @@ class OnnxEncoder:
             disabled_optimizers=list(KEEP_UNFUSED),
         )
         self._inputs = [i.name for i in self.session.get_inputs()]
+        self._takes_types = "token_type_ids" in self._inputs
         self._outputs = ["embedding"]
         # A single query's mask and token types are prefixes of these (read-only, shared by all threads).
         self._ones = np.ones((1, self.manifest.max_length), dtype=np.int64)
@@ -94,7 +100,7 @@ class OnnxEncoder:
 
     def _feeds(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
+        if self._takes_types:
             feeds["token_type_ids"] = np.zeros_like(ids)
         return feeds
 
@@ -103,7 +109,7 @@ class OnnxEncoder:
         ids = np.array(self._tok.encode(self.manifest.query_prefix + _clean(text)).ids, dtype=np.int64)[None, :]
         n = ids.shape[1]
         feeds = {"input_ids": ids, "attention_mask": self._ones[:, :n]}
-        if "token_type_ids" in self._inputs:
+        if self._takes_types:
             feeds["token_type_ids"] = self._zeros[:, :n]
         return self.session.run(self._outputs, feeds)[0][0]
 

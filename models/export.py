@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+from .encoder import runtime_tokenizer
 from .manifest import EXPORT_RECIPE, MODEL_FILE, TOKENIZER_FILE, ModelManifest
 from .optimize import optimize_onnx
 from .quantize import quantize_onnx
@@ -142,16 +143,6 @@ def _export_onnx(module, path: Path, with_token_types: bool, opset: int) -> list
     return names
 
 
-def _runtime_tokenizer(path: Path, max_length: int):
-    """The tokenizer as the runtime uses it: unpadded, truncated to the model's max length."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(path))
-    tok.no_padding()
-    tok.enable_truncation(max_length)
-    return tok
-
-
 def _save_tokenizer(src: Path, dst: Path) -> None:
     from tokenizers import Tokenizer
 
@@ -211,7 +202,7 @@ def quantize_model(model_dir: str | Path, out_dir: str | Path, *, overwrite: boo
         if not manifest.optimized:
             optimize_onnx(current, tmp / "opt.onnx")
             current = tmp / "opt.onnx"
-        quantize_onnx(current, tmp / MODEL_FILE, _runtime_tokenizer(src / TOKENIZER_FILE, manifest.max_length))
+        quantize_onnx(current, tmp / MODEL_FILE, runtime_tokenizer(src / TOKENIZER_FILE, manifest.max_length))
         (tmp / "opt.onnx").unlink(missing_ok=True)
         shutil.copy2(src / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
         manifest.model_copy(update={"precision": "int8", "optimized": True, "recipe": EXPORT_RECIPE}).save(tmp)
@@ -269,14 +260,15 @@ def export_model(
             optimize_onnx(current, tmp / "opt.onnx", cfg.num_attention_heads, cfg.hidden_size)
             current = tmp / "opt.onnx"
         if precision == "int8":
-            quantize_onnx(current, tmp / "int8.onnx", _runtime_tokenizer(tmp / TOKENIZER_FILE, int(max_length)))
+            quantize_onnx(current, tmp / "int8.onnx", runtime_tokenizer(tmp / TOKENIZER_FILE, int(max_length)))
             current = tmp / "int8.onnx"
         os.replace(current, tmp / MODEL_FILE)
         for leftover in ("raw.onnx", "opt.onnx", "int8.onnx"):
             (tmp / leftover).unlink(missing_ok=True)
         ModelManifest(
             name=name, dim=int(cfg.hidden_size), pooling=pooling, normalize=normalize, max_length=int(max_length),
-            query_prefix=query_prefix, passage_prefix=passage_prefix, precision=precision, optimized=optimize, recipe=EXPORT_RECIPE,
+            query_prefix=query_prefix, passage_prefix=passage_prefix, precision=precision, optimized=optimize,
+            recipe=EXPORT_RECIPE,
             weights_sha256=sha256_file(_weights_file(src)), opset=opset, inputs=inputs, source=str(src),
         ).save(tmp)
     return out_dir

@@ -38,11 +38,6 @@ def fuse_transformer(src: Path, dst: Path, num_heads: int = 0, hidden_size: int 
     return dict(collections.Counter(n.op_type for n in fused.model.graph.node))
 
 
-def _used(graph) -> set[str]:
-    used = {i for n in graph.node for i in n.input}
-    return used | {o.name for o in graph.output}
-
-
 def split_fused_norms(model):
     """Rewrite SkipLayerNormalization as bias Add + residual Add + LayerNormalization, and BiasGelu
     as bias Add + Gelu (in place). Returns the model.
@@ -57,7 +52,7 @@ def split_fused_norms(model):
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < 17:
         raise ValueError(f"graph optimisation needs ONNX opset >= 17 (LayerNormalization); this model has {opset}")
-    used = _used(graph)
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     nodes = []
 
     def add(op: str, inputs: list[str], output: str, domain: str = "", **attrs) -> str:
