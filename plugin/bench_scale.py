@@ -154,8 +154,9 @@ def build_index(size: int, work: Path, corpus, seed: int, rebuild: bool = False,
             writer.add_batch(ids[s:s + 2048], texts[s:s + 2048], vectors[s:s + 2048])
     seconds = time.perf_counter() - t
     segments = sum(1 for p in path.iterdir() if p.suffix == ".si")
-    facts = {"passages": len(ids), "hnsw_m": hnsw_m, "hnsw_beam": hnsw_beam, "seconds": round(seconds, 2), "passages_per_s": round(len(ids) / seconds, 1),
-             "segments": segments, "index_bytes": dir_size(path), "load_during_build": load_avg()}
+    facts = {"passages": len(ids), "hnsw_m": hnsw_m, "hnsw_beam": hnsw_beam, "seconds": round(seconds, 2),
+             "passages_per_s": round(len(ids) / seconds, 1), "segments": segments, "index_bytes": dir_size(path),
+             "load_during_build": load_avg()}
     facts_file.write_text(json.dumps(facts))
     return path, facts
 

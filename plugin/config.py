@@ -45,8 +45,8 @@ class IndexConfig(_Section):
 class EncoderConfig(_Section):
     model: str = "default"   # "default" (all-MiniLM-L6-v2) or an exported model directory
     threads: int = Field(1, ge=1, le=256)
-    # The query encoder: "int8" (default) is a smoothed int8 copy, ~2.5x faster than "fp32" with the same
-    # hybrid nDCG@10 on DL19 (docs/encoder.md); passages are always encoded in fp32.
+    # The query encoder: "int8" (default) is a smoothed int8 copy, ~2.7x faster than "fp32" with hybrid
+    # nDCG@10 on DL19 within 0.001 (docs/encoder.md); passages: `lucerag index --precision` (int8 too).
     precision: Literal["fp32", "int8"] = "int8"
 
 

@@ -39,7 +39,8 @@ MAX_ID_BYTES = 32766  # Lucene's limit for one indexed term (the id field)
 PARENT = "parent_id"  # indexed (not stored) id of the document a passage was cut from
 # HNSW graph construction: neighbours per node (Lucene's M) and construction beam width. Lucene's
 # defaults (16, 100) gave R@100 vs exact search of 0.924 at 50K and 0.757 at 200K passages
-# (ef_search 400); 48/400 give 0.983 and 0.973, at ~5x the graph-building time (docs/results.md).
+# (ef_search 400); 48/400 give 0.982 and 0.969 (0.990 at 200K with ef_search 800), at ~5x the
+# graph-building time (docs/results.md).
 HNSW_M = 48
 HNSW_BEAM = 400
 
