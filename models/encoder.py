@@ -18,8 +18,9 @@ from .manifest import MODEL_FILE, TOKENIZER_FILE, ModelManifest
 from .optimize import KEEP_UNFUSED
 
 TextLike = str | bytes
-# Passages per onnxruntime call. Small batches keep activations in the 2 MB L2 cache: on the 2-core
-# machine int8 MiniLM-L6 encodes ~15% more MS MARCO passages/s at 4-8 than at 32 (docs/encoder.md).
+# Passages per onnxruntime call. Small batches keep activations in the 2 MB L2 cache; on the 2-core
+# machine batches of 4-16 encode MS MARCO passages equally fast within its drift (docs/encoder.md,
+# `lucerag bench encoder --batch-size B`).
 PASSAGE_BATCH = 8
 
 

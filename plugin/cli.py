@@ -428,6 +428,17 @@ def bench_encoder(ctx: typer.Context):
     bench_main([a for a in ctx.args if a != "--json"])
 
 
+@bench_app.command("ops", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_ops(ctx: typer.Context):
+    """Encoder micro-benchmarks: `kernels` (LayerNorm/GELU written three ways) or `windows` (query drift).
+
+    Prints one JSON object; options as `python -m lucerag.models.bench_ops --help` lists them.
+    """
+    from lucerag.models.bench_ops import main as ops_main
+
+    ops_main([a for a in ctx.args if a != "--json"])
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="Input (default: the MS MARCO DL19-5K slice corpus)."),
