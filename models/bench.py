@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from .cpu import cpu_model, int8_isa, isa_signature
 from .encoder import PASSAGE_BATCH, OnnxEncoder
 from .manifest import ModelManifest
+from .probe import PROBE_TEXTS
 from .store import DEFAULT_PASSAGE_PRECISION, int8_variant
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msmarco-dl19-5k"
@@ -111,6 +113,13 @@ def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: in
     return out
 
 
+def batch_independence(enc: OnnxEncoder, texts=PROBE_TEXTS, batch_sizes=(7, 32, 64)) -> float:
+    """Min cosine between each text encoded alone and the same text in batches of ``batch_sizes``."""
+    texts = list(texts)
+    alone = np.stack([enc.encode_passages([t])[0] for t in texts])
+    return min(float((enc.encode_passages(texts, batch_size=b) * alone).sum(1).min()) for b in batch_sizes)
+
+
 def _torch_reference(manifest: ModelManifest, tokenizer, threads: int):
     """Single-text PyTorch encoder (default attention implementation, as sentence-transformers loads it)."""
     import torch
@@ -187,6 +196,9 @@ def run_encoder_bench(
         "cpus": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews every timing
         "onnxruntime": ort.__version__,
+        "cpu": cpu_model(),
+        "int8_kernels": int8_isa(),
+        "cpu_flags": isa_signature(),
         "providers": fp32_p.providers,
         "query_threads": query_threads,
         "passage_threads": passage_threads,
@@ -205,6 +217,13 @@ def run_encoder_bench(
         "int8_passages_per_s": rate["int8"],
         "passages_per_s_rounds": {k: [round(x, 1) for x in v] for k, v in rates.items()},
     })
+    # the issue-12 checks: int8 vs fp32 on the 64 probe texts (one at a time), and each probe text
+    # alone vs in batches of 7, 32 and 64 (lucerag.models.probe)
+    probe_fp32 = np.stack([fp32_q.encode_query(t) for t in PROBE_TEXTS])
+    probe_int8 = np.stack([int8_q.encode_query(t) for t in PROBE_TEXTS])
+    result["probe_cos_min_int8_vs_fp32"] = round(float((probe_fp32 * probe_int8).sum(1).min()), 6)
+    result["batch_independence_fp32"] = round(batch_independence(fp32_p), 6)
+    result["batch_independence_int8"] = round(batch_independence(int8_p), 6)
     if torch_reference:
         result["speedup_vs_torch"] = round(result["torch_p50_ms"] / result["onnx_p50_ms"], 2)
         result["int8_speedup_vs_torch"] = round(result["torch_p50_ms"] / result["int8_p50_ms"], 2)

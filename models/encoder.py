@@ -55,8 +55,14 @@ class OnnxEncoder:
     """Encode queries and passages with an exported model folder (see ``lucerag.models.export``).
 
     ``threads``: onnxruntime intra-op threads (None: onnxruntime's default, all physical cores).
-    Queries are encoded unpadded; passage batches are sorted by length and padded to the longest
+    Queries are encoded unpadded; fp32 passage batches are sorted by length and padded to the longest
     in each batch. Inputs longer than ``manifest.max_length`` tokens are truncated.
+
+    A text's vector never depends on its batchmates or the batch size. fp32 graphs and lucerag's int8
+    graphs (one activation range per token, :mod:`lucerag.models.quantize`) are row-independent, so they
+    batch. An int8 graph with one activation range per tensor (older exports, ``batch_independent`` not
+    true in its manifest) would let every text of a padded batch change every other text's vector
+    (cosine 0.955 measured), so such a graph runs one text per call.
     """
 
     def __init__(self, model_dir: str | Path, threads: int | None = None, *, providers: Sequence[str] | None = None):
@@ -77,6 +83,9 @@ class OnnxEncoder:
             str(self.model_dir / MODEL_FILE), opts, providers=list(providers or default_providers()),
             disabled_optimizers=list(KEEP_UNFUSED),
         )
+        # Per-tensor dynamic int8 graphs share one activation scale across the rows of a batch.
+        flag = self.manifest.batch_independent
+        self.batch_independent_rows = flag if flag is not None else self.manifest.precision == "fp32"
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._takes_types = "token_type_ids" in self._inputs
         self._outputs = ["embedding"]
@@ -108,6 +117,10 @@ class OnnxEncoder:
     def encode_query(self, text: TextLike) -> np.ndarray:
         """One query -> (dim,) float32, unpadded, with the manifest's query prefix."""
         ids = np.array(self._tok.encode(self.manifest.query_prefix + _clean(text)).ids, dtype=np.int64)[None, :]
+        return self._run_one(ids)
+
+    def _run_one(self, ids: np.ndarray) -> np.ndarray:
+        """One unpadded text of token ids, shape (1, n) -> (dim,)."""
         n = ids.shape[1]
         feeds = {"input_ids": ids, "attention_mask": self._ones[:, :n]}
         if self._takes_types:
@@ -135,6 +148,10 @@ class OnnxEncoder:
         n = len(encodings)
         out = np.empty((n, self.dim), dtype=np.float32)
         if n == 0:
+            return out
+        if not self.batch_independent_rows:
+            for i, e in enumerate(encodings):
+                out[i] = self._run_one(np.asarray(e.ids, dtype=np.int64)[None, :])
             return out
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
         order = np.argsort(lengths, kind="stable")  # length buckets: little padding per batch

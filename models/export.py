@@ -205,7 +205,8 @@ def quantize_model(model_dir: str | Path, out_dir: str | Path, *, overwrite: boo
         quantize_onnx(current, tmp / MODEL_FILE, runtime_tokenizer(src / TOKENIZER_FILE, manifest.max_length))
         (tmp / "opt.onnx").unlink(missing_ok=True)
         shutil.copy2(src / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
-        manifest.model_copy(update={"precision": "int8", "optimized": True, "recipe": EXPORT_RECIPE}).save(tmp)
+        manifest.model_copy(update={"precision": "int8", "optimized": True, "recipe": EXPORT_RECIPE,
+                                    "batch_independent": True}).save(tmp)
     return out_dir
 
 
@@ -268,7 +269,7 @@ def export_model(
         ModelManifest(
             name=name, dim=int(cfg.hidden_size), pooling=pooling, normalize=normalize, max_length=int(max_length),
             query_prefix=query_prefix, passage_prefix=passage_prefix, precision=precision, optimized=optimize,
-            recipe=EXPORT_RECIPE,
+            recipe=EXPORT_RECIPE, batch_independent=True,
             weights_sha256=sha256_file(_weights_file(src)), opset=opset, inputs=inputs, source=str(src),
         ).save(tmp)
     return out_dir

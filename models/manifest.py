@@ -13,7 +13,15 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 # Bumped when export/quantisation changes what an exported folder contains; cached default models
 # from an older recipe are re-exported (see lucerag.models.store).
-EXPORT_RECIPE = 3
+EXPORT_RECIPE = 4  # 4: 7-bit int8 weights, exact on every x86-64 int8 kernel
+
+
+# What `lucerag index` (and build_index without an encoder) encodes passages with, and what queries are
+# encoded with unless `[encoder] precision` says otherwise. int8 (recipe 4: 7-bit weights, one text per
+# call) gives the same vector on every x86-64 CPU and in every batch, and is checked against fp32 once
+# per CPU before use (lucerag.models.selfcheck); docs/encoder.md has the measurements.
+DEFAULT_PASSAGE_PRECISION = "int8"
+DEFAULT_QUERY_PRECISION = "int8"
 
 
 class ModelManifest(BaseModel):
@@ -28,6 +36,9 @@ class ModelManifest(BaseModel):
     passage_prefix: str = ""
     precision: Literal["fp32", "int8"] = "fp32"
     optimized: bool = False
+    # True when a text's vector cannot depend on its batchmates (fp32, per-token int8 from recipe 4);
+    # None in folders written before the field existed: then only fp32 counts as batch independent.
+    batch_independent: bool | None = None
     recipe: int = Field(1, description="export recipe version (EXPORT_RECIPE when written)")
     weights_sha256: str = Field(description="sha256 of the source model.safetensors")
     opset: int

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .encoder import OnnxEncoder
-from .manifest import EXPORT_RECIPE, MANIFEST_FILE, MODEL_FILE, ModelManifest
+from .manifest import (  # noqa: F401 - the precision defaults are read from here too
+    DEFAULT_PASSAGE_PRECISION, DEFAULT_QUERY_PRECISION, EXPORT_RECIPE, MANIFEST_FILE, MODEL_FILE, ModelManifest)
 from .paths import cache_dir, default_model_dir
-
-# What `lucerag index` (and build_index without an encoder) encodes passages with: the smoothed int8
-# copy encodes ~2.2x more passages/s than fp32 at dense nDCG@10 within 0.003 on DL19 (docs/encoder.md).
-DEFAULT_PASSAGE_PRECISION = "int8"
 
 
 def is_exported(model_dir: Path) -> bool:
@@ -53,11 +51,24 @@ def int8_variant(model_dir: Path) -> Path:
     return _make_once(target, lambda overwrite: quantize_model(model_dir, target, overwrite=overwrite))
 
 
+log = logging.getLogger("lucerag.models")
+_warned: set[str] = set()
+
+
 def load_encoder(model: str | Path | None = None, threads: int | None = None, precision: str = "fp32",
-                 **kwargs) -> OnnxEncoder:
+                 *, selfcheck: bool = True, **kwargs) -> OnnxEncoder:
     """An encoder for an exported model folder, or the default model (exported on first use).
 
-    ``precision="int8"`` loads an int8 copy of the model (quantised into the cache on first use).
+    ``precision="int8"`` loads an int8 copy of the model (quantised into the cache on first use). Unless
+    ``selfcheck`` is False, that copy is first compared with fp32 on this CPU (once; the verdict is
+    cached, see :mod:`lucerag.models.selfcheck`); when it misses the bound, the fp32 model is returned
+    instead and one warning line names the CPU's int8 kernels and the measured cosine. Check
+    ``encoder.manifest.precision`` for what was loaded.
+
+    Raises:
+        ValueError: ``precision`` is not "fp32" or "int8".
+        FileNotFoundError: ``model`` is not an exported model folder.
+        ExportDependencyError: the default model must be exported and its dependencies are missing.
     """
     if precision not in ("fp32", "int8"):
         raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
@@ -71,5 +82,15 @@ def load_encoder(model: str | Path | None = None, threads: int | None = None, pr
                 "export one with `lucerag models export`"
             )
     if precision == "int8":
-        model_dir = int8_variant(model_dir)
+        int8_dir = int8_variant(model_dir)
+        if selfcheck and int8_dir != model_dir:
+            from . import selfcheck as sc
+
+            verdict = sc.check(model_dir, int8_dir)
+            if not verdict.passed:
+                if str(int8_dir) not in _warned:
+                    _warned.add(str(int8_dir))
+                    log.warning("%s: using fp32 instead", verdict.line())
+                return OnnxEncoder(model_dir, threads=threads, **kwargs)
+        model_dir = int8_dir
     return OnnxEncoder(model_dir, threads=threads, **kwargs)

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lucerag.models.manifest import DEFAULT_QUERY_PRECISION
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -45,9 +47,9 @@ class IndexConfig(_Section):
 class EncoderConfig(_Section):
     model: str = "default"   # "default" (all-MiniLM-L6-v2) or an exported model directory
     threads: int = Field(1, ge=1, le=256)
-    # The query encoder: "int8" (default) is a smoothed int8 copy, ~2.7x faster than "fp32" with hybrid
-    # nDCG@10 on DL19 within 0.001 (docs/encoder.md); passages: `lucerag index --precision` (int8 too).
-    precision: Literal["fp32", "int8"] = "int8"
+    # The query encoder: "int8" (default, lucerag.models.store.DEFAULT_QUERY_PRECISION) is a smoothed
+    # int8 copy checked against fp32 on each CPU (docs/encoder.md); passages: `lucerag index --precision`.
+    precision: Literal["fp32", "int8"] = DEFAULT_QUERY_PRECISION
 
 
 class BM25Config(_Section):

@@ -39,6 +39,10 @@ class IndexManifest(BaseModel):
     query_prefix: str = ""
     passage_prefix: str = ""
     dim: int | None = None
+    # The precision that encoded the passages ("int8", "fp32", or "fp32+int8" after appends that
+    # mixed them) and the query precision configured when the index was built (docs/encoder.md).
+    passage_precision: str | None = None
+    query_precision: str | None = None
     similarity: str = "DOT_PRODUCT"
     analyzer: str = "DefaultEnglishAnalyzer"
     passages: int = 0
@@ -52,7 +56,10 @@ class IndexManifest(BaseModel):
         """A manifest for an index built with ``encoder`` (None: BM25 only)."""
         manifest = cls(settings=settings)
         if encoder is not None:
+            from lucerag.models.manifest import DEFAULT_QUERY_PRECISION
+
             m = encoder.manifest
+            manifest.passage_precision, manifest.query_precision = m.precision, DEFAULT_QUERY_PRECISION
             manifest.encoder, manifest.encoder_sha256 = m.name, m.weights_sha256
             manifest.encoder_pooling, manifest.encoder_max_length = m.pooling, m.max_length
             manifest.query_prefix, manifest.passage_prefix, manifest.dim = m.query_prefix, m.passage_prefix, m.dim
@@ -94,6 +101,11 @@ class IndexManifest(BaseModel):
                 f"cannot {action} {index} with encoder {m.name} ({encoder.model_dir if hasattr(encoder, 'model_dir') else ''}): "
                 f"the index was built with {self.encoder or 'another encoder'}; differences (index vs encoder): "
                 f"{'; '.join(diffs)}. Use the encoder the index was built with, or rebuild the index.")
+
+    def note_passage_precision(self, precision: str) -> None:
+        """Record that passages were (also) encoded at ``precision`` (an append may mix them)."""
+        have = set(self.passage_precision.split("+")) if self.passage_precision else set()
+        self.passage_precision = "+".join(sorted(have | {precision}))
 
     def write(self, index_dir: Path) -> None:
         """Write ``lucerag.json`` atomically (a reader never sees half a file)."""

@@ -341,6 +341,8 @@ def _append_manifest(index_dir: Path, encoder, settings: dict) -> IndexManifest:
         raise ValueError(f"cannot append to {index_dir}: it was built by an older lucerag (index format "
                          f"{existing.format}) whose passages lack parent ids; rebuild it without --append")
     existing.check_encoder(encoder, index_dir, action="append to")
+    if encoder is not None:
+        existing.note_passage_precision(encoder.manifest.precision)
     existing.updated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     existing.updates += 1
     old = {k: existing.settings.get(k) for k in settings if k.startswith(("chunker", "max_", "overlap"))}

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lucerag.models.cpu import int8_isa
 from lucerag.models import ModelManifest, OnnxEncoder, export_model
 from lucerag.models.encoder import default_providers
 
@@ -136,10 +137,18 @@ def test_optimized_and_int8_exports(tiny_bert, tiny_dir, tmp_path):
     q8 = export_model(tiny_bert, tmp_path / "q8", query_prefix=PREFIX, precision="int8")
     assert ModelManifest.load(q8).precision == "int8"
     q8_vecs = OnnxEncoder(q8).encode_passages(texts)
-    cos = (q8_vecs * base).sum(1)  # random weights quantise worse than trained ones (MiniLM: >= 0.99)
-    assert cos.min() >= 0.9 and cos.mean() >= 0.98
-    # every quantised MatMul is one DynamicQuantizeMatMul with its bias folded in
-    assert {"DynamicQuantizeMatMul", "QAttention"} <= _ops(q8) and "MatMulInteger" not in _ops(q8)
+    cos = (q8_vecs * base).sum(1)
+    # Random Gaussian weights (std 0.5) quantise worse than trained ones (MiniLM: >= 0.99, see
+    # test_encoder_portable.py). With 7-bit weights the integer products are exact on every x86-64 kernel,
+    # so this measures the recipe, not the CPU: min 0.983, mean 0.998 on AVX2 (recipe 3 gave 0.727 there).
+    isa = int8_isa()
+    print(f"tiny BERT int8 vs fp32 on {isa}: min cosine {cos.min():.4f}, mean {cos.mean():.4f}")
+    assert cos.min() >= 0.95 and cos.mean() >= 0.99, (isa, float(cos.min()), float(cos.mean()))
+    # every quantised MatMul quantises its input per token (MatMulInteger on a uint8 cast); nothing takes
+    # one range per tensor, and the fused Attention stays fp32
+    ops = _ops(q8)
+    assert {"MatMulInteger", "ReduceMin", "ReduceMax", "Attention"} <= ops
+    assert not ops & {"DynamicQuantizeMatMul", "DynamicQuantizeLinear", "QAttention"}
     with pytest.raises(ValueError, match="opset >= 17"):
         export_model(tiny_bert, tmp_path / "old-opset", opset=14)
 
