@@ -93,11 +93,10 @@ def unsupported_reason(src: str | Path) -> str | None:
     return None
 
 
-def _bert_weights(src: Path, cfg: dict) -> dict[str, np.ndarray]:
+def _bert_weights(src: Path) -> dict[str, np.ndarray]:
     """BertModel tensors keyed without the ``bert.`` prefix that task heads (BertForX) add."""
     raw = read_safetensors(src / "model.safetensors")
-    prefixes = ("", "bert.", "model.")
-    for p in prefixes:
+    for p in ("", "bert.", "model."):
         if p + "embeddings.word_embeddings.weight" in raw:
             return {k[len(p):]: v for k, v in raw.items() if k.startswith(p)}
     raise UnsupportedModel(f"{src}/model.safetensors has no embeddings.word_embeddings.weight")
@@ -111,14 +110,12 @@ class _Graph:
 
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes, self.inits = [], []
-        self._n = 0
 
     def const(self, name: str, value) -> str:
         self.inits.append(self.numpy_helper.from_array(np.asarray(value), name))
         return name
 
     def op(self, op_type: str, inputs: list[str], name: str, **attrs) -> str:
-        self._n += 1
         out = f"{name}_out"
         self.nodes.append(self.helper.make_node(op_type, inputs, [out], name=name, **attrs))
         return out
@@ -143,7 +140,7 @@ def build_bert_onnx(src: str | Path, path: str | Path, *, pooling: str = "mean",
     if reason:
         raise UnsupportedModel(f"{src}: {reason}")
     cfg = _config(src)
-    w = _bert_weights(src, cfg)
+    w = _bert_weights(src)
     hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
     head_dim = hidden // heads
     layers = int(cfg["num_hidden_layers"])
@@ -168,8 +165,7 @@ def build_bert_onnx(src: str | Path, path: str | Path, *, pooling: str = "mean",
                     name, axis=-1, epsilon=eps)
 
     # Shared constants.
-    axes0, axes1, axes2, axes_last = g.const("axes_0", i64([0])), g.const("axes_1", i64([1])), \
-        g.const("axes_2", i64([2])), g.const("axes_-1", i64([-1]))
+    axes0, axes1, axes2 = g.const("axes_0", i64([0])), g.const("axes_1", i64([1])), g.const("axes_2", i64([2]))
     one = g.const("one_f", f32(1.0))
 
     # Embeddings: (word + token type) + position, then LayerNorm. Positions are a Slice of the row
@@ -241,7 +237,7 @@ def build_bert_onnx(src: str | Path, path: str | Path, *, pooling: str = "mean",
     if pooling == "cls":
         emb = g.op("Gather", [x, g.const("index_0", i64(0))], "pool/cls", axis=1)
     else:  # sum(hidden * mask) / max(sum(mask), 1e-9) over the sequence axis
-        m = g.op("Cast", [g.op("Unsqueeze", ["attention_mask", axes_last], "pool/Unsqueeze")], "pool/Cast",
+        m = g.op("Cast", [g.op("Unsqueeze", ["attention_mask", g.const("axes_-1", i64([-1]))], "pool/Unsqueeze")], "pool/Cast",
                  to=TensorProto.FLOAT)
         total = g.op("ReduceSum", [g.op("Mul", [x, m], "pool/Mul"), axes1], "pool/ReduceSum", keepdims=0)
         count = g.op("Clip", [g.op("ReduceSum", [m, axes1], "pool/Count", keepdims=0),
