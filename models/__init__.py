@@ -1,6 +1,7 @@
 """lucerag.models: ONNX export of bi-encoders and the onnxruntime encoder used at query time.
 
-Importing this package never imports torch; only :func:`export_model` needs it.
+Importing this package never imports torch; :func:`export_model` needs it only for models that the
+numpy builder (:mod:`lucerag.models.bert_onnx`, BERT in safetensors) does not handle.
 """
 
 from .encoder import OnnxEncoder
