@@ -1,7 +1,8 @@
 """lucerag.models: ONNX export of bi-encoders and the onnxruntime encoder used at query time.
 
-Importing this package imports nothing heavy: onnxruntime, onnx and (for :func:`export_model` with
-the PyTorch route) torch are imported by the submodules that need them, when first used.
+Importing this package imports nothing heavy: onnxruntime, onnx and (only for :func:`export_model`'s
+PyTorch route, used for architectures the numpy builder does not cover) torch are imported by the
+submodules that need them, when first used.
 """
 
 from __future__ import annotations

@@ -2,8 +2,14 @@
 
 The output folder holds ``model.onnx`` (pooling and L2 normalisation inside the graph, output
 ``embedding`` of shape (batch, dim)), ``tokenizer.json`` (padding and truncation disabled: the runtime
-controls both) and ``manifest.json`` (:class:`ModelManifest`). torch and transformers are imported
-inside the functions that need them, never when ``lucerag.models`` is imported.
+controls both) and ``manifest.json`` (:class:`ModelManifest`).
+
+Two routes build ``model.onnx``. BERT models stored as safetensors (the default all-MiniLM-L6-v2
+among them) are built by :mod:`lucerag.models.bert_onnx` with numpy and onnx alone: no torch. Other
+architectures go through ``torch.onnx.export`` (the optional ``lucerag[export]`` extra); torch and
+transformers are imported inside the functions that need them, never when ``lucerag.models`` is
+imported. Both routes then share the same fusion (:mod:`lucerag.models.optimize`) and int8
+quantisation (:mod:`lucerag.models.quantize`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+from .bert_onnx import UnsupportedModel, build_bert_onnx, unsupported_reason
 from .encoder import runtime_tokenizer
 from .manifest import EXPORT_RECIPE, MODEL_FILE, TOKENIZER_FILE, ModelManifest
 from .optimize import optimize_onnx
@@ -26,6 +33,7 @@ from .paths import DEFAULT_MODEL_NAME, cache_dir
 
 EXPORT_HINT = "run `pip install 'lucerag[export]'` (torch, transformers, onnx) or `lucerag models export`"
 DEFAULT_OPSET = 17
+Backend = Literal["auto", "numpy", "torch"]
 
 
 class ExportDependencyError(ImportError):
@@ -73,13 +81,33 @@ def _weights_file(src: Path) -> Path:
     raise FileNotFoundError(f"no model.safetensors in {src}")
 
 
-def _import_export_deps():
+def _import_export_deps(why: str = ""):
+    """``why``: why this model needs the PyTorch route (the numpy builder's reason), for the message."""
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
         import onnx  # noqa: F401
     except ImportError as e:
-        raise ExportDependencyError(f"exporting a model needs torch, transformers and onnx ({e.name} is missing): {EXPORT_HINT}") from e
+        because = f"; it needs the PyTorch exporter because {why}" if why else ""
+        raise ExportDependencyError(
+            f"exporting this model needs torch, transformers and onnx ({e.name} is missing){because}: {EXPORT_HINT}"
+        ) from e
+
+
+def choose_backend(src: Path, backend: Backend = "auto") -> tuple[str, str | None]:
+    """("numpy" or "torch", why the numpy builder can't build ``src`` or None).
+
+    ``auto`` takes the numpy builder whenever it handles the model (BERT in safetensors), so an export
+    gives the same graph with or without torch installed.
+    """
+    if backend not in ("auto", "numpy", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', not {backend!r}")
+    reason = unsupported_reason(src)
+    if backend == "numpy" and reason:
+        raise UnsupportedModel(f"{src}: {reason}")
+    if backend == "torch":
+        return "torch", reason
+    return ("numpy", None) if reason is None else ("torch", reason)
 
 
 def build_pooled_module(src: Path, pooling: str, normalize: bool, attn_implementation: str | None = "eager"):
@@ -224,13 +252,17 @@ def export_model(
     optimize: bool = True,
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
+    backend: Backend = "auto",
 ) -> Path:
     """Export ``source`` (a HF model folder; default: the bundled all-MiniLM-L6-v2) to ``out_dir``.
 
     ``out_dir`` defaults to ``<cache>/models/<name>``. Unset pooling/normalize/max_length come from the
     source's sentence-transformers files (else: mean pooling, normalised, the tokenizer's max length).
     ``optimize`` fuses attention offline (see :mod:`lucerag.models.optimize`); ``precision="int8"``
-    applies smoothed dynamic int8 quantisation (:mod:`lucerag.models.quantize`). Returns the output folder.
+    applies smoothed dynamic int8 quantisation (:mod:`lucerag.models.quantize`). ``backend``: ``numpy``
+    builds the graph from the safetensors weights without torch (BERT only), ``torch`` traces the
+    Hugging Face model (needs ``lucerag[export]``), ``auto`` takes ``numpy`` when it can. Returns the
+    output folder.
     """
     src = Path(source) if source is not None else default_source_dir()
     if not (src / "config.json").is_file():
@@ -244,21 +276,30 @@ def export_model(
     out_dir = out_dir.resolve()
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists (pass overwrite=True to replace it)")
-    _import_export_deps()
+    route, why = choose_backend(src, backend)
+    if route == "numpy" and opset < 17 and backend == "auto":  # the builder writes LayerNormalization
+        route, why = "torch", f"opset {opset} was asked for and the builder needs >= 17"
+    if route == "torch":
+        _import_export_deps(why)
 
     defaults = source_defaults(src)
     pooling = pooling or defaults["pooling"]
     normalize = defaults["normalize"] if normalize is None else normalize
-    module = build_pooled_module(src, pooling, normalize)
-    cfg = module.model.config
-    max_length = min(max_length or defaults["max_length"], int(getattr(cfg, "max_position_embeddings", 512)))
+    module = build_pooled_module(src, pooling, normalize) if route == "torch" else None
+    config = _read_json(src / "config.json")
+    max_length = min(max_length or defaults["max_length"], int(config.get("max_position_embeddings", 512)))
 
     with staging(out_dir, overwrite) as tmp:
         current = tmp / "raw.onnx"
-        inputs = _export_onnx(module, current, _accepts_token_type_ids(module), opset)
+        if module is not None:
+            inputs = _export_onnx(module, current, _accepts_token_type_ids(module), opset)
+            dim, heads = int(module.model.config.hidden_size), int(module.model.config.num_attention_heads)
+        else:
+            built = build_bert_onnx(src, current, pooling=pooling, normalize=normalize, opset=opset)
+            inputs, dim, heads = built["inputs"], built["hidden_size"], built["num_heads"]
         _save_tokenizer(src, tmp / TOKENIZER_FILE)
         if optimize:
-            optimize_onnx(current, tmp / "opt.onnx", cfg.num_attention_heads, cfg.hidden_size)
+            optimize_onnx(current, tmp / "opt.onnx", heads, dim)
             current = tmp / "opt.onnx"
         if precision == "int8":
             quantize_onnx(current, tmp / "int8.onnx", runtime_tokenizer(tmp / TOKENIZER_FILE, int(max_length)))
@@ -267,7 +308,7 @@ def export_model(
         for leftover in ("raw.onnx", "opt.onnx", "int8.onnx"):
             (tmp / leftover).unlink(missing_ok=True)
         ModelManifest(
-            name=name, dim=int(cfg.hidden_size), pooling=pooling, normalize=normalize, max_length=int(max_length),
+            name=name, dim=dim, pooling=pooling, normalize=normalize, max_length=int(max_length),
             query_prefix=query_prefix, passage_prefix=passage_prefix, precision=precision, optimized=optimize,
             recipe=EXPORT_RECIPE, batch_independent=True,
             weights_sha256=sha256_file(_weights_file(src)), opset=opset, inputs=inputs, source=str(src),

@@ -470,6 +470,8 @@ def models_export(
     int8: bool = typer.Option(False, help="Also write an int8 copy (dynamic quantisation) to OUT-int8."),
     optimize: bool = typer.Option(True, help="Fuse attention offline (onnxruntime transformer optimizer)."),
     overwrite: bool = typer.Option(False),
+    backend: str = typer.Option("auto", help="numpy (BERT from safetensors, no torch), torch (the export extra), "
+                                             "or auto: numpy when the model allows it."),
 ):
     """Export a bi-encoder to ONNX (pooling and normalisation inside the graph)."""
     from lucerag.models import default_model_dir, export_model
@@ -478,7 +480,7 @@ def models_export(
     out = out or default_model_dir()
     kwargs = {k: v for k, v in dict(pooling=pooling, query_prefix=query_prefix,
                                     passage_prefix=passage_prefix).items() if v is not None}
-    path = export_model(source, out, overwrite=overwrite, optimize=optimize, **kwargs)
+    path = export_model(source, out, overwrite=overwrite, optimize=optimize, backend=backend, **kwargs)
     typer.echo(f"exported {path}")
     if int8:
         path = quantize_model(path, Path(str(out) + "-int8"), overwrite=overwrite)

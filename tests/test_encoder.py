@@ -174,12 +174,16 @@ def test_load_encoder_uses_cache(minilm_dir, tmp_path, monkeypatch):
         load_encoder(tmp_path / "nothing-here")
 
 
-def test_load_encoder_without_torch_fails_clearly(tmp_path, monkeypatch):
+def test_load_encoder_without_torch(tmp_path, monkeypatch):
+    """The default model is built without torch; the PyTorch route says what to install."""
     monkeypatch.setenv("LUCERAG_CACHE", str(tmp_path))
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ExportDependencyError, match=r"lucerag\[export\]"):
-        load_encoder()
-    assert not (tmp_path / "models" / "all-MiniLM-L6-v2").exists()
+        export_model(None, tmp_path / "via-torch", backend="torch")
+    assert not (tmp_path / "via-torch").exists()
+    enc = load_encoder(threads=1)
+    assert enc.dim == 384 and (tmp_path / "models" / "all-MiniLM-L6-v2" / "model.onnx").is_file()
 
 
 def test_export_refuses_to_overwrite(minilm_dir):
