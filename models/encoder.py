@@ -55,7 +55,7 @@ class OnnxEncoder:
     """Encode queries and passages with an exported model folder (see ``lucerag.models.export``).
 
     ``threads``: onnxruntime intra-op threads (None: onnxruntime's default, all physical cores).
-    Queries are encoded unpadded; fp32 passage batches are sorted by length and padded to the longest
+    Queries are encoded unpadded; passage batches are sorted by length and padded to the longest
     in each batch. Inputs longer than ``manifest.max_length`` tokens are truncated.
 
     A text's vector never depends on its batchmates or the batch size. fp32 graphs and lucerag's int8

@@ -498,6 +498,30 @@ def bench_encoder(ctx: typer.Context):
     bench_main([a for a in ctx.args if a != "--json"])
 
 
+@bench_app.command("precision")
+def bench_precision(
+    beir: Path = typer.Option(..., help="BEIR folder (e.g. ../shared/data/msmarco-dl19-5k)."),
+    work: Path = typer.Option(..., help="Folder for the two indexes (fp32 and int8 passages; reused)."),
+    methods: str = typer.Option("dense,hybrid"),
+):
+    """nDCG@10 for fp32 vs int8 passages x fp32 vs int8 queries, dense and hybrid, in one run (JSON)."""
+    from lucerag.bench_precision import run_precision_bench
+
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    print(json.dumps(run_precision_bench(beir, work, chosen, progress=sys.stderr.isatty())))
+
+
+@bench_app.command("isa", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_isa(ctx: typer.Context):
+    """The same probe texts encoded natively and under qemu-user on an older x86-64 CPU (needs qemu-user).
+
+    Prints one JSON object; options as `python -m lucerag.models.bench_isa --help` lists them.
+    """
+    from lucerag.models.bench_isa import main as isa_main
+
+    isa_main([a for a in ctx.args if a != "--json"])
+
+
 @bench_app.command("ops", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench_ops(ctx: typer.Context):
     """Encoder micro-benchmarks: `kernels` (LayerNorm/GELU written three ways) or `windows` (query drift).
