@@ -194,17 +194,22 @@ def per_token_activations(model) -> int:
     """Rewrite each ``DynamicQuantizeMatMul`` (one activation range per tensor) into the same product with
     one asymmetric uint8 range per row of its input (in place). Returns the number of nodes rewritten.
 
-    For a row x (K values) with range [lo, hi], s = (hi - lo) / 255 and q = round((x - lo) / s) in 0..255, so
-    x ~ s q + lo and x W ~ s (q Wq) w_s + lo colsum(W), where ``MatMulInteger`` gives q Wq exactly in int32
-    (7-bit weights: no kernel saturates) and colsum(W) is a constant of the dequantised weights.
+    The input is viewed as M rows of K values. For a row with range [lo, hi]: s = (hi - lo) / 255 and
+    zero point z = round(-lo / s), so ``QuantizeLinear`` (per row, axis 0) gives q with x ~ s (q - z).
+    Then x W ~ s (q W) - s z colsum(W) + bias, where ``MatMulIntegerToFloat`` gives q W exactly (integer
+    products, 7-bit weights: no kernel saturates) times the weight scales, colsum(W) is a constant of the
+    dequantised weights, and one ``Gemm`` forms the row offset plus the bias.
     """
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     inits = {t.name: t for t in graph.initializer}
-    shared = {"lucerag_pt_zero": np.array(0, np.uint8), "lucerag_pt_eps": np.array(1e-8, np.float32),
-              "lucerag_pt_inv255": np.array(1 / 255, np.float32), "lucerag_pt_axes": np.array([-1], np.int64)}
+    shared = {"lucerag_pt_zero": np.array(0, np.uint8), "lucerag_pt_one": np.array(1.0, np.float32),
+              "lucerag_pt_eps": np.array(1e-8, np.float32), "lucerag_pt_inv255": np.array(1 / 255, np.float32),
+              "lucerag_pt_0f": np.array(0.0, np.float32), "lucerag_pt_255f": np.array(255.0, np.float32),
+              "lucerag_pt_col": np.array([-1, 1], np.int64), "lucerag_pt_axis1": np.array([1], np.int64),
+              "lucerag_pt_start": np.array([0], np.int64), "lucerag_pt_end": np.array([-1], np.int64)}
     nodes, count = [], 0
     for node in graph.node:
         if node.op_type != "DynamicQuantizeMatMul" or node.domain != "com.microsoft":
@@ -212,37 +217,48 @@ def per_token_activations(model) -> int:
             continue
         x, wq, w_scale, w_zero = node.input[:4]
         bias = node.input[4] if len(node.input) > 4 and node.input[4] else None
-        if w_zero not in inits or wq not in inits or w_scale not in inits:
+        if not {wq, w_scale, w_zero} <= inits.keys() or (bias and bias not in inits):
             nodes.append(node)
             continue
         p = f"lucerag_pt{count}_"
         w = (numpy_helper.to_array(inits[wq]).astype(np.float32)
              - numpy_helper.to_array(inits[w_zero]).astype(np.float32)) * numpy_helper.to_array(inits[w_scale])
-        graph.initializer.append(numpy_helper.from_array(w.sum(0).astype(np.float32), p + "colsum"))
+        k_in, n_out = w.shape
+        b = numpy_helper.to_array(inits[bias]).astype(np.float32) if bias else np.zeros(n_out, np.float32)
+        graph.initializer.extend([
+            numpy_helper.from_array(w.sum(0, keepdims=True).astype(np.float32), p + "colsum"),
+            numpy_helper.from_array(b, p + "bias"),
+            numpy_helper.from_array(np.array([-1, k_in], np.int64), p + "rows"),
+            numpy_helper.from_array(np.array([n_out], np.int64), p + "n")])
 
-        def op(kind: str, inputs: list[str], out: str, **attrs) -> str:
-            nodes.append(helper.make_node(kind, inputs, [p + out], name=p + out, **attrs))
+        def op(kind: str, inputs: list[str], out: str, domain: str = "", **attrs) -> str:
+            nodes.append(helper.make_node(kind, inputs, [p + out], name=p + out, domain=domain, **attrs))
             return p + out
 
-        def reduce(kind: str, out: str) -> str:
+        def reduce(kind: str, src: str, out: str) -> str:
             if opset >= 18:
-                return op(kind, [x, "lucerag_pt_axes"], out, keepdims=1)
-            return op(kind, [x], out, axes=[-1], keepdims=1)
+                return op(kind, [src, "lucerag_pt_axis1"], out, keepdims=0)
+            return op(kind, [src], out, axes=[1], keepdims=0)
 
-        lo, hi = reduce("ReduceMin", "lo"), reduce("ReduceMax", "hi")
+        x2 = op("Reshape", [x, p + "rows"], "x2")  # (M, K)
+        lo, hi = reduce("ReduceMin", x2, "lo"), reduce("ReduceMax", x2, "hi")
         scale = op("Mul", [op("Max", [op("Sub", [hi, lo], "range"), "lucerag_pt_eps"], "range_eps"),
-                           "lucerag_pt_inv255"], "scale")
-        q = op("Cast", [op("Round", [op("Div", [op("Sub", [x, lo], "shifted"), scale], "scaled")], "rounded")],
-               "q", to=TensorProto.UINT8)
-        acc = op("MatMulInteger", [q, wq, "lucerag_pt_zero", w_zero], "acc")
-        y = op("Mul", [op("Mul", [op("Cast", [acc], "accf", to=TensorProto.FLOAT), scale], "rows"), w_scale], "cols")
-        y = op("Add", [y, op("Mul", [lo, p + "colsum"], "offset")], "sum")
-        nodes.append(helper.make_node("Add" if bias else "Identity", [y, bias] if bias else [y], [node.output[0]],
-                                      name=p + "out"))
+                           "lucerag_pt_inv255"], "scale")  # (M,)
+        zero = op("Clip", [op("Round", [op("Div", [op("Neg", [lo], "neg_lo"), scale], "z")], "z_round"),
+                           "lucerag_pt_0f", "lucerag_pt_255f"], "z_clip")
+        q = op("QuantizeLinear", [x2, scale, op("Cast", [zero], "zp", to=TensorProto.UINT8)], "q", axis=0)
+        acc = op("MatMulIntegerToFloat", [q, wq, "lucerag_pt_one", w_scale, "lucerag_pt_zero", w_zero], "acc",
+                 domain="com.microsoft")  # (M, N): (q W) times the weight scales
+        row_offset = op("Reshape", [op("Neg", [op("Mul", [scale, zero], "sz")], "neg_sz"), "lucerag_pt_col"], "c")
+        offset = op("Gemm", [row_offset, p + "colsum", p + "bias"], "offset")  # -s z colsum(W) + bias
+        y2 = op("Add", [op("Mul", [acc, op("Reshape", [scale, "lucerag_pt_col"], "scale_col")], "scaled"), offset],
+                "y2")
+        lead = op("Slice", [op("Shape", [x], "x_shape"), "lucerag_pt_start", "lucerag_pt_end"], "lead")
+        shape = op("Concat", [lead, p + "n"], "y_shape", axis=0)
+        nodes.append(helper.make_node("Reshape", [y2, shape], [node.output[0]], name=p + "out"))
         count += 1
     if count:
-        graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in shared.items()
-                                 if k != "lucerag_pt_axes" or opset >= 18)
+        graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in shared.items())
     del graph.node[:]
     graph.node.extend(nodes)
     return count

@@ -144,10 +144,10 @@ def test_optimized_and_int8_exports(tiny_bert, tiny_dir, tmp_path):
     isa = int8_isa()
     print(f"tiny BERT int8 vs fp32 on {isa}: min cosine {cos.min():.4f}, mean {cos.mean():.4f}")
     assert cos.min() >= 0.95 and cos.mean() >= 0.99, (isa, float(cos.min()), float(cos.mean()))
-    # every quantised MatMul quantises its input per token (MatMulInteger on a uint8 cast); nothing takes
-    # one range per tensor, and the fused Attention stays fp32
+    # every quantised MatMul quantises its input per token (QuantizeLinear along the rows, then
+    # MatMulIntegerToFloat); nothing takes one range per tensor, and the fused Attention stays fp32
     ops = _ops(q8)
-    assert {"MatMulInteger", "ReduceMin", "ReduceMax", "Attention"} <= ops
+    assert {"QuantizeLinear", "MatMulIntegerToFloat", "ReduceMin", "ReduceMax", "Attention"} <= ops
     assert not ops & {"DynamicQuantizeMatMul", "DynamicQuantizeLinear", "QAttention"}
     with pytest.raises(ValueError, match="opset >= 17"):
         export_model(tiny_bert, tmp_path / "old-opset", opset=14)
