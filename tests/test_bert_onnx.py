@@ -150,13 +150,16 @@ def test_int8_of_the_built_graph(exported, ref, tmp_path):
 
     q8 = quantize_model(exported, tmp_path / "q8")
     ops = collections.Counter(n.op_type for n in onnx.load(str(q8 / "model.onnx")).graph.node)
-    assert ops["QAttention"] == 6 and ops["DynamicQuantizeMatMul"] == 18
+    # recipe 4 (lucerag.models.quantize): every MatMul of the 6 layers (QKV, attention output, FFN in/out)
+    # is MatMulInteger on a per-token quantised input; the fused Attention stays fp32
+    assert ops["MatMulInteger"] == 18 and ops["Attention"] == 6 and ops["EmbedLayerNormalization"] == 1
+    assert not {"QAttention", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"} & set(ops)
     got = OnnxEncoder(q8, threads=2).encode_passages([str(t) for t in ref["texts"]])
     cos = (got * ref["embeddings"]).sum(1)
-    # Loose on purpose: int8 accuracy depends on the CPU's int8 kernels (on an AVX2-only machine the
-    # PyTorch export quantises to the same 0.943 min / 0.967 mean over these texts); what this test
-    # checks is that the built graph goes through the same smoothing + quantisation.
-    assert cos.min() >= 0.9 and cos.mean() >= 0.95
+    # 7-bit weights make the integer products exact on every x86-64 kernel, so this bound does not depend
+    # on the CPU (measured on AVX2: min 0.9921, mean 0.9978 over these texts)
+    assert cos.min() >= 0.99 and cos.mean() >= 0.995
+    assert cos.mean() < 0.99999  # really a quantised graph
 
 
 def _copy_tokenizer(dst: Path) -> None:
