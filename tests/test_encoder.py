@@ -247,15 +247,12 @@ def test_torch_never_imported_on_query_path(minilm_dir):
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
-@pytest.mark.parametrize("torch_reference", [
-    False,
-    pytest.param(True, marks=pytest.mark.skipif(not HAS_TORCH, reason="the bench's PyTorch reference needs torch "
-                                                "and transformers (pip install 'lucerag[export]')")),
-])
-def test_bench_reports_parity_and_speed(minilm_dir, minilm_int8_dir, torch_reference):
+def test_bench_reports_parity_and_speed(minilm_dir, minilm_int8_dir):
+    """With the PyTorch reference where torch is installed, without it elsewhere (one run: ~40 s)."""
     from lucerag.models.bench import run_encoder_bench
     from lucerag.models.cpu import int8_isa
 
+    torch_reference = HAS_TORCH
     r = run_encoder_bench(minilm_dir, minilm_int8_dir, n_queries=10, n_passages=16, n_parity=12, rounds=2,
                           torch_reference=torch_reference, verbose=False)
     json.dumps(r)  # JSON-able
