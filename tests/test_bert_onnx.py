@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from bert_testutil import bert_config, numpy_bert, pad_batch, pool, random_bert_weights, write_safetensors
 from tokenizers import Tokenizer
 
 from lucerag.models import ExportDependencyError, ModelManifest, OnnxEncoder, export_model
@@ -75,13 +76,7 @@ def exported(tmp_path_factory) -> Path:
 
 def _feeds(tokenizer, texts: list[str]) -> dict[str, np.ndarray]:
     """One batch padded to its longest text (pad id 0), like OnnxEncoder."""
-    enc = tokenizer.encode_batch(texts)
-    width = max(len(e.ids) for e in enc)
-    ids = np.zeros((len(texts), width), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for i, e in enumerate(enc):
-        ids[i, : len(e.ids)] = e.ids
-        mask[i, : len(e.ids)] = 1
+    ids, mask = pad_batch(tokenizer, texts)
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
 
@@ -155,13 +150,16 @@ def test_int8_of_the_built_graph(exported, ref, tmp_path):
 
     q8 = quantize_model(exported, tmp_path / "q8")
     ops = collections.Counter(n.op_type for n in onnx.load(str(q8 / "model.onnx")).graph.node)
-    assert ops["QAttention"] == 6 and ops["DynamicQuantizeMatMul"] == 18
+    # recipe 4 (lucerag.models.quantize): every MatMul of the 6 layers (QKV, attention output, FFN in/out)
+    # is MatMulInteger on a per-token quantised input; the fused Attention stays fp32
+    assert ops["MatMulInteger"] == 18 and ops["Attention"] == 6 and ops["EmbedLayerNormalization"] == 1
+    assert not {"QAttention", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"} & set(ops)
     got = OnnxEncoder(q8, threads=2).encode_passages([str(t) for t in ref["texts"]])
     cos = (got * ref["embeddings"]).sum(1)
-    # Loose on purpose: int8 accuracy depends on the CPU's int8 kernels (on an AVX2-only machine the
-    # PyTorch export quantises to the same 0.943 min / 0.967 mean over these texts); what this test
-    # checks is that the built graph goes through the same smoothing + quantisation.
-    assert cos.min() >= 0.9 and cos.mean() >= 0.95
+    # 7-bit weights make the integer products exact on every x86-64 kernel, so this bound does not depend
+    # on the CPU (measured on AVX2: min 0.9921, mean 0.9978 over these texts)
+    assert cos.min() >= 0.99 and cos.mean() >= 0.995
+    assert cos.mean() < 0.99999  # really a quantised graph
 
 
 def _copy_tokenizer(dst: Path) -> None:
@@ -194,78 +192,18 @@ def test_other_architectures_still_need_torch(tmp_path):
 # --- a tiny random BERT, written as safetensors by hand, checked against a plain numpy forward pass ---
 
 
-def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], bf16: bool = False) -> None:
-    header, blobs, offset = {}, [], 0
-    for name, arr in tensors.items():
-        if bf16 and arr.dtype == np.float32:
-            raw, dtype = (arr.view(np.uint32) >> 16).astype("<u2").tobytes(), "BF16"
-        else:
-            raw = arr.astype("<f4" if arr.dtype == np.float32 else "<i8").tobytes()
-            dtype = "F32" if arr.dtype == np.float32 else "I64"
-        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    head = json.dumps(header).encode()
-    path.write_bytes(len(head).to_bytes(8, "little") + head + b"".join(blobs))
-
-
 def _tiny_bert(dst: Path, act: str, prefix: str, bf16: bool) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(1)
-    vocab, hidden, inter, layers, max_pos = 30522, 16, 32, 2, 300  # the bundled tokenizer's vocabulary
-    r = lambda *s: (rng.standard_normal(s) * 0.4).astype(np.float32)  # noqa: E731
-    w = {"embeddings.word_embeddings.weight": r(vocab, hidden), "embeddings.position_embeddings.weight": r(max_pos, hidden),
-         "embeddings.token_type_embeddings.weight": r(2, hidden),
-         "embeddings.LayerNorm.weight": 1 + r(hidden), "embeddings.LayerNorm.bias": r(hidden)}
-    for i in range(layers):
-        p = f"encoder.layer.{i}."
-        for key, (o, n) in {"attention.self.query": (hidden, hidden), "attention.self.key": (hidden, hidden),
-                            "attention.self.value": (hidden, hidden), "attention.output.dense": (hidden, hidden),
-                            "intermediate.dense": (inter, hidden), "output.dense": (hidden, inter)}.items():
-            w[p + key + ".weight"], w[p + key + ".bias"] = r(o, n), r(o)
-        for key in ("attention.output.LayerNorm", "output.LayerNorm"):
-            w[p + key + ".weight"], w[p + key + ".bias"] = 1 + r(hidden), r(hidden)
+    # the bundled tokenizer's vocabulary; random biases and LayerNorms too
+    w = random_bert_weights(rng, vocab=30522, hidden=16, inter=32, layers=2, max_pos=300, std=0.4)
+    extra = {"cls.bias": (rng.standard_normal(3) * 0.4).astype(np.float32)}  # not BERT's: ignored
     if bf16:  # what the graph will see: bf16-rounded weights
         w = {k: ((v.view(np.uint32) >> 16) << 16).view(np.float32) for k, v in w.items()}
     dst.mkdir()
-    _write_safetensors(dst / "model.safetensors", {prefix + k: v for k, v in w.items()} | {"cls.bias": r(3)}, bf16)
-    (dst / "config.json").write_text(json.dumps({
-        "model_type": "bert", "vocab_size": vocab, "hidden_size": hidden, "num_hidden_layers": layers,
-        "num_attention_heads": 4, "intermediate_size": inter, "hidden_act": act, "max_position_embeddings": max_pos,
-        "type_vocab_size": 2, "layer_norm_eps": 1e-12}))
+    write_safetensors(dst / "model.safetensors", {prefix + k: v for k, v in w.items()} | extra, bf16)
+    (dst / "config.json").write_text(json.dumps(bert_config(w, heads=4, act=act)))
     _copy_tokenizer(dst)
     return w
-
-
-def _numpy_bert(w: dict, ids: np.ndarray, mask: np.ndarray, act: str, heads: int = 4) -> np.ndarray:
-    """The last hidden state, written from the BERT paper's equations (float64)."""
-    from math import erf
-
-    w = {k: v.astype(np.float64) for k, v in w.items()}
-
-    def ln(x, key):
-        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-        return (x - mu) / np.sqrt(var + 1e-12) * w[key + ".weight"] + w[key + ".bias"]
-
-    def lin(x, key):
-        return x @ w[key + ".weight"].T + w[key + ".bias"]
-
-    gelu = {"gelu": np.vectorize(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2)))),
-            "gelu_new": lambda v: 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v**3))),
-            "relu": lambda v: np.maximum(v, 0)}[act]
-    b, s = ids.shape
-    x = ln(w["embeddings.word_embeddings.weight"][ids] + w["embeddings.token_type_embeddings.weight"][0]
-           + w["embeddings.position_embeddings.weight"][:s], "embeddings.LayerNorm")
-    for i in range(2):
-        p = f"encoder.layer.{i}."
-        split = lambda t: t.reshape(b, s, heads, -1).transpose(0, 2, 1, 3)  # noqa: E731
-        q, k, v = (split(lin(x, p + f"attention.self.{n}")) for n in ("query", "key", "value"))
-        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[-1]) + np.where(mask[:, None, None, :] > 0, 0, -1e30)
-        probs = np.exp(scores - scores.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)
-        ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(b, s, -1)
-        x = ln(x + lin(ctx, p + "attention.output.dense"), p + "attention.output.LayerNorm")
-        x = ln(x + lin(gelu(lin(x, p + "intermediate.dense")), p + "output.dense"), p + "output.LayerNorm")
-    return x
 
 
 @pytest.mark.parametrize("act, prefix, bf16, pooling", [
@@ -280,12 +218,6 @@ def test_tiny_bert_matches_a_numpy_forward(tmp_path, act, prefix, bf16, pooling)
     texts = ["", "lucene", "hybrid search with lucene and onnx runtime " * 3, "what is a bi-encoder"]
     got = enc.encode_passages(texts, batch_size=4)  # one padded batch
     feeds = _feeds(enc.tokenizer, texts)
-    hidden = _numpy_bert(w, feeds["input_ids"], feeds["attention_mask"], act)
-    if pooling == "cls":
-        want = hidden[:, 0]
-    else:
-        m = feeds["attention_mask"][..., None]
-        want = (hidden * m).sum(1) / m.sum(1)
-    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    want = pool(numpy_bert(w, feeds["input_ids"], feeds["attention_mask"], act), feeds["attention_mask"], pooling)
     assert _cos(got, want).min() >= COS
     np.testing.assert_allclose(np.stack([enc.encode_query(t) for t in texts]), got, atol=1e-4)

@@ -1,4 +1,7 @@
-"""Export + runtime for a CLS-pooled BERT with a query prefix (BGE-style), on a tiny random model."""
+"""Export + runtime for a CLS-pooled BERT with a query prefix (BGE-style), on a tiny random model.
+
+The model is written with numpy and the reference is a numpy forward pass (tests/bert_testutil.py), so
+this needs no torch; only test_torch_export_route does, and it skips without it."""
 
 from __future__ import annotations
 
@@ -8,11 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lucerag.models.cpu import int8_isa
+from bert_testutil import bert_config, numpy_bert, pool, random_bert_weights, write_safetensors
+
 from lucerag.models import ModelManifest, OnnxEncoder, export_model
+from lucerag.models.cpu import int8_isa
 from lucerag.models.encoder import default_providers
 
 PREFIX = "represent this sentence for searching relevant passages: "
+HEADS, MAX_POS = 4, 48  # the tiny model's attention heads and max_position_embeddings (its max_length)
 WORDS = (
     "represent this sentence for searching relevant passages the a of to and in is what how why lucene "
     "search index vector query passage document dense sparse hybrid fusion model encoder token bert "
@@ -27,17 +33,30 @@ def _texts() -> list[str]:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer BERT + WordPiece tokenizer.json, declared CLS-pooled."""
-    import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel
-
-    src = tmp_path_factory.mktemp("tiny-bert")
+def _vocab() -> dict[str, int]:
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = list("abcdefghijklmnopqrstuvwxyz0123456789:.,")
-    vocab = {t: i for i, t in enumerate(dict.fromkeys(specials + WORDS + chars + ["##" + c for c in chars]))}
+    return {t: i for i, t in enumerate(dict.fromkeys(specials + WORDS + chars + ["##" + c for c in chars]))}
+
+
+@pytest.fixture(scope="session")
+def tiny_weights() -> dict[str, np.ndarray]:
+    """BertModel's initialisation: weights N(0, 0.5) (the default 0.02 gives near-identical CLS vectors for
+    every input), zero biases, unit LayerNorms, a zero [PAD] embedding."""
+    return random_bert_weights(np.random.default_rng(0), vocab=len(_vocab()), hidden=64, inter=128, layers=2,
+                               max_pos=MAX_POS, std=0.5, random_affine=False, pad_id=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory, tiny_weights) -> Path:
+    """A randomly initialised 2-layer BERT + WordPiece tokenizer.json, declared CLS-pooled.
+
+    Written with numpy (config.json + model.safetensors) as ``BertModel.save_pretrained`` would, with
+    ``tiny_weights`` and the pooler head that CLS pooling does not use."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    src = tmp_path_factory.mktemp("tiny-bert")
+    vocab = _vocab()
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -49,13 +68,10 @@ def tiny_bert(tmp_path_factory) -> Path:
     tok.enable_truncation(40)
     tok.save(str(src / "tokenizer.json"))
 
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=128, max_position_embeddings=48, type_vocab_size=2,
-        initializer_range=0.5,  # the default 0.02 gives near-identical CLS vectors for every input
-    )
-    BertModel(cfg).eval().save_pretrained(str(src))
+    pooler = {"pooler.dense.weight": (np.random.default_rng(1).standard_normal((64, 64)) * 0.5).astype(np.float32),
+              "pooler.dense.bias": np.zeros(64, np.float32)}
+    write_safetensors(src / "model.safetensors", tiny_weights | pooler)
+    (src / "config.json").write_text(json.dumps(bert_config(tiny_weights, heads=HEADS)))
     (src / "1_Pooling").mkdir()
     (src / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
     return src
@@ -67,22 +83,18 @@ def tiny_dir(tiny_bert, tmp_path_factory) -> Path:
     return export_model(tiny_bert, out, name="tiny-cls", query_prefix=PREFIX)
 
 
-def _reference(src: Path, texts: list[str], max_length: int = 48) -> np.ndarray:
-    """CLS vector of the last hidden state, L2-normalised; one unpadded text at a time."""
-    import torch
+def _reference(src: Path, w: dict[str, np.ndarray], texts: list[str], max_length: int = MAX_POS) -> np.ndarray:
+    """CLS vector of the last hidden state, L2-normalised; one unpadded text at a time (numpy, float64)."""
     from tokenizers import Tokenizer
-    from transformers import BertModel
 
-    model = BertModel.from_pretrained(str(src)).eval()
     tok = Tokenizer.from_file(str(src / "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(max_length)
     out = []
-    with torch.no_grad():
-        for t in texts:
-            ids = torch.tensor([tok.encode(t).ids])
-            cls = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0, 0]
-            out.append(torch.nn.functional.normalize(cls, dim=0).numpy())
+    for t in texts:
+        ids = np.array([tok.encode(t).ids])
+        mask = np.ones_like(ids)
+        out.append(pool(numpy_bert(w, ids, mask, heads=HEADS), mask, "cls")[0])
     return np.stack(out)
 
 
@@ -99,11 +111,11 @@ def test_manifest_detects_cls_and_records_prefix(tiny_bert, tiny_dir):
     assert saved["padding"] is None and saved["truncation"] is None
 
 
-def test_cls_parity_queries_and_padded_passages(tiny_bert, tiny_dir):
+def test_cls_parity_queries_and_padded_passages(tiny_bert, tiny_weights, tiny_dir):
     enc = OnnxEncoder(tiny_dir, threads=1)
     texts = _texts()
-    ref_q = _reference(tiny_bert, [PREFIX + t for t in texts])
-    ref_p = _reference(tiny_bert, texts)
+    ref_q = _reference(tiny_bert, tiny_weights, [PREFIX + t for t in texts])
+    ref_p = _reference(tiny_bert, tiny_weights, texts)
     off_diag = (ref_p @ ref_p.T)[~np.eye(len(texts), dtype=bool)]
     assert off_diag.mean() < 0.9  # inputs really give different vectors, so parity means something
     q_single = np.stack([enc.encode_query(t) for t in texts])
@@ -115,6 +127,24 @@ def test_cls_parity_queries_and_padded_passages(tiny_bert, tiny_dir):
         assert (enc.encode_passages(texts, batch_size=bs) * ref_p).sum(1).min() >= 0.9999
     # the prefix matters: a query is not the same vector as the bare passage text
     assert float(q_single[3] @ ref_p[3]) < 0.99
+
+
+def test_torch_export_route(tiny_bert, tiny_weights, tiny_dir, tmp_path):
+    """backend="torch" (transformers' BertModel through torch.onnx) gives the same vectors as the reference
+    and as the numpy builder that ``auto`` picks."""
+    pytest.importorskip("torch", reason="the PyTorch export route needs torch (pip install 'lucerag[export]')")
+    pytest.importorskip("transformers", reason="the PyTorch export route needs transformers")
+    out = export_model(tiny_bert, tmp_path / "via-torch", query_prefix=PREFIX, backend="torch")
+    m = ModelManifest.load(out)
+    assert (m.pooling, m.dim, m.max_length, m.query_prefix, m.optimized) == ("cls", 64, 48, PREFIX, True)
+    enc, built = OnnxEncoder(out, threads=1), OnnxEncoder(tiny_dir, threads=1)
+    texts = _texts()
+    ref_q = _reference(tiny_bert, tiny_weights, [PREFIX + t for t in texts])
+    ref_p = _reference(tiny_bert, tiny_weights, texts)
+    assert (np.stack([enc.encode_query(t) for t in texts]) * ref_q).sum(1).min() >= 0.9999
+    got = enc.encode_passages(texts, batch_size=5)
+    assert (got * ref_p).sum(1).min() >= 0.9999
+    assert (got * built.encode_passages(texts, batch_size=5)).sum(1).min() >= 0.9999
 
 
 def _ops(model_dir: Path) -> set[str]:
