@@ -150,9 +150,10 @@ def test_int8_of_the_built_graph(exported, ref, tmp_path):
 
     q8 = quantize_model(exported, tmp_path / "q8")
     ops = collections.Counter(n.op_type for n in onnx.load(str(q8 / "model.onnx")).graph.node)
-    # recipe 4 (lucerag.models.quantize): every MatMul of the 6 layers (QKV, attention output, FFN in/out)
-    # is MatMulInteger on a per-token quantised input; the fused Attention stays fp32
-    assert ops["MatMulInteger"] == 18 and ops["Attention"] == 6 and ops["EmbedLayerNormalization"] == 1
+    # recipe 4 (lucerag.models.quantize): every MatMul of the 6 layers (attention output, FFN up, FFN down)
+    # is MatMulIntegerToFloat on a per-token quantised input; the fused Attention (QKV) stays fp32
+    assert ops["MatMulIntegerToFloat"] == 18 and ops["QuantizeLinear"] == 18
+    assert ops["Attention"] == 6 and ops["EmbedLayerNormalization"] == 1
     assert not {"QAttention", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"} & set(ops)
     got = OnnxEncoder(q8, threads=2).encode_passages([str(t) for t in ref["texts"]])
     cos = (got * ref["embeddings"]).sum(1)
