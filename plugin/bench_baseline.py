@@ -227,9 +227,17 @@ def run_baseline(data: Path, *, k: int = 10, depth: int = 100, n_latency: int = 
 
 
 def run_in_subprocess(data: Path, timeout: float = 3600, **options) -> dict:
-    """Run :func:`run_baseline` in a fresh Python process (one BLAS/OpenMP thread per call)."""
+    """Run :func:`run_baseline` in a fresh Python process (one BLAS/OpenMP thread per call).
+
+    Raises ImportError (before starting anything) when PyTorch, which the baseline encodes with, is not
+    installed; RuntimeError when the baseline process fails."""
+    import importlib.util
     import subprocess
     import sys
+
+    if importlib.util.find_spec("torch") is None:
+        raise ImportError("the baseline (rank-bm25 + numpy + PyTorch) needs PyTorch: pip install 'lucerag[export]', "
+                          "or pass --no-baseline")
 
     args = [sys.executable, "-m", "lucerag.bench_baseline", "--data", str(data)]
     for key, value in options.items():

@@ -564,7 +564,7 @@ def main() -> None:
     try:
         app()
     except (ConfigError, IndexNotFoundError, JavaNotFoundError, QueryError, FileNotFoundError,
-            ValueError) as exc:
+            ValueError, ImportError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
 
