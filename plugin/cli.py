@@ -31,6 +31,14 @@ def _precision(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def _vector_format(value: Optional[str]) -> Optional[str]:
+    from lucerag.index_writer import VECTOR_FORMATS
+
+    if value is not None and value not in VECTOR_FORMATS:
+        _fail(f"--vector-format must be one of {', '.join(VECTOR_FORMATS)}, not {value!r}")
+    return value
+
+
 def _retriever(index: Optional[Path], config: Optional[Path]):
     from lucerag.retriever import Retriever
 
@@ -62,6 +70,9 @@ def index(
     ram_buffer_mb: float = typer.Option(512, min=1, help="Lucene's indexing buffer; larger = fewer flushes."),
     hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node (Lucene's M)."),
     hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
+    vector_format: Optional[str] = typer.Option(
+        None, help="HNSW vectors: float (default), int8 (scalar-quantised) or bbq (1-bit, rescored exactly "
+                   "at search time); recorded in the index, appends keep the index's own."),
     progress: bool = typer.Option(True, help="Show a progress bar (stderr)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
@@ -88,7 +99,7 @@ def index(
         stream = read_documents(input, format, on_error=on_error, rejects=sink, **options)
         report = build_index(stream, index_dir, encoder=encoder, dense=not bm25_only,
                              mode="append" if append else "create", batch_size=batch_size,
-                             hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
+                             hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=_vector_format(vector_format),
                              stats=stream.stats, delete_missing=delete_missing, on_error=on_error,
                              on_reject=sink, ram_buffer_mb=ram_buffer_mb, progress=progress,
                              total=estimate_total(input, format))
@@ -463,8 +474,8 @@ def bench_ingest(
 
 def main() -> None:
     """Entry point that turns expected errors into one clear line (no stack traces)."""
-    from lucerag.index_reader import IndexNotFoundError
-    from lucerag.jvm import JavaNotFoundError
+    from lucerag.index_reader import IndexNotFoundError  # IndexTooNewError is one
+    from lucerag.jvm import JavaNotFoundError  # AnseriniNotFoundError is one
     from lucerag.retriever import QueryError
 
     try:
@@ -591,6 +602,9 @@ def import_vectors_cmd(
     limit: Optional[int] = typer.Option(None, min=1, help="Import only the first N vectors."),
     hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node (Lucene's M)."),
     hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
+    vector_format: Optional[str] = typer.Option(
+        None, help="HNSW vectors: float (default), int8 (scalar-quantised) or bbq (1-bit, rescored exactly "
+                   "at search time); recorded in the index, appends keep the index's own."),
     progress: bool = typer.Option(True, help="Show a progress bar (stderr)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
@@ -601,7 +615,8 @@ def import_vectors_cmd(
     try:
         report = import_vectors(input, index_dir, corpus=corpus, corpus_format=corpus_format, model=model,
                                 append=append, batch_size=batch_size, on_missing=on_missing, limit=limit,
-                                progress=progress and not json_out, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam)
+                                progress=progress and not json_out, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
+                                vector_format=_vector_format(vector_format))
     except (VectorFormatError, ConnectorError, RuntimeError) as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")
     for warning in report.warnings:
