@@ -187,6 +187,14 @@ class LuceneIndex:
         return record
 
     @property
+    def vectors_format(self) -> str | None:
+        """The Lucene vectors format recorded for the vector field (None: no vectors), e.g.
+        ``Lucene99HnswVectorsFormat`` (float HNSW) or ``Lucene104HnswBinaryQuantizedVectorsFormat``
+        (Lucene 10.4+'s quantised HNSW, int8 and 1-bit alike: the encoding is in its own metadata)."""
+        name = java.Bridge.vectorsFormatName(self.reader, self.vector_field)
+        return str(name) if name is not None else None
+
+    @property
     def dim(self) -> int:
         """Dimension of the stored vectors (0 when the index has none)."""
         if self._dim is None:

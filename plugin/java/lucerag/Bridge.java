@@ -359,6 +359,20 @@ public final class Bridge {
     return out.array();
   }
 
+  /**
+   * Name and settings of the vectors format of {@code field} as the first segment holding it
+   * recorded them (e.g. {@code "Lucene99HnswVectorsFormat"}), or null when no segment has one.
+   */
+  public static String vectorsFormatName(IndexReader reader, String field) {
+    for (LeafReaderContext ctx : reader.leaves()) {
+      org.apache.lucene.index.FieldInfo info = ctx.reader().getFieldInfos().fieldInfo(field);
+      if (info != null && info.getVectorDimension() > 0) {
+        return info.getAttribute(PerFieldKnnVectorsFormat.PER_FIELD_FORMAT_KEY);
+      }
+    }
+    return null;
+  }
+
   /** Dimension of the vectors in {@code field}, or 0 when no segment has any. */
   public static int dimension(IndexReader reader, String field) throws java.io.IOException {
     for (LeafReaderContext ctx : reader.leaves()) {
