@@ -686,6 +686,44 @@ def bench_query_cmd(
         typer.echo(_bench_summary(r))
 
 
+@bench_app.command("formats")
+def bench_formats_cmd(
+    sizes: str = typer.Option("5000,50000,200000", help="Corpus sizes (comma-separated)."),
+    formats: str = typer.Option("float,int8,bbq", help="Vectors formats to compare."),
+    work: Optional[Path] = typer.Option(None, help="Where indexes are built and reused (default <cache>/bench/formats)."),
+    seed: int = typer.Option(7, help="Seed of the synthetic passages and vectors."),
+    queries: int = typer.Option(200, min=10, help="Number of query vectors."),
+    random: bool = typer.Option(False, "--random", help="Seeded random unit vectors instead of the DL19 slice "
+                                                        "corpus (used anyway when the slice is absent)."),
+    ef_search: Optional[int] = typer.Option(None, min=1, help="HNSW beam width (default: by index size)."),
+    hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node when building (Lucene's M)."),
+    hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
+    rebuild: bool = typer.Option(False, help="Rebuild the indexes even when they exist."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Vectors formats (float / int8 / BBQ + exact rescoring): recall vs exact search, latency, size."""
+    from lucerag.bench_formats import run_formats_bench, table
+    from lucerag.bench_scale import SLICE
+    from lucerag.index_writer import VECTOR_FORMATS
+    from lucerag.models import cache_dir
+
+    chosen = sorted({int(s) for s in sizes.split(",") if s.strip()})
+    fmts = [f.strip() for f in formats.split(",") if f.strip()]
+    if not chosen or min(chosen) < 200:
+        _fail("--sizes needs sizes of at least 200 passages")
+    if not fmts or any(f not in VECTOR_FORMATS for f in fmts):
+        _fail(f"--formats takes {', '.join(VECTOR_FORMATS)}")
+    use_random = random or not SLICE.exists()
+    r = run_formats_bench(chosen, work=work or cache_dir() / "bench" / "formats", formats=fmts, seed=seed,
+                          n_queries=queries, use_random=use_random, ef_search=ef_search, hnsw_m=hnsw_m,
+                          hnsw_beam=hnsw_beam, rebuild=rebuild,
+                          progress=lambda m: typer.echo(f"[bench formats] {m}", err=True))
+    if json_out:
+        print(json.dumps(r))
+        return
+    typer.echo(table(r))
+
+
 @bench_app.command("scale")
 def bench_scale_cmd(
     sizes: str = typer.Option("5000,50000,200000", help="Corpus sizes (comma-separated)."),
