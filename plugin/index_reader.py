@@ -100,7 +100,8 @@ def _too_new(path: Path, exc: BaseException) -> IndexTooNewError | None:
         if created > running_major or written[0] > running_major:
             return IndexTooNewError(path, index_version if written[0] >= created else f"{created}.x", running)
     if getattr(exc, "classname", None) == _TOO_NEW:
-        return IndexTooNewError(path, "unknown (a file format newer than this Lucene reads)", running)
+        written = ".".join(map(str, versions[0])) if versions is not None else "an unknown version"
+        return IndexTooNewError(path, f"{written} with a file format newer than this Lucene reads", running)
     return None
 
 
