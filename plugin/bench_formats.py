@@ -63,8 +63,9 @@ def measure(index_path: Path, ids: list[str], vectors: np.ndarray, qvecs: np.nda
 
     index = LuceneIndex(index_path)
     searcher = DenseSearcher(index, ef_search=ef_search, rescore=rescore)
-    for q in qvecs[:20]:  # warm the JIT and the id cache
-        searcher.search(q, 100)
+    for _ in range(2):  # warm the JIT (the first index of a run would pay for it) and the id cache
+        for q in qvecs:
+            searcher.search(q, 100)
     r10, r100, times = [], [], []
     for i, q in enumerate(qvecs):
         best = None
