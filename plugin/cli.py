@@ -87,6 +87,7 @@ def index(
         _fail("--on-error must be 'fail' or 'skip'")
     if delete_missing and not append:
         _fail("--delete-missing needs --append (a new build holds only the source's documents anyway)")
+    vector_format = _vector_format(vector_format)
     encoder = None
     if not bm25_only:
         from lucerag.models import load_encoder
@@ -99,7 +100,7 @@ def index(
         stream = read_documents(input, format, on_error=on_error, rejects=sink, **options)
         report = build_index(stream, index_dir, encoder=encoder, dense=not bm25_only,
                              mode="append" if append else "create", batch_size=batch_size,
-                             hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=_vector_format(vector_format),
+                             hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format,
                              stats=stream.stats, delete_missing=delete_missing, on_error=on_error,
                              on_reject=sink, ram_buffer_mb=ram_buffer_mb, progress=progress,
                              total=estimate_total(input, format))
@@ -612,11 +613,12 @@ def import_vectors_cmd(
     from lucerag.connectors import ConnectorError
     from lucerag.import_vectors import VectorFormatError, import_vectors
 
+    vector_format = _vector_format(vector_format)
     try:
         report = import_vectors(input, index_dir, corpus=corpus, corpus_format=corpus_format, model=model,
                                 append=append, batch_size=batch_size, on_missing=on_missing, limit=limit,
                                 progress=progress and not json_out, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
-                                vector_format=_vector_format(vector_format))
+                                vector_format=vector_format)
     except (VectorFormatError, ConnectorError, RuntimeError) as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")
     for warning in report.warnings:
