@@ -91,6 +91,11 @@ def anserini_jar() -> Path:
     if override:
         if not Path(override).is_file():
             raise AnseriniNotFoundError(f"LUCERAG_ANSERINI_JAR={override} is not a file")
+        major = _jar_major(Path(override))
+        if major is not None and major < MIN_ANSERINI:
+            raise AnseriniNotFoundError(
+                f"LUCERAG_ANSERINI_JAR={override} is Anserini {major}.x; lucerag needs Anserini >= "
+                f"{MIN_ANSERINI}.0 (Lucene 10), e.g. from `{PYSERINI_INSTALL}`")
         return Path(override)
     import importlib.util
 

@@ -90,6 +90,14 @@ def test_missing_pyserini_is_a_typed_error_with_the_install_command():
     assert "vm False" in out.stdout  # refused before starting a JVM without the jar
 
 
+def test_an_anserini_1_jar_is_refused(tmp_path, monkeypatch):
+    old = tmp_path / "anserini-1.7.1-fatjar.jar"
+    old.write_bytes(b"PK")
+    monkeypatch.setenv("LUCERAG_ANSERINI_JAR", str(old))
+    with pytest.raises(jvm.AnseriniNotFoundError, match=r"Anserini 1.x; lucerag needs Anserini >= 2.0"):
+        jvm.anserini_jar()
+
+
 def test_importing_pyserini_after_start_needs_no_openai_key():
     """Users who install pyserini with its dependencies can still import it after lucerag."""
     pytest.importorskip("pandas", reason="pyserini installed --no-deps: its Python modules need pandas, torch")
