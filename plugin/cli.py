@@ -31,6 +31,14 @@ def _precision(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def _vector_format(value: Optional[str]) -> Optional[str]:
+    from lucerag.index_writer import VECTOR_FORMATS
+
+    if value is not None and value not in VECTOR_FORMATS:
+        _fail(f"--vector-format must be one of {', '.join(VECTOR_FORMATS)}, not {value!r}")
+    return value
+
+
 def _retriever(index: Optional[Path], config: Optional[Path]):
     from lucerag.retriever import Retriever
 
@@ -62,6 +70,9 @@ def index(
     ram_buffer_mb: float = typer.Option(512, min=1, help="Lucene's indexing buffer; larger = fewer flushes."),
     hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node (Lucene's M)."),
     hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
+    vector_format: Optional[str] = typer.Option(
+        None, help="HNSW vectors: float (default), int8 (scalar-quantised) or bbq (1-bit, rescored exactly "
+                   "at search time); recorded in the index, appends keep the index's own."),
     progress: bool = typer.Option(True, help="Show a progress bar (stderr)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
@@ -76,6 +87,7 @@ def index(
         _fail("--on-error must be 'fail' or 'skip'")
     if delete_missing and not append:
         _fail("--delete-missing needs --append (a new build holds only the source's documents anyway)")
+    vector_format = _vector_format(vector_format)
     encoder = None
     if not bm25_only:
         from lucerag.models import load_encoder
@@ -88,7 +100,7 @@ def index(
         stream = read_documents(input, format, on_error=on_error, rejects=sink, **options)
         report = build_index(stream, index_dir, encoder=encoder, dense=not bm25_only,
                              mode="append" if append else "create", batch_size=batch_size,
-                             hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
+                             hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format,
                              stats=stream.stats, delete_missing=delete_missing, on_error=on_error,
                              on_reject=sink, ram_buffer_mb=ram_buffer_mb, progress=progress,
                              total=estimate_total(input, format))
@@ -557,8 +569,8 @@ def bench_ingest(
 
 def main() -> None:
     """Entry point that turns expected errors into one clear line (no stack traces)."""
-    from lucerag.index_reader import IndexNotFoundError
-    from lucerag.jvm import JavaNotFoundError
+    from lucerag.index_reader import IndexNotFoundError  # IndexTooNewError is one
+    from lucerag.jvm import JavaNotFoundError  # AnseriniNotFoundError is one
     from lucerag.retriever import QueryError
 
     try:
@@ -685,6 +697,9 @@ def import_vectors_cmd(
     limit: Optional[int] = typer.Option(None, min=1, help="Import only the first N vectors."),
     hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node (Lucene's M)."),
     hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
+    vector_format: Optional[str] = typer.Option(
+        None, help="HNSW vectors: float (default), int8 (scalar-quantised) or bbq (1-bit, rescored exactly "
+                   "at search time); recorded in the index, appends keep the index's own."),
     progress: bool = typer.Option(True, help="Show a progress bar (stderr)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
@@ -692,10 +707,12 @@ def import_vectors_cmd(
     from lucerag.connectors import ConnectorError
     from lucerag.import_vectors import VectorFormatError, import_vectors
 
+    vector_format = _vector_format(vector_format)
     try:
         report = import_vectors(input, index_dir, corpus=corpus, corpus_format=corpus_format, model=model,
                                 append=append, batch_size=batch_size, on_missing=on_missing, limit=limit,
-                                progress=progress and not json_out, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam)
+                                progress=progress and not json_out, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
+                                vector_format=vector_format)
     except (VectorFormatError, ConnectorError, RuntimeError) as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")
     for warning in report.warnings:
@@ -763,6 +780,44 @@ def bench_query_cmd(
         print(json.dumps(r))
     else:
         typer.echo(_bench_summary(r))
+
+
+@bench_app.command("formats")
+def bench_formats_cmd(
+    sizes: str = typer.Option("5000,50000,200000", help="Corpus sizes (comma-separated)."),
+    formats: str = typer.Option("float,int8,bbq", help="Vectors formats to compare."),
+    work: Optional[Path] = typer.Option(None, help="Where indexes are built and reused (default <cache>/bench/formats)."),
+    seed: int = typer.Option(7, help="Seed of the synthetic passages and vectors."),
+    queries: int = typer.Option(200, min=10, help="Number of query vectors."),
+    random: bool = typer.Option(False, "--random", help="Seeded random unit vectors instead of the DL19 slice "
+                                                        "corpus (used anyway when the slice is absent)."),
+    ef_search: Optional[int] = typer.Option(None, min=1, help="HNSW beam width (default: by index size)."),
+    hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node when building (Lucene's M)."),
+    hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
+    rebuild: bool = typer.Option(False, help="Rebuild the indexes even when they exist."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Vectors formats (float / int8 / BBQ + exact rescoring): recall vs exact search, latency, size."""
+    from lucerag.bench_formats import run_formats_bench, table
+    from lucerag.bench_scale import SLICE
+    from lucerag.index_writer import VECTOR_FORMATS
+    from lucerag.models import cache_dir
+
+    chosen = sorted({int(s) for s in sizes.split(",") if s.strip()})
+    fmts = [f.strip() for f in formats.split(",") if f.strip()]
+    if not chosen or min(chosen) < 200:
+        _fail("--sizes needs sizes of at least 200 passages")
+    if not fmts or any(f not in VECTOR_FORMATS for f in fmts):
+        _fail(f"--formats takes {', '.join(VECTOR_FORMATS)}")
+    use_random = random or not SLICE.exists()
+    r = run_formats_bench(chosen, work=work or cache_dir() / "bench" / "formats", formats=fmts, seed=seed,
+                          n_queries=queries, use_random=use_random, ef_search=ef_search, hnsw_m=hnsw_m,
+                          hnsw_beam=hnsw_beam, rebuild=rebuild,
+                          progress=lambda m: typer.echo(f"[bench formats] {m}", err=True))
+    if json_out:
+        print(json.dumps(r))
+        return
+    typer.echo(table(r))
 
 
 @bench_app.command("scale")

@@ -230,7 +230,8 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
                    corpus_format: str | None = None, model: str | Path | None = None,
                    append: bool = False, batch_size: int = 1024, on_missing: str = "fail",
                    limit: int | None = None, ram_buffer_mb: float = 512, index_threads: int = 1,
-                   progress: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM) -> ImportReport:
+                   progress: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
+                   vector_format: str | None = None) -> ImportReport:
     """Write pre-encoded passages into a lucerag index (see the module docstring).
 
     ``model``: the exported query-encoder folder matching the vectors ("default" for lucerag's
@@ -259,7 +260,8 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
 
     with IndexWriter(index_dir, mode="append" if append else "create", manifest=manifest if not append else None,
                      dim=encoder.dim if encoder is not None else None, ram_buffer_mb=ram_buffer_mb,
-                     threads=index_threads, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam) as writer:
+                     threads=index_threads, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
+                     vector_format=vector_format) as writer:
         def flush() -> None:
             if not ids:
                 return

@@ -44,6 +44,10 @@ class IndexManifest(BaseModel):
     passage_precision: str | None = None
     query_precision: str | None = None
     similarity: str = "DOT_PRODUCT"
+    # HNSW vectors format: "float" (float32), "int8" (8-bit scalar quantised) or "bbq" (1-bit binary
+    # quantised, rescored exactly from the stored floats at search time). Indexes written before the
+    # option existed (Lucene 9.9) hold float vectors.
+    vector_format: str = "float"
     analyzer: str = "DefaultEnglishAnalyzer"
     passages: int = 0
     built_at: str = Field(default_factory=_now)

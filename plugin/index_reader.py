@@ -23,6 +23,88 @@ class IndexNotFoundError(FileNotFoundError):
     """The configured path holds no Lucene index."""
 
 
+class IndexTooNewError(IndexNotFoundError):
+    """The index was written by a newer Lucene than the one lucerag runs on."""
+
+    def __init__(self, path: Path, index_version: str, running_version: str):
+        self.path, self.index_version, self.running_version = path, index_version, running_version
+        super().__init__(
+            f"{path} was written by Lucene {index_version}, newer than the Lucene {running_version} this "
+            f"lucerag runs on (the Anserini jar {_jar_name()}). Rebuild the index with this lucerag or an "
+            "Anserini of the same Lucene major version, or upgrade pyserini/Anserini.")
+
+
+def _jar_name() -> str:
+    try:
+        from lucerag.jvm import anserini_jar
+
+        return anserini_jar().name
+    except Exception:  # noqa: BLE001 - only for the message
+        return "in use"
+
+
+_TOO_NEW = "org.apache.lucene.index.IndexFormatTooNewException"
+
+
+def _vint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def segments_versions(path: str | Path) -> tuple[tuple[int, int, int], int] | None:
+    """(Lucene version that wrote the latest commit, Lucene major version that created the index),
+    read from the header of the newest ``segments_N`` file; None when it cannot be read.
+
+    Layout since Lucene 7: codec header (magic int, "segments" string, format int, 16-byte id,
+    suffix), then the writer's version as three vInts and the creation major version as a vInt.
+    """
+    files = [p for p in Path(path).glob("segments_*")]
+    if not files:
+        return None
+    latest = max(files, key=lambda p: int(p.name.split("_", 1)[1] or "0", 36))
+    try:
+        data = latest.read_bytes()[:256]
+        if int.from_bytes(data[:4], "big") != 0x3FD76C17:  # CodecUtil.CODEC_MAGIC
+            return None
+        pos = 4 + 1 + data[4]           # magic, codec name
+        pos += 4 + 16                   # format version, segment id
+        pos += 1 + data[pos]            # suffix
+        major, pos = _vint(data, pos)
+        minor, pos = _vint(data, pos)
+        bugfix, pos = _vint(data, pos)
+        created, _ = _vint(data, pos)
+        return (major, minor, bugfix), created
+    except (IndexError, ValueError):
+        return None
+
+
+def _too_new(path: Path, exc: BaseException) -> IndexTooNewError | None:
+    """An IndexTooNewError when opening ``path`` failed because a newer Lucene wrote it.
+
+    Lucene reports this two ways: IndexFormatTooNewException (a file format beyond the running
+    codecs) and, for an index created by a later major version, an IllegalArgumentException. The
+    first is recognised by its class; the second by comparing the version numbers in the commit's
+    header with the running Lucene's."""
+    running = str(java.Bridge.luceneVersion())
+    running_major = int(running.split(".")[0])
+    versions = segments_versions(path)
+    if versions is not None:
+        written, created = versions
+        index_version = ".".join(map(str, written))
+        if created > running_major or written[0] > running_major:
+            return IndexTooNewError(path, index_version if written[0] >= created else f"{created}.x", running)
+    if getattr(exc, "classname", None) == _TOO_NEW:
+        written = ".".join(map(str, versions[0])) if versions is not None else "an unknown version"
+        return IndexTooNewError(path, f"{written} with a file format newer than this Lucene reads", running)
+    return None
+
+
 class LuceneIndex:
     """Read access to a Lucene index directory (ours or an existing Anserini one)."""
 
@@ -36,12 +118,10 @@ class LuceneIndex:
             self._dir = java.FSDirectory.open(java.File(str(self.path)).toPath())
             self.reader = java.DirectoryReader.open(self._dir)
         except Exception as exc:  # pyjnius raises JavaException
+            too_new = _too_new(self.path, exc)
+            if too_new is not None:
+                raise too_new from None
             message = java_error_message(exc)
-            if "IndexFormatTooNewException" in message:
-                raise IndexNotFoundError(
-                    f"{self.path} was written by a newer Lucene (Anserini >= 2.0 writes Lucene 10 indexes); "
-                    "this lucerag runs on Lucene 9.9 (pyserini 1.6 on Python 3.11). Rebuild the index with "
-                    "lucerag or Anserini 1.x, or run lucerag with pyserini >= 2 on Python >= 3.12.") from None
             raise IndexNotFoundError(f"cannot open Lucene index at {self.path}: {message}") from None
         self.searcher = java.IndexSearcher(self.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
         self.vector_field = vector_field
@@ -106,6 +186,14 @@ class LuceneIndex:
             record["contents"] = record.get("text") or ""
         record.setdefault("id", pid)
         return record
+
+    @property
+    def vectors_format(self) -> str | None:
+        """The Lucene vectors format recorded for the vector field (None: no vectors), e.g.
+        ``Lucene99HnswVectorsFormat`` (float HNSW) or ``Lucene104HnswBinaryQuantizedVectorsFormat``
+        (Lucene 10.4+'s quantised HNSW, int8 and 1-bit alike: the encoding is in its own metadata)."""
+        name = java.Bridge.vectorsFormatName(self.reader, self.vector_field)
+        return str(name) if name is not None else None
 
     @property
     def dim(self) -> int:

@@ -43,6 +43,10 @@ PARENT = "parent_id"  # indexed (not stored) id of the document a passage was cu
 # graph-building time (docs/results.md).
 HNSW_M = 48
 HNSW_BEAM = 400
+# Vectors formats (lucerag.Bridge.vectorsFormat): float32 HNSW, int8 scalar-quantised HNSW, and 1-bit
+# binary-quantised HNSW ("BBQ"); the quantised ones keep the float vectors too, for exact rescoring.
+VECTOR_FORMATS = ("float", "int8", "bbq")
+DEFAULT_VECTOR_FORMAT = "float"
 
 
 def _passage_writer():
@@ -51,10 +55,10 @@ def _passage_writer():
     return jclass("lucerag.PassageWriter")
 
 
-def _hnsw_codec(m: int, beam: int):
+def _hnsw_codec(m: int, beam: int, vector_format: str = DEFAULT_VECTOR_FORMAT):
     from lucerag.jvm import jclass
 
-    return jclass("lucerag.Bridge").hnswCodec(int(m), int(beam))
+    return jclass("lucerag.Bridge").codec(vector_format, int(m), int(beam))
 
 
 class IndexWriter:
@@ -69,11 +73,14 @@ class IndexWriter:
 
     def __init__(self, path: str | Path, *, mode: str = "create", dim: int | None = None,
                  manifest: IndexManifest | None = None, ram_buffer_mb: float = 512, threads: int = 0,
-                 track_parents: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM):
+                 track_parents: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
+                 vector_format: str | None = None):
         if mode not in ("create", "append"):
             raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
         if not (2 <= hnsw_m <= 512 and 1 <= hnsw_beam <= 3200):
             raise ValueError(f"hnsw_m must be in 2..512 and hnsw_beam in 1..3200, not {hnsw_m} and {hnsw_beam}")
+        if vector_format is not None and vector_format not in VECTOR_FORMATS:
+            raise ValueError(f"vector_format must be one of {', '.join(VECTOR_FORMATS)}, not {vector_format!r}")
         self.path = Path(path)
         self.mode = mode
         self.dim = dim
@@ -87,16 +94,24 @@ class IndexWriter:
                 self.dim = existing.dim  # an index holds vectors for all passages or for none
             if manifest is None and existing is not None:
                 self.manifest = existing
+            # Appends keep the index's vectors format (segments of one index share one format).
+            current = existing.vector_format if existing is not None else DEFAULT_VECTOR_FORMAT
+            if vector_format is not None and vector_format != current:
+                raise ValueError(f"cannot append {vector_format} vectors to {self.path}: it holds {current} "
+                                 "vectors; rebuild it to change the format")
+            vector_format = current
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             recover(self.path)
             self._work = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.building-{os.getpid()}-",
                                                dir=self.path.parent))
+        self.vector_format = vector_format or DEFAULT_VECTOR_FORMAT
+        self.manifest.vector_format = self.vector_format
         config = java.IndexWriterConfig(java.analyzer)
         config.setOpenMode(java.OpenMode.CREATE if mode == "create" else java.OpenMode.APPEND)
         config.setRAMBufferSizeMB(float(ram_buffer_mb))
         config.setCommitOnClose(False)
-        config.setCodec(_hnsw_codec(hnsw_m, hnsw_beam))
+        config.setCodec(_hnsw_codec(hnsw_m, hnsw_beam, self.vector_format))
         self._dir = java.FSDirectory.open(java.File(str(self._work)).toPath())
         try:
             self._writer = java.IndexWriter(self._dir, config)

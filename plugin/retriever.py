@@ -54,7 +54,7 @@ class Retriever:
         self.bm25 = BM25Searcher(self.bm25_index, config.bm25.k1, config.bm25.b) if self.bm25_index else None
         self.dense = None
         if self.dense_index is not None and self.dense_index.has_vectors():
-            self.dense = DenseSearcher(self.dense_index, config.dense.ef_search)
+            self.dense = DenseSearcher(self.dense_index, config.dense.ef_search, config.dense.rescore)
         self.shared_index = self.bm25_index is not None and self.bm25_index is self.dense_index
         self._encoder = encoder
         self._calibrator: Calibrator | None | bool = False  # False: not looked up yet

@@ -19,6 +19,17 @@ def needs_shared(path: Path = DL19_SLICE):
     return pytest.mark.skipif(not path.exists(), reason=f"shared data not found at {path}")
 
 
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+# Tests that run PyTorch itself (the baseline stack of the benchmarks is PyTorch + transformers by
+# design): skipped in an install without the optional torch extra.
+needs_torch = pytest.mark.skipif(not _has_torch(), reason="needs PyTorch (pip install 'lucerag[export]')")
+
+
 def mini_documents():
     from lucerag.connectors import Document
 

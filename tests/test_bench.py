@@ -9,12 +9,13 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import MINI_BEIR
+from conftest import MINI_BEIR, needs_torch
 
 # the baseline stack encodes with PyTorch (lucerag.bench_baseline.TorchEncoder)
 HAS_TORCH = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
 
 
+@needs_torch  # the baseline stack encodes with PyTorch
 def test_bench_query_json_smoke(mini_index, tmp_path):
     """Both stacks where torch is installed; lucerag's alone (--no-baseline) where it is not."""
     out = subprocess.run([sys.executable, "-m", "lucerag", "bench", "query", "--index", str(mini_index),
@@ -59,6 +60,22 @@ def test_baseline_stack_ranks_like_lucerag_fusion(encoder):
                           encoder.encode_passages([d.text for d in docs]), Enc())
     top = stack.hybrid("why does a volcano erupt", k=3)
     assert top[0][0] == "p03" and len(top) == 3 and "magma" in top[0][2]
+
+
+def test_bench_formats_json_smoke(tmp_path):
+    """`lucerag bench formats` on a small random corpus: every format reported, recall against exact
+    search in range, BBQ rescored and compared with its raw graph search."""
+    out = subprocess.run([sys.executable, "-m", "lucerag", "bench", "formats", "--sizes", "300", "--random",
+                          "--queries", "10", "--hnsw-m", "8", "--hnsw-beam", "32", "--work", str(tmp_path),
+                          "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    entry = r["by_size"]["300"]
+    assert entry["corpus"] == "random" and set(entry["formats"]) == {"float", "int8", "bbq"}
+    for fmt, row in entry["formats"].items():
+        assert 0 < row["recall@10"] <= 1 and 0 < row["R@100"] <= 1 and row["p50_ms"] > 0 and row["index_mb"] > 0
+        assert row["rescore"] == (fmt == "bbq")
+    assert entry["formats"]["bbq"]["recall@10"] >= entry["formats"]["bbq"]["without_rescore"]["recall@10"]
 
 
 def test_synthetic_corpus_is_deterministic_and_unit_length():

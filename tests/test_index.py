@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import mini_documents
-from lucerag.index_reader import IndexNotFoundError, LuceneIndex
+from lucerag.index_reader import IndexNotFoundError, IndexTooNewError, LuceneIndex
 from lucerag.index_writer import IndexWriter
 
 
@@ -34,20 +34,24 @@ def test_stored_vectors_are_the_encoder_output(mini_index, encoder):
 
 
 def test_anserini_searchers_read_the_index(mini_index, encoder):
+    """Anserini's BM25 searcher reads lucerag's index; the dense view is read with Lucene's own
+    KnnFloatVectorQuery on Anserini's field name ("vector"). Anserini 2.3's HnswDenseSearcher is
+    not used: its constructor looks the path up among prebuilt indexes over the network, even
+    for a local index."""
     from lucerag import jvm
+    from lucerag.lucene import java
 
     simple = jvm.jclass("io.anserini.search.SimpleSearcher")(str(mini_index))
     hits = simple.search("volcano magma erupts", 3)
     assert hits[0].docid == "p03"
-    args = jvm.jclass("io.anserini.search.HnswDenseSearcher$Args")()
-    args.index = str(mini_index)
-    args.efSearch = 100
-    dense = jvm.jclass("io.anserini.search.HnswDenseSearcher")(args)
-    vector = encoder.encode_query("why does a volcano erupt").tolist()
-    hits = dense.search(vector, 3)
-    assert hits[0].docid == "p03"
     simple.close()
-    dense.close()
+    index = LuceneIndex(mini_index)
+    vector = encoder.encode_query("why does a volcano erupt")
+    query = java.KnnFloatVectorQuery("vector", [float(x) for x in vector], 3)
+    top = index.searcher.search(query, 3)
+    assert index.ids([top.scoreDocs[0].doc]) == ["p03"]
+    assert top.totalHits.value() >= 3  # TotalHits.value is a method in Lucene 10
+    index.close()
 
 
 def test_record_keeps_title_and_text(mini_index):
@@ -125,7 +129,7 @@ def test_newer_lucene_index_is_explained(tmp_path):
     assert data[5:13] == b"segments"
     data[13:17] = (99).to_bytes(4, "big")
     segments.write_bytes(bytes(data))
-    with pytest.raises(IndexNotFoundError, match="newer Lucene"):
+    with pytest.raises(IndexTooNewError, match="newer than the Lucene 10"):
         LuceneIndex(path)
 
 

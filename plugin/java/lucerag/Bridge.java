@@ -8,9 +8,11 @@ import java.util.Arrays;
 import java.util.List;
 
 import org.apache.lucene.codecs.Codec;
+import org.apache.lucene.codecs.FilterCodec;
 import org.apache.lucene.codecs.KnnVectorsFormat;
-import org.apache.lucene.codecs.lucene99.Lucene99Codec;
+import org.apache.lucene.codecs.lucene104.Lucene104HnswScalarQuantizedVectorsFormat;
 import org.apache.lucene.codecs.lucene99.Lucene99HnswVectorsFormat;
+import org.apache.lucene.codecs.perfield.PerFieldKnnVectorsFormat;
 import org.apache.lucene.document.BinaryDocValuesField;
 import org.apache.lucene.document.Document;
 import org.apache.lucene.document.Field;
@@ -21,6 +23,7 @@ import org.apache.lucene.document.TextField;
 import org.apache.lucene.index.FloatVectorValues;
 import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.index.IndexWriter;
+import org.apache.lucene.index.KnnVectorValues;
 import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.index.Term;
@@ -28,6 +31,7 @@ import org.apache.lucene.index.VectorSimilarityFunction;
 import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.KnnFloatVectorQuery;
 import org.apache.lucene.search.Query;
+import org.apache.lucene.search.RescoreTopNQuery;
 import org.apache.lucene.search.ScoreDoc;
 import org.apache.lucene.search.ScoreMode;
 import org.apache.lucene.search.Scorer;
@@ -35,6 +39,7 @@ import org.apache.lucene.search.TermInSetQuery;
 import org.apache.lucene.search.TopDocs;
 import org.apache.lucene.search.Weight;
 import org.apache.lucene.util.BytesRef;
+import org.apache.lucene.util.quantization.QuantizedByteVectorValues.ScalarEncoding;
 
 /**
  * Batch operations for lucerag, called through pyjnius.
@@ -51,18 +56,60 @@ public final class Bridge {
   private Bridge() {}
 
   /**
-   * The default codec with HNSW graphs built with {@code maxConn} neighbours per node (Lucene's M,
-   * default 16) and a construction beam of {@code beamWidth} (default 100). Only the writer needs
-   * it: readers find the vectors format by name, so any Lucene 9.9+ reader opens the index.
+   * The vectors format for one of lucerag's index options: {@code "float"} (HNSW over float32
+   * vectors), {@code "int8"} (HNSW over 8-bit scalar-quantised vectors) or {@code "bbq"} (HNSW over
+   * 1-bit vectors, queried with 4-bit queries). Both quantised formats keep the float vectors beside
+   * the quantised ones, so candidates can be rescored exactly ({@link #rescoredKnnQuery}).
+   *
+   * <p>Lucene 10.5 writes quantised vectors only with its 10.4 format; the older
+   * Lucene99HnswScalarQuantizedVectorsFormat and Lucene102HnswBinaryQuantizedVectorsFormat moved to
+   * backward-codecs and are read-only there.
    */
-  public static Codec hnswCodec(int maxConn, int beamWidth) {
-    KnnVectorsFormat format = new Lucene99HnswVectorsFormat(maxConn, beamWidth);
-    return new Lucene99Codec() {
+  public static KnnVectorsFormat vectorsFormat(String name, int maxConn, int beamWidth) {
+    switch (name) {
+      case "float":
+        return new Lucene99HnswVectorsFormat(maxConn, beamWidth);
+      case "int8":
+        return new Lucene104HnswScalarQuantizedVectorsFormat(ScalarEncoding.UNSIGNED_BYTE, maxConn, beamWidth);
+      case "bbq":
+        return new Lucene104HnswScalarQuantizedVectorsFormat(
+            ScalarEncoding.SINGLE_BIT_QUERY_NIBBLE, maxConn, beamWidth);
+      default:
+        throw new IllegalArgumentException("unknown vector format " + name + " (float, int8 or bbq)");
+    }
+  }
+
+  /**
+   * The running Lucene's default codec with {@code format}'s HNSW settings for every vector field.
+   * It keeps the default codec's name and writes the vectors format per field, so a reader finds
+   * everything by name and needs no lucerag class: this works on any Lucene version without naming
+   * a versioned codec.
+   */
+  public static Codec codec(String format, int maxConn, int beamWidth) {
+    KnnVectorsFormat vectors = vectorsFormat(format, maxConn, beamWidth);
+    Codec base = Codec.getDefault();
+    KnnVectorsFormat perField = new PerFieldKnnVectorsFormat() {
       @Override
       public KnnVectorsFormat getKnnVectorsFormatForField(String field) {
-        return format;
+        return vectors;
       }
     };
+    return new FilterCodec(base.getName(), base) {
+      @Override
+      public KnnVectorsFormat knnVectorsFormat() {
+        return perField;
+      }
+    };
+  }
+
+  /** {@link #codec} with float HNSW vectors (kept for callers of the Lucene 9 bridge). */
+  public static Codec hnswCodec(int maxConn, int beamWidth) {
+    return codec("float", maxConn, beamWidth);
+  }
+
+  /** The running Lucene's version, e.g. {@code "10.5.0"}. */
+  public static String luceneVersion() {
+    return org.apache.lucene.util.Version.LATEST.toString();
   }
 
   private static int[] ints(byte[] littleEndian) {
@@ -208,6 +255,18 @@ public final class Bridge {
     return filter == null ? new KnnFloatVectorQuery(field, v, k) : new KnnFloatVectorQuery(field, v, k, filter);
   }
 
+  /**
+   * The {@code k} best of {@code candidates} approximate neighbours, rescored exactly with the
+   * stored float vectors (for quantised formats, whose HNSW scores are estimates).
+   */
+  public static Query rescoredKnnQuery(String field, byte[] vector, int candidates, int k, Query filter) {
+    float[] v = new float[vector.length / 4];
+    le(vector).asFloatBuffer().get(v);
+    Query approximate = filter == null ? new KnnFloatVectorQuery(field, v, candidates)
+        : new KnnFloatVectorQuery(field, v, candidates, filter);
+    return RescoreTopNQuery.createFullPrecisionRescorerQuery(approximate, v, field, k);
+  }
+
   /** Stored ids of doc numbers given as little-endian ints. */
   public static String[] ids(IndexReader reader, byte[] docnums) throws java.io.IOException {
     java.nio.IntBuffer in = le(docnums).asIntBuffer();
@@ -229,6 +288,7 @@ public final class Bridge {
     List<LeafReaderContext> leaves = reader.leaves();
     int leaf = -1;
     FloatVectorValues values = null;
+    KnnVectorValues.DocIndexIterator it = null;
     int base = 0;
     for (int i : order) {
       int doc = docs[i];
@@ -236,13 +296,15 @@ public final class Bridge {
         leaf++;
         base = leaves.get(leaf).docBase;
         values = leaves.get(leaf).reader().getFloatVectorValues(field);
+        it = values == null ? null : values.iterator();
       }
       int local = doc - base;
-      int current = values == null ? -1 : values.docID();
-      if (values == null || current > local || (current != local && values.advance(local) != local)) {
+      int current = it == null ? -1 : it.docID();
+      if (it == null || current > local || (current != local && it.advance(local) != local)) {
         throw new IllegalArgumentException("document " + doc + " has no vector in field " + field);
       }
-      float[] v = values.vectorValue();
+      // Lucene 10 reads vectors by ordinal; the iterator maps the document to its ordinal.
+      float[] v = values.vectorValue(it.index());
       out.position(i * dim * 4);
       for (float f : v) {
         out.putFloat(f);
@@ -265,7 +327,9 @@ public final class Bridge {
         if (values == null) {
           continue;
         }
-        for (int d = values.nextDoc(); d != org.apache.lucene.search.DocIdSetIterator.NO_MORE_DOCS; d = values.nextDoc()) {
+        KnnVectorValues.DocIndexIterator docsWithVector = values.iterator();
+        for (int d = docsWithVector.nextDoc(); d != org.apache.lucene.search.DocIdSetIterator.NO_MORE_DOCS;
+             d = docsWithVector.nextDoc()) {
           if (live == null || live.get(d)) {
             all.set(ctx.docBase + d);
           }
@@ -293,6 +357,20 @@ public final class Bridge {
       out.putInt(d);
     }
     return out.array();
+  }
+
+  /**
+   * Name and settings of the vectors format of {@code field} as the first segment holding it
+   * recorded them (e.g. {@code "Lucene99HnswVectorsFormat"}), or null when no segment has one.
+   */
+  public static String vectorsFormatName(IndexReader reader, String field) {
+    for (LeafReaderContext ctx : reader.leaves()) {
+      org.apache.lucene.index.FieldInfo info = ctx.reader().getFieldInfos().fieldInfo(field);
+      if (info != null && info.getVectorDimension() > 0) {
+        return info.getAttribute(PerFieldKnnVectorsFormat.PER_FIELD_FORMAT_KEY);
+      }
+    }
+    return null;
   }
 
   /** Dimension of the vectors in {@code field}, or 0 when no segment has any. */

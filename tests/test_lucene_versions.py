@@ -1,0 +1,208 @@
+"""Indexes from other Lucene versions and writers, opened by lucerag on Lucene 10.
+
+* a lucerag index written by Lucene 9.9.1 (committed fixture, tests/data/lucene9): same results;
+* Anserini 2.x indexes built here by Anserini's own indexers (IndexCollection for BM25,
+  IndexHnswDenseVectors for float and int8 HNSW), searched through lucerag: BM25, dense, hybrid;
+* an index from a future Lucene: a typed error naming both versions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DATA, MINI_BEIR
+
+LUCENE9 = DATA / "lucene9"
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("write.lock"))
+    return dst
+
+
+def _exact_top(vectors: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    return np.argsort(-(vectors @ query), kind="stable")[:k].tolist()
+
+
+# ---------------------------------------------------------------- Lucene 9.9.1 lucerag index
+
+def test_lucene9_index_gives_the_results_lucene9_gave(tmp_path):
+    from lucerag.index_reader import LuceneIndex, segments_versions
+    from lucerag.searchers import BM25Searcher, DenseSearcher
+
+    path = _copy(LUCENE9 / "index", tmp_path / "lucene9")
+    expected = json.loads((LUCENE9 / "expected.json").read_text())
+    assert expected["lucene"] == "9.9.1"
+    assert segments_versions(path) == ((9, 9, 1), 9)
+    index = LuceneIndex(path)
+    assert index.manifest.vector_format == "float"  # written before the option existed
+    bm25, dense = BM25Searcher(index), DenseSearcher(index, ef_search=50)
+    for query, hits in expected["bm25"].items():
+        got = bm25.search(query, 5)
+        assert got.ids == [h[0] for h in hits], query
+        np.testing.assert_allclose(got.scores, [h[1] for h in hits], rtol=1e-6)
+    for case in expected["dense"]:
+        got = dense.search(np.asarray(case["vector"], np.float32), 5)
+        assert got.ids == [h[0] for h in case["hits"]]
+        np.testing.assert_allclose(got.scores, [h[1] for h in case["hits"]], atol=1e-6)
+    assert index.record(index.docnums(["p05"])["p05"])["title"] == "Sourdough"
+    index.close()
+
+
+def test_lucene9_index_through_the_retriever(tmp_path):
+    from lucerag.retriever import Retriever
+
+    path = _copy(LUCENE9 / "index", tmp_path / "lucene9")
+    with Retriever.from_index(path) as retriever:
+        passages = retriever.search("why does a volcano erupt", k=2, method="bm25")
+    assert [p.id for p in passages] == ["p03", "p25"]
+
+
+# ---------------------------------------------------------------- future Lucene
+
+def _future_copy(src: Path, dst: Path, major: int) -> Path:
+    """A copy of ``src`` whose commit claims to be written and created by Lucene ``major``.0.0
+    (the header's version vInts patched, the checksum footer recomputed)."""
+    from lucerag.index_reader import segments_versions
+
+    path = _copy(src, dst)
+    segments = max(path.glob("segments_*"))
+    data = bytearray(segments.read_bytes())
+    (written, created) = segments_versions(path)
+    pos = 4 + 1 + data[4] + 4 + 16
+    pos += 1 + data[pos]
+    assert list(data[pos:pos + 4]) == [*written, created] and max(written + (created,)) < 128
+    data[pos:pos + 4] = bytes([major, 0, 0, major])
+    data[-8:] = zlib.crc32(bytes(data[:-8])).to_bytes(8, "big")
+    segments.write_bytes(bytes(data))
+    assert segments_versions(path) == ((major, 0, 0), major)
+    return path
+
+
+def test_index_from_a_newer_lucene_names_both_versions(tmp_path):
+    """Lucene answers an index created by a later major version with an IllegalArgumentException
+    ("indexCreatedVersionMajor is in the future"); lucerag turns it into IndexTooNewError."""
+    from lucerag.index_reader import IndexNotFoundError, IndexTooNewError, LuceneIndex
+    from lucerag.lucene import java
+
+    path = _future_copy(LUCENE9 / "index", tmp_path / "future", 11)
+    with pytest.raises(IndexTooNewError) as info:
+        LuceneIndex(path)
+    running = str(java.Bridge.luceneVersion())
+    assert running.startswith("10.")
+    assert info.value.index_version == "11.0.0" and info.value.running_version == running
+    assert "Lucene 11.0.0" in str(info.value) and f"Lucene {running}" in str(info.value)
+    assert isinstance(info.value, IndexNotFoundError)  # the CLI reports it like a missing index
+
+
+# ---------------------------------------------------------------- Anserini 2.x indexes
+
+def _anserini(main: str, *args: str) -> None:
+    """Run one of the Anserini jar's own command-line tools (offline, in a separate JVM)."""
+    from lucerag import jvm
+
+    home = jvm.find_java_home()
+    command = [str(home / "bin" / "java"), *jvm.jvm_options(home, "1g"), "-cp", str(jvm.anserini_jar()),
+               main, *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def _mini_corpus() -> list[dict]:
+    return [json.loads(line) for line in (MINI_BEIR / "corpus.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def anserini_indexes(tmp_path_factory, encoder):
+    """BM25 (IndexCollection) and HNSW (IndexHnswDenseVectors: float, and int8 with -quantize.sqv)
+    indexes of the mini corpus, built by Anserini 2.x; the vectors come from lucerag's encoder."""
+    root = tmp_path_factory.mktemp("anserini")
+    docs = _mini_corpus()
+    texts = [f"{d['title']}\n{d['text']}" if d["title"] else d["text"] for d in docs]  # as lucerag indexes
+    (root / "text").mkdir()
+    with open(root / "text" / "docs.jsonl", "w") as f:
+        for d, text in zip(docs, texts):
+            f.write(json.dumps({"id": d["_id"], "contents": text}) + "\n")
+    vectors = encoder.encode_passages(texts)
+    (root / "vectors").mkdir()
+    with open(root / "vectors" / "vectors.jsonl", "w") as f:
+        for d, v in zip(docs, vectors):
+            f.write(json.dumps({"docid": d["_id"], "vector": v.tolist()}) + "\n")
+    _anserini("io.anserini.index.IndexCollection", "-collection", "JsonCollection", "-input", str(root / "text"),
+              "-index", str(root / "bm25"), "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1",
+              "-storePositions", "-storeDocvectors", "-storeRaw", "-quiet")
+    for name, extra in (("hnsw", []), ("hnsw-int8", ["-quantize.sqv"])):
+        _anserini("io.anserini.index.IndexHnswDenseVectors", "-collection", "JsonDenseVectorCollection",
+                  "-input", str(root / "vectors"), "-index", str(root / name), "-M", "16", "-efC", "100",
+                  "-threads", "1", "-quiet", *extra)
+    return {"root": root, "ids": [d["_id"] for d in docs], "vectors": vectors}
+
+
+def test_anserini_indexes_are_lucene_10(anserini_indexes):
+    from lucerag.index_reader import segments_versions
+
+    for name in ("bm25", "hnsw", "hnsw-int8"):
+        (written, created) = segments_versions(anserini_indexes["root"] / name)
+        assert written[0] == 10 and created == 10, name
+
+
+def test_anserini_bm25_index_matches_lucerags_own(anserini_indexes, mini_index):
+    """BM25 over Anserini's IndexCollection index gives the ids and scores of lucerag's own index
+    (same analyzer, same text)."""
+    from lucerag.index_reader import LuceneIndex
+    from lucerag.searchers import BM25Searcher
+
+    theirs = BM25Searcher(LuceneIndex(anserini_indexes["root"] / "bm25"))
+    ours = BM25Searcher(LuceneIndex(mini_index))
+    for query in ("why does a volcano erupt", "sourdough bread rises", "ocean tides and the moon"):
+        a, b = theirs.search(query, 10), ours.search(query, 10)
+        assert a.ids == b.ids, query
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+    assert theirs.index.record(theirs.index.docnums(["p03"])["p03"])["contents"].startswith("Volcano")
+
+
+@pytest.mark.parametrize("name", ["hnsw", "hnsw-int8"])
+def test_anserini_hnsw_index_finds_the_exact_neighbours(anserini_indexes, encoder, name):
+    from lucerag.index_reader import LuceneIndex
+    from lucerag.searchers import DenseSearcher
+
+    index = LuceneIndex(anserini_indexes["root"] / name)
+    assert index.manifest is None and index.dim == encoder.dim
+    assert index.vectors_format == ("Lucene99HnswVectorsFormat" if name == "hnsw"
+                                    else "Lucene104HnswBinaryQuantizedVectorsFormat")
+    vectors, ids = anserini_indexes["vectors"], anserini_indexes["ids"]
+    for rescore in (False, True):
+        searcher = DenseSearcher(index, ef_search=50, rescore=rescore)
+        for query in ("why does a volcano erupt", "how is bread made", "what causes the tides"):
+            q = encoder.encode_query(query)
+            hits = searcher.search(q, 5)
+            exact = [ids[i] for i in _exact_top(vectors, q, 5)]
+            if name == "hnsw" or rescore:
+                assert hits.ids == exact, (name, rescore, query)
+                np.testing.assert_allclose(hits.scores, np.sort(vectors @ q)[::-1][:5], atol=1e-5)
+            else:  # int8 graph scores are estimates: the same top hit, most of the top 5
+                assert hits.ids[0] == exact[0] and len(set(hits.ids) & set(exact)) >= 4, (query, hits.ids)
+
+
+def test_hybrid_over_anserini_bm25_and_hnsw_indexes(anserini_indexes, encoder, tmp_path):
+    """The two-index layout (``[index] bm25_path`` / ``dense_path``) over Anserini-built indexes."""
+    from lucerag.retriever import Retriever
+
+    root = anserini_indexes["root"]
+    config = tmp_path / "lucerag.toml"
+    config.write_text(f'[index]\nbm25_path = "{root / "bm25"}"\ndense_path = "{root / "hnsw"}"\n'
+                      "[filter]\nenabled = false\n")
+    with Retriever.from_config(config, encoder=encoder) as two:
+        for method in ("bm25", "dense", "hybrid"):
+            got = two.search("why does a volcano erupt", k=3, method=method)
+            assert got and got[0].id == "p03", method
+        hybrid = two.search("how do vaccines train the immune system", k=5, method="hybrid")
+    assert hybrid[0].id == "p19"
+    assert hybrid[0].text.startswith("Vaccine") or "vaccin" in hybrid[0].text.lower()
