@@ -152,8 +152,13 @@ class Calibrator(BaseModel):
 
 
 def fit(x: np.ndarray, y: np.ndarray, c: float = 0.1) -> dict:
-    """Fit the logistic model (scikit-learn, at fitting time only); returns Calibrator fields."""
-    from sklearn.linear_model import LogisticRegression
+    """Fit the logistic model (scikit-learn, at fitting time only); returns Calibrator fields.
+
+    Raises ImportError naming the extra when scikit-learn is not installed."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as exc:
+        raise ImportError("fitting a calibrator needs scikit-learn: pip install 'lucerag[eval]'") from exc
 
     mean = x.mean(axis=0)
     scale = x.std(axis=0)

@@ -84,9 +84,13 @@ def paired_test(a: dict[str, float], b: dict[str, float], permutations: int = 10
     Returns the mean difference, scipy's paired t-test (``t``, ``p_ttest``) and a two-sided
     paired randomisation test (``p_permutation``: each query's pair of scores is swapped with
     probability 1/2, ``permutations`` times with a fixed seed; the p-value counts the observed
-    statistic, so it is never 0). Identical scores give p = 1.
+    statistic, so it is never 0). Identical scores give p = 1. Raises ImportError naming the extra
+    when scipy is not installed.
     """
-    from scipy import stats
+    try:
+        from scipy import stats
+    except ImportError as exc:
+        raise ImportError("significance tests need scipy: pip install 'lucerag[eval]'") from exc
 
     qids = sorted(set(a) & set(b))
     if not qids:
