@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import ir_measures
 import numpy as np
 
 DEFAULT_METRICS = ("nDCG@10", "MRR@10", "R@100", "R@1000", "MAP")
@@ -23,9 +22,18 @@ DEFAULT_METRICS = ("nDCG@10", "MRR@10", "R@100", "R@1000", "MAP")
 _MEASURES = {"MRR@10": "RR@10", "MAP": "AP"}
 
 
+def _ir_measures():
+    """ir_measures (the ``eval`` extra), or ImportError naming the extra."""
+    try:
+        import ir_measures
+    except ImportError as exc:
+        raise ImportError("evaluation needs ir-measures: pip install 'lucerag[eval]'") from exc
+    return ir_measures
+
+
 def _measure(name: str, rel: int | None):
     spec = _MEASURES.get(name, name)
-    measure = ir_measures.parse_measure(spec)
+    measure = _ir_measures().parse_measure(spec)
     # Graded judgments (TREC DL) count as relevant from grade `rel` for binary measures.
     if rel is not None and not spec.startswith("nDCG"):
         measure = measure(rel=rel)
@@ -72,7 +80,7 @@ def per_query_scores(run, qrels, metrics: Iterable[str] = DEFAULT_METRICS,
     scores = {name: {q: 0.0 for q in qrels} for name in metrics}
     judged_run = {q: d for q, d in run.items() if d and q in qrels}
     if judged_run:
-        for r in ir_measures.iter_calc(list(measures), qrels, judged_run):
+        for r in _ir_measures().iter_calc(list(measures), qrels, judged_run):
             scores[measures[r.measure]][r.query_id] = float(r.value)
     return scores
 

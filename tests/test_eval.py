@@ -109,3 +109,20 @@ def test_eval_dl19_trec_topics_on_the_slice(dl19_index, tmp_path):
     run = read_trec_run(tmp_path / "runs" / "run.hybrid.txt")
     assert len(run) == 43 and all(len(docs) == 1000 for docs in run.values())
     assert DL19_SLICE.exists()
+
+
+def test_missing_eval_extra_is_one_clear_error():
+    """The eval extra (ir-measures, scikit-learn, scipy) is optional: without it, evaluation says what to install."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['ir_measures'] = None; sys.modules['sklearn'] = None\n"
+            "from lucerag.evaluate import per_query_scores\n"
+            "from lucerag.calibration import fit\n"
+            "import numpy as np\n"
+            "for call in (lambda: per_query_scores({'q': {'d': 1.0}}, {'q': {'d': 1}}),\n"
+            "             lambda: fit(np.zeros((4, 2)), np.array([0, 1, 0, 1]))):\n"
+            "    try:\n        call()\n    except ImportError as e:\n        print('ERR', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("ERR")]
+    assert len(lines) == 2 and all("pip install 'lucerag[eval]'" in line for line in lines), out.stderr[-2000:]
