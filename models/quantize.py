@@ -261,6 +261,12 @@ def per_token_activations(model) -> int:
         graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in shared.items())
     del graph.node[:]
     graph.node.extend(nodes)
+    # drop what no node reads any more (the biases now live in each Gemm's copy; the opset-18 axes input
+    # on an opset-17 graph), or onnxruntime warns about every one of them at each session start
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
     return count
 
 
