@@ -209,9 +209,11 @@ def eval_(
                                                      "per threshold here (JSON; a .png path plots it)."),
 ):
     """Evaluate methods on a BEIR folder or TREC topics + qrels."""
-    from lucerag.evaluate import compare_methods, markdown_table, mean_scores, per_query_scores, run_queries, \
-        write_trec_run
+    from lucerag.evaluate import compare_methods, markdown_table, mean_scores, per_query_scores, require_eval_extra, \
+        run_queries, write_trec_run
     from lucerag.retriever import METHODS
+
+    require_eval_extra()  # before any index is built
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     for m in chosen:
@@ -452,7 +454,8 @@ def info(
         return
     cpu = out["cpu"]
     typer.echo(f"cpu           {cpu['model']} ({cpu['int8_kernels']} int8 kernels"
-               + (", saturating u8xs8 pairs" if cpu["saturating_u8s8"] else "") + ")")
+               + ("; their u8 x s8 pair sums saturate at 16 bits, which 7-bit weights avoid"
+                  if cpu["saturating_u8s8"] else "") + ")")
     typer.echo(f"onnxruntime   {out['onnxruntime']}; cache {out['cache']}")
     p = out["precision"]
     typer.echo(f"precision     passages {p['passages']}, queries {p['queries']} (int8 recipe {p['int8_recipe']}, "

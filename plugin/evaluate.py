@@ -22,6 +22,11 @@ DEFAULT_METRICS = ("nDCG@10", "MRR@10", "R@100", "R@1000", "MAP")
 _MEASURES = {"MRR@10": "RR@10", "MAP": "AP"}
 
 
+def require_eval_extra() -> None:
+    """Raise ImportError naming the ``eval`` extra unless ir-measures is installed (call before long work)."""
+    _ir_measures()
+
+
 def _ir_measures():
     """ir_measures (the ``eval`` extra), or ImportError naming the extra."""
     try:
