@@ -7,11 +7,12 @@ queries and passages). The culprits are a few channels of the LayerNorm outputs 
 than the rest. Smoothing (SmoothQuant, Xiao et al., 2023) divides input channel j of a MatMul by s_j
 and multiplies row j of its weight by s_j: the product is unchanged, the activation's range is flatter
 and the weight takes on a little of the difficulty. s_j = max|X_j|^alpha / max|W_j|^(1-alpha), with
-max|X_j| from a calibration pass over generated text (no data files needed). We smooth the inputs of
-the fused QKV projection (``Attention``) and of the widening FFN MatMuls (min cosine 0.9907 over 1,050
-texts); smoothing the FFN down-projection (its input is a GELU output) made it worse, so it is left.
-Each quantised MatMul is then written as one ``DynamicQuantizeMatMul`` that adds its bias too
-(:func:`fold_dynamic_matmuls`), which saves a pass over every MatMul output.
+max|X_j| from a calibration pass over generated text (no data files needed). Recipe 3 smoothed the
+inputs of the fused QKV projection (``Attention``) and of the widening FFN MatMuls (min cosine 0.9907 over
+1,050 texts); recipe 4 keeps Attention in fp32, so only the FFN-up inputs are smoothed. Smoothing the FFN
+down-projection (its input is a GELU output) made it worse, so it is left. Each quantised MatMul is first
+written as one ``DynamicQuantizeMatMul`` with its bias (:func:`fold_dynamic_matmuls`), the form that
+:func:`per_token_activations` rewrites.
 
 Portability and batch independence (recipe 4). Two faults of plain dynamic quantisation are fixed here:
 - onnxruntime multiplies u8 activations by s8 weights, and on AVX2 and AVX-512 CPUs without VNNI its
@@ -270,31 +271,28 @@ def per_token_activations(model) -> int:
     return count
 
 
-def quantize_onnx(src: Path, dst: Path, tokenizer, *, alpha: float | None = DEFAULT_ALPHA,
-                  weight_type: str = "int8", reduce_range: bool = True, per_token: bool = True) -> None:
-    """Smooth (unless ``alpha`` is None), then int8: per-channel weights of every MatMul (7-bit unless
-    ``reduce_range`` is False; ``weight_type="uint8"`` for U8U8), activations quantised at run time, one
-    range per token (``per_token``; else per tensor, and the fused Attention is quantised too)."""
+def quantize_onnx(src: Path, dst: Path, tokenizer, *, alpha: float | None = DEFAULT_ALPHA) -> None:
+    """Recipe 4: smooth the FFN-up inputs (unless ``alpha`` is None), then int8 every MatMul with 7-bit
+    per-channel weights and one activation range per token (:func:`per_token_activations`); the fused
+    Attention stays fp32. See the module docstring for why each choice."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(src))
     if alpha is not None:
-        smooth_activations(model, tokenizer, alpha, attention=not per_token)
+        smooth_activations(model, tokenizer, alpha, attention=False)  # Attention is not quantised
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger
     try:
         quantize_dynamic(
-            model, str(dst), weight_type=QuantType.QInt8 if weight_type == "int8" else QuantType.QUInt8,
-            per_channel=True, reduce_range=reduce_range,
-            op_types_to_quantize=["MatMul"] if per_token else ["MatMul", "Attention"],
+            model, str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+            op_types_to_quantize=["MatMul"],
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # contrib ops defeat shape inference
         )
     finally:
         root.setLevel(level)
     quantized = onnx.load(str(dst))
     fold_dynamic_matmuls(quantized)
-    if per_token:
-        per_token_activations(quantized)
+    per_token_activations(quantized)
     onnx.save(quantized, str(dst))

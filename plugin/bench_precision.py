@@ -44,8 +44,11 @@ def run_precision_bench(beir: Path, work: Path, methods=("dense", "hybrid"), dep
             cell = {}
             with Retriever(Config.for_index(index), encoder=encoders[qp]) as r:
                 for method in methods:
-                    run, _ = run_queries(lambda text, m=method: (lambda x: (x.ids, x.scores))(r.rank(text, m, depth)),
-                                         queries)
+                    def rank(text: str, m: str = method):
+                        ranking = r.rank(text, m, depth)
+                        return ranking.ids, ranking.scores
+
+                    run, _ = run_queries(rank, queries)
                     scores = per_query_scores(run, qrels, ["nDCG@10"])["nDCG@10"]
                     cell[method] = round(sum(scores.values()) / len(scores), 4)
             result[f"passages-{pp}/queries-{qp}"] = cell

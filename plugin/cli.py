@@ -441,7 +441,8 @@ def info(
                                 "precision": m.precision}
     else:
         out["default_model"] = {"dir": str(model_dir), "exported": False}
-    out["selfcheck"] = [v.__dict__ for v in selfcheck.cached_verdicts()]
+    verdicts = selfcheck.cached_verdicts()
+    out["selfcheck"] = [v.__dict__ for v in verdicts]
     if index_dir is not None:
         from lucerag.index_manifest import IndexManifest
 
@@ -464,7 +465,7 @@ def info(
     dm = out["default_model"]
     typer.echo(f"default model {dm['dir']}" + (f" ({dm['name']}, {dm['dim']} dims, recipe {dm['recipe']})"
                                                 if "name" in dm else " (not exported yet)"))
-    for v in selfcheck.cached_verdicts():
+    for v in verdicts:
         typer.echo(f"self-check    {v.line()} [onnxruntime {v.onnxruntime}, recipe {v.recipe}]")
     if not out["selfcheck"]:
         typer.echo("self-check    none cached yet (runs on the first int8 load; `lucerag info --check`)")
