@@ -85,8 +85,10 @@ def test_passage_vector_does_not_depend_on_its_batch(precision, fp32, int8):
 
 
 def test_default_precisions_are_batch_independent(fp32, int8):
+    """Both defaults batch their inputs (no one-text-per-call fallback): recipe 4 int8 is row-independent."""
     for precision in {DEFAULT_PASSAGE_PRECISION, DEFAULT_QUERY_PRECISION}:
-        assert _by_precision(precision, fp32, int8).batch_independent_rows or precision == "int8"
+        enc = _by_precision(precision, fp32, int8)
+        assert enc.batch_independent_rows and enc.manifest.batch_independent is not False
 
 
 def test_selfcheck_verdict_is_cached(fp32, int8, tmp_path, monkeypatch):
