@@ -13,18 +13,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .beir import read_beir_qrels, read_beir_queries
-from .chunking import chunk_document, chunk_documents, load_tokenizer
 from .document import ConnectorError, Document, ReadStats, Rejected
 from .formats import FORMATS, check_options, guess_format, reader_for
 from .rejects import RejectsFile
 from .stream import DocumentStream, OnError, Rejects
-from .trec import read_trec_qrels, read_trec_topics
 
 __all__ = [
     "FORMATS", "ConnectorError", "Document", "DocumentStream", "ReadStats", "Rejected", "RejectsFile",
-    "chunk_document", "chunk_documents", "guess_format", "load_tokenizer", "read_beir_qrels",
-    "read_beir_queries", "read_documents", "read_trec_qrels", "read_trec_topics",
+    "guess_format", "read_documents",
 ]
 
 

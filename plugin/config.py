@@ -100,7 +100,7 @@ class Config(_Section):
     search: SearchConfig = SearchConfig()
     filter: FilterConfig = FilterConfig()
     jvm: JvmConfig = JvmConfig()
-    # Sections of the RAG layer, validated by lucerag.api.load_config (LLMConfig, ContextBuilder).
+    # Sections of the RAG layer, validated by lucerag.rag.api.load_config (LLMConfig, ContextBuilder).
     llm: dict = Field(default_factory=dict)
     context: dict = Field(default_factory=dict)
 

@@ -1,53 +1,9 @@
-"""LangChain retriever over lucerag (extra ``lucerag[langchain]``: ``langchain-core``).
+"""Deprecated import path, kept for one release: ``lucerag.langchain`` is ``lucerag.adapters.langchain``."""
 
-```python
-from lucerag.api import RAG
-from lucerag.langchain import LuceragRetriever
+import importlib
+import sys
+import warnings
 
-rag = RAG.from_index("indexes/docs")
-retriever = LuceragRetriever(rag=rag, k=5)
-docs = retriever.invoke("how do I rotate the keys?")   # list[langchain_core.documents.Document]
-```
-
-Each Document has the passage text as ``page_content``, the passage id as ``id`` and the evidence
-(rank, scores, title, the stored metadata) in ``metadata``.
-"""
-
-from __future__ import annotations
-
-from typing import Any, Literal
-
-try:
-    from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
-    from langchain_core.documents import Document
-    from langchain_core.retrievers import BaseRetriever
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("lucerag.langchain needs langchain-core: pip install 'lucerag[langchain]'") from exc
-
-from pydantic import ConfigDict, Field
-
-from lucerag.passage import Passage
-
-
-def to_document(p: Passage) -> Document:
-    meta = {**p.metadata, **p.model_dump(exclude={"text", "metadata"}, exclude_none=True)}
-    return Document(id=p.id, page_content=p.text, metadata=meta)
-
-
-class LuceragRetriever(BaseRetriever):
-    """A LangChain ``BaseRetriever`` calling :meth:`lucerag.api.RAG.retrieve`."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    rag: Any = Field(description="a lucerag.api.RAG")
-    k: int | None = Field(None, ge=1, le=1000)
-    method: Literal["hybrid", "bm25", "dense"] = "hybrid"
-    filter: bool = True
-
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [to_document(p) for p in self.rag.retrieve(query, self.k, filter=self.filter, method=self.method)]
-
-    async def _aget_relevant_documents(self, query: str, *,
-                                       run_manager: AsyncCallbackManagerForRetrieverRun) -> list[Document]:
-        passages = await self.rag.aretrieve(query, self.k, filter=self.filter, method=self.method)
-        return [to_document(p) for p in passages]
+warnings.warn("lucerag.langchain moved to lucerag.adapters.langchain; the old path goes in the next release",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = importlib.import_module("lucerag.adapters.langchain")

@@ -47,7 +47,7 @@ def encoder():
 @pytest.fixture(scope="session")
 def mini_index(tmp_path_factory, encoder) -> Path:
     """The mini corpus in one lucerag index (BM25 + HNSW)."""
-    from lucerag.ingest import build_index
+    from lucerag.ingest.pipeline import build_index
 
     path = tmp_path_factory.mktemp("indexes") / "mini"
     build_index(mini_documents(), path, encoder=encoder, progress=False)
@@ -56,7 +56,7 @@ def mini_index(tmp_path_factory, encoder) -> Path:
 
 @pytest.fixture(scope="session")
 def retriever(mini_index, encoder):
-    from lucerag.retriever import Retriever
+    from lucerag.search.retriever import Retriever
 
     with Retriever.from_index(mini_index, encoder=encoder) as r:
         yield r
@@ -68,7 +68,7 @@ def dl19_index(tmp_path_factory, encoder) -> Path:
     if not DL19_SLICE.exists():
         pytest.skip(f"shared data not found at {DL19_SLICE}")
     from lucerag.connectors import read_documents
-    from lucerag.ingest import build_index
+    from lucerag.ingest.pipeline import build_index
 
     path = tmp_path_factory.mktemp("dl19") / "index"
     stream = read_documents(DL19_SLICE / "corpus.jsonl")

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from lucerag.api import RAG
+from lucerag.rag.api import RAG
 
 QUERIES = ["why does a volcano erupt", "how do plants make sugar from light", "what ranking function uses k1 and b"]
 
@@ -20,7 +20,7 @@ def test_langchain_retriever_matches_the_api(rag):
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
 
-    from lucerag.langchain import LuceragRetriever
+    from lucerag.adapters.langchain import LuceragRetriever
 
     lc = LuceragRetriever(rag=rag, k=4, filter=False)
     assert isinstance(lc, BaseRetriever)
@@ -43,7 +43,7 @@ def test_llamaindex_retriever_matches_the_api(rag):
     from llama_index.core.retrievers import BaseRetriever
     from llama_index.core.schema import NodeWithScore
 
-    from lucerag.llamaindex import LuceragRetriever
+    from lucerag.adapters.llamaindex import LuceragRetriever
 
     li = LuceragRetriever(rag, k=4, filter=False)
     assert isinstance(li, BaseRetriever)

@@ -8,12 +8,12 @@ import threading
 import pytest
 
 from conftest import MINI_BEIR
-from lucerag.api import RAG, ClosedError, Overloaded, SearchPool, load_config
+from lucerag.rag.api import RAG, ClosedError, Overloaded, SearchPool, load_config
 from lucerag.config import ConfigError
-from lucerag.retriever import QueryError
+from lucerag.search.retriever import QueryError
 
 NOF = {}  # set below: filter=False for Retriever.search when it has the relevance filter
-if "filter" in inspect.signature(__import__("lucerag.retriever").retriever.Retriever.search).parameters:
+if "filter" in inspect.signature(__import__("lucerag.search.retriever").search.retriever.Retriever.search).parameters:
     NOF["filter"] = False
 QUERIES = [json.loads(line)["text"] for line in (MINI_BEIR / "queries.jsonl").read_text().splitlines()]
 

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 from conftest import MINI_BEIR, needs_torch
 
-# the baseline stack encodes with PyTorch (lucerag.bench_baseline.TorchEncoder)
+# the baseline stack encodes with PyTorch (lucerag.bench.baseline.TorchEncoder)
 HAS_TORCH = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
 
 
@@ -48,7 +48,7 @@ def test_baseline_stack_ranks_like_lucerag_fusion(encoder):
     """The baseline's hybrid uses lucerag's fusion over exact scores: on the mini corpus its top
     passage for an easy query is the right one."""
     from conftest import mini_documents
-    from lucerag.bench_baseline import BaselineStack
+    from lucerag.bench.baseline import BaselineStack
 
     docs = mini_documents()
 
@@ -79,7 +79,7 @@ def test_bench_formats_json_smoke(tmp_path):
 
 
 def test_synthetic_corpus_is_deterministic_and_unit_length():
-    from lucerag.bench_scale import synthesise
+    from lucerag.bench.scale import synthesise
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(50, 16)).astype(np.float32)

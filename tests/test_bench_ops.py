@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lucerag.models.bench_ops import _session, _variants, run_kernels
+from lucerag.bench.ops import _session, _variants, run_kernels
 
 
 def test_variants_compute_the_same_and_are_timed():

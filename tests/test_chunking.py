@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from lucerag.connectors import Document, chunk_document, chunk_documents, chunking, load_tokenizer
+from lucerag.connectors import Document
+from lucerag.ingest import chunking
+from lucerag.ingest.chunking import chunk_document, chunk_documents, load_tokenizer
 from tokenizers import Tokenizer
 
 TOKENIZER_JSON = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lucerag.context import NO_CONTEXT_NOTE, ContextBuilder, cited_numbers, shingles, similarity, token_counter
+from lucerag.rag.context import NO_CONTEXT_NOTE, ContextBuilder, cited_numbers, shingles, similarity, token_counter
 from lucerag.passage import Passage
 
 

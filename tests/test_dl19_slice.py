@@ -9,9 +9,9 @@ pytestmark = needs_shared(DL19_SLICE)
 
 @pytest.fixture(scope="module")
 def slice_results(dl19_index, encoder):
-    from lucerag.connectors import read_beir_qrels, read_beir_queries
-    from lucerag.evaluate import run_queries, score_run
-    from lucerag.retriever import Retriever
+    from lucerag.eval.topics import read_beir_qrels, read_beir_queries
+    from lucerag.eval.runs import run_queries, score_run
+    from lucerag.search.retriever import Retriever
 
     index = dl19_index
     qrels = read_beir_qrels(DL19_SLICE)

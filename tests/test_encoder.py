@@ -237,7 +237,7 @@ def test_int8_parity(minilm_int8_dir, encoder, reference, parity_texts, single_f
 
 def test_torch_never_imported_on_query_path(minilm_dir):
     code = (
-        "import sys; from lucerag.models import load_encoder, OnnxEncoder; import lucerag.models.bench\n"
+        "import sys; from lucerag.models import load_encoder, OnnxEncoder; import lucerag.bench.encoder\n"
         f"enc = load_encoder({str(minilm_dir)!r}, threads=1)\n"
         "enc.encode_query('what is hybrid search'); enc.encode_passages(['a passage', 'another one here'])\n"
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
@@ -249,7 +249,7 @@ def test_torch_never_imported_on_query_path(minilm_dir):
 
 def test_bench_reports_parity_and_speed(minilm_dir, minilm_int8_dir):
     """With the PyTorch reference where torch is installed, without it elsewhere (one run: ~40 s)."""
-    from lucerag.models.bench import run_encoder_bench
+    from lucerag.bench.encoder import run_encoder_bench
     from lucerag.models.cpu import int8_isa
 
     torch_reference = HAS_TORCH

@@ -119,8 +119,8 @@ def test_failed_selfcheck_falls_back_to_fp32_with_one_warning(fp32, tmp_path, mo
 
 
 def test_index_manifest_records_precisions(int8, fp32, tmp_path):
-    from lucerag.index_manifest import IndexManifest
-    from lucerag.ingest import build_index
+    from lucerag.index.manifest import IndexManifest
+    from lucerag.ingest.pipeline import build_index
 
     docs = mini_documents()
     build_index(docs[:10], tmp_path / "ix", encoder=int8, progress=False)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from conftest import DL19_SLICE, MINI_BEIR, SHARED, needs_shared
-from lucerag.evaluate import (
+from lucerag.eval.runs import (
     compare_methods,
     markdown_table,
     paired_test,
@@ -117,8 +117,8 @@ def test_missing_eval_extra_is_one_clear_error():
     import sys
 
     code = ("import sys; sys.modules['ir_measures'] = None; sys.modules['sklearn'] = None\n"
-            "from lucerag.evaluate import per_query_scores\n"
-            "from lucerag.calibration import fit\n"
+            "from lucerag.eval.runs import per_query_scores\n"
+            "from lucerag.search.calibration import fit\n"
             "import numpy as np\n"
             "for call in (lambda: per_query_scores({'q': {'d': 1.0}}, {'q': {'d': 1}}),\n"
             "             lambda: fit(np.zeros((4, 2)), np.array([0, 1, 0, 1]))):\n"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import DATA, DL19_SLICE, needs_shared
-from lucerag.calibration import FEATURES, Calibrator, features
-from lucerag.filter_eval import ece, gap_keeps, prf, read_query_lines
-from lucerag.fusion import Candidates
+from lucerag.search.calibration import FEATURES, Calibrator, features
+from lucerag.eval.filter import ece, gap_keeps, prf, read_query_lines
+from lucerag.search.fusion import Candidates
 
 
 def test_set_metrics_and_empty_set_conventions():
@@ -98,8 +98,8 @@ def test_ood_query_files_are_disjoint_and_large_enough():
 def test_filter_beats_baselines_on_the_dl19_slice(dl19_index):
     """The issue's targets, cross-validated over queries (the same code as `lucerag eval --filter`)."""
     from lucerag.cli import _evaluate_filter
-    from lucerag.connectors import read_beir_qrels, read_beir_queries
-    from lucerag.retriever import Retriever
+    from lucerag.eval.topics import read_beir_qrels, read_beir_queries
+    from lucerag.search.retriever import Retriever
 
     qrels = read_beir_qrels(DL19_SLICE)
     queries = {q: t for q, t in read_beir_queries(DL19_SLICE).items() if q in qrels}

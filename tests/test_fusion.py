@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lucerag.fusion import Candidates, convex, fuse, normalise, rrf
+from lucerag.search.fusion import Candidates, convex, fuse, normalise, rrf
 
 
 def _cands():

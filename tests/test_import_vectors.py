@@ -7,13 +7,13 @@ import random
 import numpy as np
 import pytest
 from conftest import DL19_SLICE, MINI_BEIR, mini_documents, needs_shared
-from lucerag.import_vectors import (
+from lucerag.ingest.vectors import (
     VectorFormatError,
     export_vectors,
     import_vectors,
     read_vectors,
 )
-from lucerag.retriever import Retriever
+from lucerag.search.retriever import Retriever
 from typer.testing import CliRunner
 
 QUERIES = [json.loads(x)["text"] for x in (MINI_BEIR / "queries.jsonl").read_text().splitlines()]
@@ -88,9 +88,9 @@ def test_clear_errors(mini_vectors, tmp_path):
 def test_slice_vectors_reimported_from_parquet_with_a_separate_corpus(dl19_index, encoder, tmp_path):
     """Export the slice's vectors as Anserini's Parquet (docid, vector), re-import them with the text
     from the slice corpus, and search both indexes with the 43 judged DL19 queries."""
-    from lucerag.bench_query import all_vectors
-    from lucerag.connectors import read_beir_qrels, read_beir_queries
-    from lucerag.index_reader import LuceneIndex
+    from lucerag.bench.query import all_vectors
+    from lucerag.eval.topics import read_beir_qrels, read_beir_queries
+    from lucerag.index.reader import LuceneIndex
 
     index = LuceneIndex(dl19_index)
     try:

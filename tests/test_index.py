@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import mini_documents
-from lucerag.index_reader import IndexNotFoundError, IndexTooNewError, LuceneIndex
-from lucerag.index_writer import IndexWriter
+from lucerag.index.reader import IndexNotFoundError, IndexTooNewError, LuceneIndex
+from lucerag.index.writer import IndexWriter
 
 
 def _all_ids(index: LuceneIndex) -> set[str]:
@@ -38,8 +38,8 @@ def test_anserini_searchers_read_the_index(mini_index, encoder):
     KnnFloatVectorQuery on Anserini's field name ("vector"). Anserini 2.3's HnswDenseSearcher is
     not used: its constructor looks the path up among prebuilt indexes over the network, even
     for a local index."""
-    from lucerag import jvm
-    from lucerag.lucene import java
+    from lucerag.lucene import jvm
+    from lucerag.lucene.classes import java
 
     simple = jvm.jclass("io.anserini.search.SimpleSearcher")(str(mini_index))
     hits = simple.search("volcano magma erupts", 3)
@@ -136,7 +136,7 @@ def test_newer_lucene_index_is_explained(tmp_path):
 def test_hnsw_graph_settings_and_default_beam(tmp_path):
     """The writer builds the HNSW graph with the given M / beam width; any reader opens it, and a
     searcher without a configured beam width picks one from the index size."""
-    from lucerag.searchers import DenseSearcher, auto_ef_search
+    from lucerag.search.searchers import DenseSearcher, auto_ef_search
 
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(300, 16)).astype(np.float32)

@@ -15,10 +15,10 @@ import pytest
 
 from conftest import MINI_BEIR, mini_documents
 from lucerag.connectors import Document, RejectsFile, read_documents
-from lucerag.index_manifest import EncoderMismatchError, IndexManifest
-from lucerag.index_reader import LuceneIndex
-from lucerag.ingest import build_index, chunk_words, estimate_total, view_ids
-from lucerag.index_writer import recover
+from lucerag.index.manifest import EncoderMismatchError, IndexManifest
+from lucerag.index.reader import LuceneIndex
+from lucerag.ingest.pipeline import build_index, chunk_words, estimate_total, view_ids
+from lucerag.index.writer import recover
 
 
 def _ids(path: Path) -> set[str]:
@@ -149,7 +149,7 @@ def test_upsert_replaces_all_chunks_in_both_views(tmp_path, encoder):
     assert bm25 == dense == {"big", "p01", *(d.id for d in mini_documents()[1:3])}
     assert _record(index, "p01")["contents"] == "completely new text about giraffes"
     assert _record(index, "big")["metadata"]["parent_id"] == "big"
-    from lucerag.retriever import Retriever
+    from lucerag.search.retriever import Retriever
 
     with Retriever.from_index(index, encoder=encoder) as r:
         assert r.rank("giraffes", "dense", 1).ids == ["p01"]
@@ -197,7 +197,7 @@ def test_ten_megabyte_document_bm25(tmp_path):
     assert big.stat().st_size > 10_000_000
     report = build_index(read_documents(big), tmp_path / "idx", dense=False, progress=False)
     assert report.indexed == 2 and report.passages > 7000
-    from lucerag.retriever import Retriever
+    from lucerag.search.retriever import Retriever
 
     with Retriever.from_index(tmp_path / "idx") as r:
         ranking = r.rank("needleword", "bm25", 1)
@@ -232,7 +232,7 @@ def test_different_encoder_fails_clearly_on_append_and_search(tmp_path, encoder,
     with pytest.raises(EncoderMismatchError, match="without an encoder"):
         build_index(mini_documents()[3:], index, dense=False, mode="append", progress=False)
     assert len(_ids(index)) == 3
-    from lucerag.retriever import Retriever
+    from lucerag.search.retriever import Retriever
 
     with Retriever.from_index(index, encoder=_other(encoder, query_prefix="query: ")) as r:
         with pytest.raises(EncoderMismatchError, match="query prefix '' vs 'query: '"):
@@ -297,7 +297,7 @@ def test_bench_ingest_command(tmp_path):
 
 
 def test_threaded_writer_adds_after_deletes_in_order(tmp_path):
-    from lucerag.index_writer import IndexWriter
+    from lucerag.index.writer import IndexWriter
 
     with IndexWriter(tmp_path / "idx", threads=2) as w:
         w.add_batch(["a", "b"], ["alpha", "beta"])

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from conftest import MINI_BEIR
-from lucerag.index_manifest import IndexManifest
-from lucerag.ingest import view_ids
+from lucerag.index.manifest import IndexManifest
+from lucerag.ingest.pipeline import view_ids
 
 QUERIES = [json.loads(line)["text"] for line in (MINI_BEIR / "queries.jsonl").read_text().splitlines()]
 WORDS = ("lucene index passage vector search query volcano bread marathon espresso tea keys backup "
@@ -29,7 +29,7 @@ WORDS = ("lucene index passage vector search query volcano bread marathon espres
 
 
 def _answers(index: Path, encoder, methods=("bm25", "dense", "hybrid")) -> list:
-    from lucerag.retriever import Retriever
+    from lucerag.search.retriever import Retriever
 
     out = []
     with Retriever.from_index(index, encoder=encoder) as r:
@@ -100,7 +100,7 @@ def test_sigkill_during_a_rebuild_leaves_the_old_index_answering_identically(tmp
     bm25, dense = view_ids(index)
     assert bm25 == dense and len(bm25) == 25
     # the next build of this index first removes the dead build's temporary directory
-    from lucerag.index_writer import recover
+    from lucerag.index.writer import recover
 
     recover(index)
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".idx.building-")]

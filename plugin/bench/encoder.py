@@ -1,0 +1,272 @@
+"""Encoder benchmark: ONNX fp32 / int8 vs the PyTorch reference, on the same texts, in one run.
+
+``python -m lucerag.bench.encoder`` prints one JSON object (see :func:`run_encoder_bench`).
+torch is imported only for the reference side, and only when ``torch_reference`` is true.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from lucerag.models.cpu import cpu_model, int8_isa, isa_signature
+from lucerag.models.encoder import PASSAGE_BATCH, OnnxEncoder
+from lucerag.models.manifest import ModelManifest
+from lucerag.models.probe import PROBE_TEXTS
+from lucerag.models.store import DEFAULT_PASSAGE_PRECISION, int8_variant
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "msmarco-dl19-5k"
+
+
+def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line, _ in zip(f, range(limit if limit is not None else 1 << 62))]
+
+
+def load_texts(data_dir: Path | None = None, n_passages: int = 1000) -> tuple[list[str], list[str], str]:
+    """(queries, passages, source): MS MARCO DL19-5K when present, else sentences of the repo's docs."""
+    data = Path(data_dir) if data_dir else DEFAULT_DATA
+    if (data / "queries.jsonl").is_file() and (data / "corpus.jsonl").is_file():
+        queries = [r["text"] for r in _jsonl(data / "queries.jsonl")]
+        passages = [r["text"] for r in _jsonl(data / "corpus.jsonl", n_passages)]
+        return queries, passages, str(data.resolve())
+    root = Path(__file__).resolve().parents[2]
+    sentences = [
+        s.strip() for p in sorted(root.glob("docs/*.md")) for s in p.read_text(encoding="utf-8").split(".") if len(s.strip()) > 3
+    ]
+    if not sentences:
+        raise FileNotFoundError(f"no benchmark texts: neither {data} nor docs/*.md")
+    short = [s for s in sentences if len(s.split()) <= 16] or sentences
+    return short, [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)][:n_passages], "docs/*.md"
+
+
+def _cycle(items: list[str], n: int) -> list[str]:
+    return [items[i % len(items)] for i in range(n)]
+
+
+def _interleaved_latencies_ms(fns: dict, texts: list[str], warmup: int = 10) -> dict[str, np.ndarray]:
+    """Per-call latency of each encoder on every text; the encoders take turns text by text (in a
+    rotating order) so that a slow minute of the machine costs all of them alike."""
+    names = list(fns)
+    for t in texts[:warmup]:
+        for name in names:
+            fns[name](t)
+    out = {name: np.empty(len(texts)) for name in names}
+    for i, t in enumerate(texts):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            t0 = time.perf_counter()
+            fns[name](t)
+            out[name][i] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def _interleaved_throughput(encoders: dict, passages: list[str], batch_size: int, rounds: int) -> dict[str, list[float]]:
+    """Passages/s of each encoder over ``rounds`` full passes, the encoders alternating pass by pass."""
+    names = list(encoders)
+    for name in names:
+        encoders[name].encode_passages(passages[: 2 * batch_size], batch_size=batch_size)  # warm up
+    out: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            encoders[name].encode_passages(passages, batch_size=batch_size)
+            out[name].append(len(passages) / (time.perf_counter() - t0))
+    return out
+
+
+def ndcg_at_10(scores: np.ndarray, qids: list[str], doc_ids: list[str], qrels: dict[str, dict[str, int]]) -> float:
+    """Mean nDCG@10 (linear gains, trec_eval style) over the queries that have judgments."""
+    vals = []
+    for qi, qid in enumerate(qids):
+        rels = qrels.get(qid)
+        if not rels:
+            continue
+        top = np.argsort(-scores[qi], kind="stable")[:10]
+        dcg = sum(rels.get(doc_ids[d], 0) / np.log2(r + 2) for r, d in enumerate(top))
+        ideal = sorted(rels.values(), reverse=True)[:10]
+        vals.append(dcg / sum(g / np.log2(r + 2) for r, g in enumerate(ideal)))
+    return float(np.mean(vals))
+
+
+def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: int) -> dict:
+    corpus = _jsonl(data / "corpus.jsonl")
+    queries = _jsonl(data / "queries.jsonl")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(data / "qrels.tsv", encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            q, d, s = line.split()
+            qrels.setdefault(q, {})[d] = int(s)
+    texts = [(r.get("title", "") + " " + r["text"]).strip() for r in corpus]
+    ids, qids = [r["_id"] for r in corpus], [r["_id"] for r in queries]
+    out = {}
+    for label, enc in (("fp32", fp32), ("int8", int8)):
+        docs = enc.encode_passages(texts, batch_size=batch_size)
+        q = enc.encode_queries([r["text"] for r in queries])
+        out[f"ndcg10_{label}"] = round(ndcg_at_10(q @ docs.T, qids, ids, qrels), 4)
+    return out
+
+
+def batch_independence(enc: OnnxEncoder, texts=PROBE_TEXTS, batch_sizes=(7, 32, 64)) -> float:
+    """Min cosine between each text encoded alone and the same text in batches of ``batch_sizes``."""
+    texts = list(texts)
+    alone = np.stack([enc.encode_passages([t])[0] for t in texts])
+    return min(float((enc.encode_passages(texts, batch_size=b) * alone).sum(1).min()) for b in batch_sizes)
+
+
+def _torch_reference(manifest: ModelManifest, tokenizer, threads: int):
+    """Single-text PyTorch encoder (default attention implementation, as sentence-transformers loads it)."""
+    import torch
+
+    from lucerag.models.export import build_pooled_module
+
+    module = build_pooled_module(Path(manifest.source), manifest.pooling, manifest.normalize, attn_implementation=None)
+    takes_types = "token_type_ids" in manifest.inputs
+
+    def encode(text: str) -> np.ndarray:
+        ids = torch.tensor([tokenizer.encode(text).ids])
+        args = (ids, torch.ones_like(ids)) + ((torch.zeros_like(ids),) if takes_types else ())
+        with torch.inference_mode():
+            return module(*args)[0].numpy()
+
+    def set_threads(n: int) -> None:
+        torch.set_num_threads(n)
+
+    set_threads(threads)
+    return encode, set_threads
+
+
+def run_encoder_bench(
+    model_dir: str | Path | None = None,
+    int8_dir: str | Path | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    n_queries: int = 200,
+    n_passages: int = 1000,
+    n_parity: int = 256,
+    batch_size: int = PASSAGE_BATCH,
+    query_threads: int = 1,
+    passage_threads: int | None = None,
+    torch_reference: bool = True,
+    ndcg: bool = False,
+    rounds: int = 3,
+    verbose: bool = True,
+) -> dict:
+    """Measure latency, throughput and parity; print (when verbose) and return one JSON-able dict.
+
+    ``model_dir``: an exported fp32 folder (default: the cached default model, exported if needed).
+    ``int8_dir``: its int8 twin (default: quantised into the cache on first use, see ``int8_variant``).
+    Query latency: ``n_queries`` single unpadded queries, ``query_threads`` threads (ONNX and torch),
+    the encoders taking turns query by query. Throughput: ``n_passages`` passages, ``passage_threads``
+    (None: all cores), length-bucketed batches; the median of ``rounds`` passes per encoder, fp32 and
+    int8 alternating pass by pass.
+    Parity: minimum cosine over ``n_parity`` texts between ONNX (padded, mixed-length batches) and
+    PyTorch (one unpadded text at a time). ``ndcg``: exact dense nDCG@10 on DL19-5K for fp32 and int8.
+    """
+    if model_dir is None:
+        from lucerag.models.store import ensure_default_model
+
+        model_dir = ensure_default_model()
+    model_dir = Path(model_dir)
+    int8_dir = Path(int8_dir) if int8_dir else int8_variant(model_dir)
+    queries, passages, source = load_texts(Path(data_dir) if data_dir else None, n_passages)
+    qtexts = _cycle(queries, n_queries)
+
+    fp32_q = OnnxEncoder(model_dir, threads=query_threads)
+    int8_q = OnnxEncoder(int8_dir, threads=query_threads)
+    m = fp32_q.manifest
+    query_fns = {"onnx": fp32_q.encode_query, "int8": int8_q.encode_query}
+    if torch_reference:
+        ref, set_threads = _torch_reference(m, fp32_q.tokenizer, query_threads)
+        query_fns["torch"] = lambda t: ref(m.query_prefix + t)
+    latency = _interleaved_latencies_ms(query_fns, qtexts)
+    fp32_p = OnnxEncoder(model_dir, threads=passage_threads)
+    int8_p = OnnxEncoder(int8_dir, threads=passage_threads)
+    rates = _interleaved_throughput({"fp32": fp32_p, "int8": int8_p}, passages, batch_size, rounds)
+    rate = {k: round(float(np.median(v)), 1) for k, v in rates.items()}
+    result: dict = {
+        "model": m.name,
+        "texts": source,
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews every timing
+        "onnxruntime": ort.__version__,
+        "cpu": cpu_model(),
+        "int8_kernels": int8_isa(),
+        "cpu_flags": isa_signature(),
+        "providers": fp32_p.providers,
+        "query_threads": query_threads,
+        "passage_threads": passage_threads,
+        "n_queries": len(qtexts),
+    }
+    for name, ms in latency.items():
+        result[f"{name}_p50_ms"] = round(float(np.percentile(ms, 50)), 3)
+        result[f"{name}_p99_ms"] = round(float(np.percentile(ms, 99)), 3)
+    result.update({
+        "n_passages": len(passages),
+        "batch_size": batch_size,
+        "throughput_rounds": rounds,
+        "passage_precision": DEFAULT_PASSAGE_PRECISION,
+        "passages_per_s": rate[DEFAULT_PASSAGE_PRECISION],  # the encoder `lucerag index` uses by default
+        "fp32_passages_per_s": rate["fp32"],
+        "int8_passages_per_s": rate["int8"],
+        "passages_per_s_rounds": {k: [round(x, 1) for x in v] for k, v in rates.items()},
+    })
+    # the issue-12 checks: int8 vs fp32 on the 64 probe texts (one at a time), and each probe text
+    # alone vs in batches of 7, 32 and 64 (lucerag.models.probe)
+    probe_fp32 = np.stack([fp32_q.encode_query(t) for t in PROBE_TEXTS])
+    probe_int8 = np.stack([int8_q.encode_query(t) for t in PROBE_TEXTS])
+    result["probe_cos_min_int8_vs_fp32"] = round(float((probe_fp32 * probe_int8).sum(1).min()), 6)
+    result["batch_independence_fp32"] = round(batch_independence(fp32_p), 6)
+    result["batch_independence_int8"] = round(batch_independence(int8_p), 6)
+    if torch_reference:
+        result["speedup_vs_torch"] = round(result["torch_p50_ms"] / result["onnx_p50_ms"], 2)
+        result["int8_speedup_vs_torch"] = round(result["torch_p50_ms"] / result["int8_p50_ms"], 2)
+        set_threads(passage_threads or os.cpu_count() or 1)
+        par_q = queries[: max(1, n_parity // 5)]
+        par_p = _cycle(passages, n_parity - len(par_q)) if passages else []
+        want = np.stack([ref(m.query_prefix + t) for t in par_q] + [ref(m.passage_prefix + t) for t in par_p])
+        for label, enc in (("fp32", fp32_p), ("int8", int8_p)):
+            got = np.concatenate([enc.encode_queries(par_q, batch_size=8), enc.encode_passages(par_p, batch_size=batch_size)])
+            result[f"cos_min_{label}"] = round(float((got * want).sum(1).min()), 6)
+        result["n_parity"] = len(want)
+    else:
+        result.update(torch_p50_ms=None, cos_min_fp32=None, cos_min_int8=None)
+    if ndcg:
+        data = Path(data_dir) if data_dir else DEFAULT_DATA
+        if (data / "qrels.tsv").is_file():
+            result.update(_dense_ndcg(fp32_p, int8_p, data, batch_size))
+    if verbose:
+        print(json.dumps(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m lucerag.bench.encoder", description=__doc__)
+    ap.add_argument("--model", type=Path, default=None, help="exported fp32 model folder")
+    ap.add_argument("--int8-model", type=Path, default=None)
+    ap.add_argument("--data", type=Path, default=None, help="folder with queries.jsonl/corpus.jsonl[/qrels.tsv]")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--passages", type=int, default=1000)
+    ap.add_argument("--parity", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=PASSAGE_BATCH)
+    ap.add_argument("--query-threads", type=int, default=1)
+    ap.add_argument("--passage-threads", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=3, help="throughput passes per encoder (median reported)")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    ap.add_argument("--ndcg", action="store_true", help="also exact dense nDCG@10 on DL19-5K, fp32 and int8")
+    a = ap.parse_args(argv)
+    return run_encoder_bench(
+        a.model, a.int8_model, data_dir=a.data, n_queries=a.queries, n_passages=a.passages, n_parity=a.parity,
+        batch_size=a.batch_size, query_threads=a.query_threads, passage_threads=a.passage_threads,
+        torch_reference=not a.no_torch, ndcg=a.ndcg, rounds=a.rounds,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Choose the fusion method and weight on judged queries, by cross-validation over queries.
+
+Candidates (both views' scores) do not depend on the fusion settings, so they are gathered
+once per query; every setting on the grid is then scored from them with ir-measures.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+
+from lucerag.eval.runs import per_query
+from lucerag.search.fusion import Candidates, fuse
+
+
+def grid() -> list[dict]:
+    """Fusion settings tried: RRF constants, and convex weights for each normalisation."""
+    settings = [{"method": "rrf", "rrf_k": k} for k in (10, 30, 60, 100)]
+    weights = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+    settings += [{"method": "convex", "norm": n, "dense_weight": float(w)}
+                 for n, w in product(("minmax", "zscore", "rank"), weights)]
+    return settings
+
+
+def score_settings(candidates: dict[str, Candidates], qrels, settings: list[dict], metric: str = "nDCG@10",
+                   k: int = 100) -> np.ndarray:
+    """Matrix (settings x queries) of the metric for each setting on each query."""
+    qids = list(candidates)
+    out = np.zeros((len(settings), len(qids)))
+    for s, setting in enumerate(settings):
+        run = {}
+        for qid in qids:
+            c = candidates[qid]
+            fused = fuse(c, **setting)
+            top = np.argsort(-fused, kind="stable")[:k]
+            run[qid] = {c.ids[i]: float(fused[i]) for i in top}
+        scores = per_query(run, {q: qrels[q] for q in qids}, metric)
+        out[s] = [scores[q] for q in qids]
+    return out
+
+
+def cross_validate(matrix: np.ndarray, folds: int = 5, seed: int = 13) -> tuple[float, list[int]]:
+    """Mean held-out score when each fold uses the setting best on the other folds."""
+    n = matrix.shape[1]
+    fold_of = np.random.default_rng(seed).permutation(n) % folds
+    held = np.zeros(n)
+    chosen = []
+    for f in range(folds):
+        train, test = fold_of != f, fold_of == f
+        best = int(np.argmax(matrix[:, train].mean(axis=1)))
+        chosen.append(best)
+        held[test] = matrix[best, test]
+    return float(held.mean()), chosen
+
+
+def tune(retriever, queries: dict[str, str], qrels, metric: str = "nDCG@10", folds: int = 5) -> dict:
+    """Cross-validated choice of fusion settings; returns the report and the final setting."""
+    depth = retriever.config.fusion.depth
+    candidates = {qid: retriever.candidates(text, depth)[0] for qid, text in queries.items()}
+    settings = grid()
+    matrix = score_settings(candidates, qrels, settings, metric)
+    cv, chosen = cross_validate(matrix, folds)
+    best = int(np.argmax(matrix.mean(axis=1)))
+    current = {"method": retriever.config.fusion.method, "norm": retriever.config.fusion.norm,
+               "dense_weight": retriever.config.fusion.dense_weight, "rrf_k": retriever.config.fusion.rrf_k}
+    current_setting = ({"method": "rrf", "rrf_k": current["rrf_k"]} if current["method"] == "rrf" else
+                       {"method": "convex", "norm": current["norm"], "dense_weight": current["dense_weight"]})
+    current_score = float(score_settings(candidates, qrels, [current_setting], metric).mean())
+    return {
+        "metric": metric,
+        "queries": len(queries),
+        "cv": round(cv, 4),
+        "chosen_per_fold": [settings[i] for i in chosen],
+        "best": settings[best],
+        "best_in_sample": round(float(matrix[best].mean()), 4),
+        "current": current_setting,
+        "current_score": round(current_score, 4),
+        "dense_scores_only": round(float(matrix[settings.index({"method": "convex", "norm": "minmax",
+                                                          "dense_weight": 1.0})].mean()), 4),
+        "bm25_scores_only": round(float(matrix[settings.index({"method": "convex", "norm": "minmax",
+                                                         "dense_weight": 0.0})].mean()), 4),
+    }

@@ -1,0 +1,227 @@
+"""An opened Lucene index: one reader and searcher, with per-reader caches.
+
+The Python/Java boundary is the cost at query time, not Lucene.  Ids, stored text and stored
+vectors are fetched once per Lucene doc number and cached for the life of the reader.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from lucerag.index.manifest import IndexManifest
+from lucerag.lucene.jvm import java_error_message
+from lucerag.lucene.classes import ID, RAW, VECTOR, java
+
+
+
+class IndexNotFoundError(FileNotFoundError):
+    """The configured path holds no Lucene index."""
+
+
+class IndexTooNewError(IndexNotFoundError):
+    """The index was written by a newer Lucene than the one lucerag runs on."""
+
+    def __init__(self, path: Path, index_version: str, running_version: str):
+        self.path, self.index_version, self.running_version = path, index_version, running_version
+        super().__init__(
+            f"{path} was written by Lucene {index_version}, newer than the Lucene {running_version} this "
+            f"lucerag runs on (the Anserini jar {_jar_name()}). Rebuild the index with this lucerag or an "
+            "Anserini of the same Lucene major version, or upgrade pyserini/Anserini.")
+
+
+def _jar_name() -> str:
+    try:
+        from lucerag.lucene.jvm import anserini_jar
+
+        return anserini_jar().name
+    except Exception:  # noqa: BLE001 - only for the message
+        return "in use"
+
+
+_TOO_NEW = "org.apache.lucene.index.IndexFormatTooNewException"
+
+
+def _vint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def segments_versions(path: str | Path) -> tuple[tuple[int, int, int], int] | None:
+    """(Lucene version that wrote the latest commit, Lucene major version that created the index),
+    read from the header of the newest ``segments_N`` file; None when it cannot be read.
+
+    Layout since Lucene 7: codec header (magic int, "segments" string, format int, 16-byte id,
+    suffix), then the writer's version as three vInts and the creation major version as a vInt.
+    """
+    files = [p for p in Path(path).glob("segments_*")]
+    if not files:
+        return None
+    latest = max(files, key=lambda p: int(p.name.split("_", 1)[1] or "0", 36))
+    try:
+        data = latest.read_bytes()[:256]
+        if int.from_bytes(data[:4], "big") != 0x3FD76C17:  # CodecUtil.CODEC_MAGIC
+            return None
+        pos = 4 + 1 + data[4]           # magic, codec name
+        pos += 4 + 16                   # format version, segment id
+        pos += 1 + data[pos]            # suffix
+        major, pos = _vint(data, pos)
+        minor, pos = _vint(data, pos)
+        bugfix, pos = _vint(data, pos)
+        created, _ = _vint(data, pos)
+        return (major, minor, bugfix), created
+    except (IndexError, ValueError):
+        return None
+
+
+def _too_new(path: Path, exc: BaseException) -> IndexTooNewError | None:
+    """An IndexTooNewError when opening ``path`` failed because a newer Lucene wrote it.
+
+    Lucene reports this two ways: IndexFormatTooNewException (a file format beyond the running
+    codecs) and, for an index created by a later major version, an IllegalArgumentException. The
+    first is recognised by its class; the second by comparing the version numbers in the commit's
+    header with the running Lucene's."""
+    running = str(java.Bridge.luceneVersion())
+    running_major = int(running.split(".")[0])
+    versions = segments_versions(path)
+    if versions is not None:
+        written, created = versions
+        index_version = ".".join(map(str, written))
+        if created > running_major or written[0] > running_major:
+            return IndexTooNewError(path, index_version if written[0] >= created else f"{created}.x", running)
+    if getattr(exc, "classname", None) == _TOO_NEW:
+        written = ".".join(map(str, versions[0])) if versions is not None else "an unknown version"
+        return IndexTooNewError(path, f"{written} with a file format newer than this Lucene reads", running)
+    return None
+
+
+class LuceneIndex:
+    """Read access to a Lucene index directory (ours or an existing Anserini one)."""
+
+    def __init__(self, path: str | Path, vector_field: str = VECTOR):
+        self.path = Path(path)
+        if not self.path.is_dir() or not any(p.name.startswith("segments_") for p in self.path.iterdir()):
+            raise IndexNotFoundError(
+                f"no Lucene index at {self.path} (build one with `lucerag index --input ... --index {self.path}`)")
+        self.manifest = IndexManifest.read(self.path)
+        try:
+            self._dir = java.FSDirectory.open(java.File(str(self.path)).toPath())
+            self.reader = java.DirectoryReader.open(self._dir)
+        except Exception as exc:  # pyjnius raises JavaException
+            too_new = _too_new(self.path, exc)
+            if too_new is not None:
+                raise too_new from None
+            message = java_error_message(exc)
+            raise IndexNotFoundError(f"cannot open Lucene index at {self.path}: {message}") from None
+        self.searcher = java.IndexSearcher(self.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+        self.vector_field = vector_field
+        # Lucene's StoredFields is single-threaded and pyjnius releases the GIL in Java calls:
+        # one per thread. Keyed by thread id rather than threading.local, so no Java reference
+        # is released by a thread that has already detached from the JVM.
+        self._stored_by_thread: dict[int, object] = {}
+        self._dim: int | None = None
+        self._ids: dict[int, str] = {}
+        self._vectors: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def _stored(self):
+        ident = threading.get_ident()
+        stored = self._stored_by_thread.get(ident)
+        if stored is None:
+            stored = self._stored_by_thread[ident] = self.reader.storedFields()
+        return stored
+
+    @property
+    def size(self) -> int:
+        return int(self.reader.numDocs())
+
+    def has_vectors(self) -> bool:
+        return self.dim > 0
+
+    def ids(self, docnums: Iterable[int]) -> list[str]:
+        """External ids of Lucene doc numbers (cached per reader)."""
+        cache = self._ids
+        docnums = list(docnums)
+        missing = [d for d in docnums if d not in cache]
+        if missing:
+            found = java.Bridge.ids(self.reader, np.asarray(missing, "<i4").tobytes())
+            cache.update(zip(missing, found))
+        return [cache[d] for d in docnums]
+
+    def docnums(self, ids: list[str]) -> dict[str, int]:
+        """Doc numbers of passages given by id (absent ids are left out)."""
+        if not ids:
+            return {}
+        found, _ = top_docs(self.searcher, java.Bridge.idsQuery(list(ids)), len(ids))
+        return dict(zip(self.ids(found), found))
+
+    def record(self, docnum: int) -> dict:
+        """The stored record of a passage: ``{"id", "contents", "title"?, "metadata"?}``.
+
+        Anserini indexes store the source JSON (or plain text) in ``raw``; both are accepted.
+        """
+        doc = self._stored.document(docnum)
+        raw = doc.get(RAW)
+        pid = doc.get(ID)
+        if raw is None:
+            return {"id": pid, "contents": doc.get("contents") or ""}
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError:
+            return {"id": pid, "contents": raw}
+        if not isinstance(record, dict):
+            return {"id": pid, "contents": raw}
+        if "contents" not in record:
+            record["contents"] = record.get("text") or ""
+        record.setdefault("id", pid)
+        return record
+
+    @property
+    def vectors_format(self) -> str | None:
+        """The Lucene vectors format recorded for the vector field (None: no vectors), e.g.
+        ``Lucene99HnswVectorsFormat`` (float HNSW) or ``Lucene104HnswBinaryQuantizedVectorsFormat``
+        (Lucene 10.4+'s quantised HNSW, int8 and 1-bit alike: the encoding is in its own metadata)."""
+        name = java.Bridge.vectorsFormatName(self.reader, self.vector_field)
+        return str(name) if name is not None else None
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the stored vectors (0 when the index has none)."""
+        if self._dim is None:
+            self._dim = int(java.Bridge.dimension(self.reader, self.vector_field))
+        return self._dim
+
+    def vectors(self, docnums: list[int]) -> np.ndarray:
+        """Stored dense vectors of Lucene doc numbers, shape (n, dim) (cached per reader)."""
+        missing = list({d for d in docnums if d not in self._vectors})
+        if missing:
+            blob = java.Bridge.vectors(self.reader, self.vector_field,
+                                       np.asarray(missing, "<i4").tobytes(), self.dim).tostring()
+            rows = np.frombuffer(blob, "<f4").reshape(len(missing), self.dim)
+            with self._lock:
+                self._vectors.update(zip(missing, rows))
+        if not docnums:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._vectors[d] for d in docnums])
+
+    def close(self) -> None:
+        self.reader.close()
+        self._dir.close()
+
+
+def top_docs(searcher, query, k: int) -> tuple[list[int], np.ndarray]:
+    """Run a query; doc numbers and scores come back packed in one byte array."""
+    blob = java.Bridge.search(searcher, query, k).tostring()
+    n = len(blob) // 8
+    return np.frombuffer(blob, "<i4", n).tolist(), np.frombuffer(blob, "<f4", n, offset=4 * n)

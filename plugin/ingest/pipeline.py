@@ -1,0 +1,404 @@
+"""Ingestion: documents -> passages (chunks) -> vectors (batched) -> one Lucene index.
+
+Three stages overlap::
+
+    producer thread : read documents (connector) -> check -> chunk -> serialise metadata -> batches
+    main thread     : encode a batch (onnxruntime, releases the GIL) -> hand it to Java
+    Java threads    : build Lucene documents, analyse, index (lucerag.PassageWriter)
+
+so a full ingest runs at the encoder's speed and a BM25-only ingest at Lucene's.  Every batch
+holds whole documents: in append mode a document's passages replace all of its old passages
+(deleted by ``parent_id``) in one Lucene ``updateDocuments`` call.  Nothing is committed before
+the end (see :mod:`lucerag.index.writer` for atomicity).
+
+Chunking: with an encoder, token-aware chunks cut with the encoder's own tokenizer
+(:func:`lucerag.connectors.chunk_documents`); without one (BM25 only), the same windows counted
+in words (:func:`chunk_words`, ``max_words`` words, default 192 ~ the default encoder's 254-token
+window), which costs microseconds instead of a tokenizer pass.  Documents that fit stay one passage
+with the document's id in both cases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from lucerag.index.manifest import FORMAT, IndexManifest
+from lucerag.index.writer import HNSW_BEAM, HNSW_M, MAX_ID_BYTES, IndexWriter
+from lucerag.models.encoder import PASSAGE_BATCH
+
+DEFAULT_MAX_WORDS = 192
+DEFAULT_OVERLAP_WORDS = 24
+_WORD = re.compile(r"\S{1,100}")  # a word; runs of more than 100 non-space characters are cut
+
+
+class PassageRate:
+    """``passages_per_s`` and ``as_dict`` for a report dataclass with ``passages`` and ``seconds``."""
+
+    passages: int
+    seconds: float
+
+    @property
+    def passages_per_s(self) -> float:
+        return self.passages / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passages_per_s": round(self.passages_per_s, 1)}
+
+
+@dataclass
+class IngestReport(PassageRate):
+    """What an ingest did; ``read == indexed + skipped + rejected`` (documents)."""
+
+    read: int = 0
+    indexed: int = 0      # documents written
+    passages: int = 0     # passages (chunks) written
+    skipped: int = 0      # documents skipped on purpose (empty text from a non-connector source)
+    rejected: int = 0     # bad records (by the connector, or by the pipeline: e.g. an over-long id)
+    deleted: int = 0      # documents deleted because they vanished from the source (delete_missing)
+    seconds: float = 0.0
+    encode_seconds: float = 0.0   # time the main thread spent encoding
+    wait_seconds: float = 0.0     # time the main thread waited for the producer (read + chunk)
+    index_passages: int = 0       # passages in the index after the ingest
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- chunking ----------------------------------------------------------------------------------
+
+Passage = tuple  # (id, parent_id, title, text, metadata_json)
+
+
+def _jstr(s: str) -> str:
+    """``json.dumps`` of a string, without the encoder's overhead for plain ids."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _meta(metadata: dict, parent: str, index: int, start: int, end: int) -> str:
+    """The passage metadata as JSON: the document's plus ``parent_id``, ``chunk_index``,
+    ``char_start``, ``char_end`` (as :func:`lucerag.connectors.chunk_document` sets them)."""
+    tail = f'"parent_id": {_jstr(parent)}, "chunk_index": {index}, "char_start": {start}, "char_end": {end}}}'
+    if not metadata:
+        return "{" + tail
+    if any(k in metadata for k in ("parent_id", "chunk_index", "char_start", "char_end")):
+        meta = {**metadata, "parent_id": parent, "chunk_index": index, "char_start": start, "char_end": end}
+        return json.dumps(meta, ensure_ascii=False, default=str)
+    return json.dumps(metadata, ensure_ascii=False, default=str)[:-1] + ", " + tail
+
+
+def chunk_words(doc, max_words: int = DEFAULT_MAX_WORDS, overlap: int = DEFAULT_OVERLAP_WORDS) -> list[Passage]:
+    """Split ``doc`` into passages of at most ``max_words`` words sharing ``overlap`` words.
+
+    The word-count twin of :func:`lucerag.connectors.chunk_document` (same ids ``docid#n``, same
+    metadata ``parent_id``, ``chunk_index``, ``char_start``, ``char_end``, text an exact slice),
+    used when there is no encoder tokenizer (BM25-only indexes)."""
+    text = doc.text
+    if (len(text) + 1) // 2 <= max_words or (len(text) <= 32 * max_words and len(text.split()) <= max_words):
+        return [(doc.id, doc.id, doc.title, text, _meta(doc.metadata, doc.id, 0, 0, len(text)))]
+    spans = [m.span() for m in _WORD.finditer(text)]
+    if len(spans) <= max_words and len(text) <= 100 * max_words:
+        return [(doc.id, doc.id, doc.title, text, _meta(doc.metadata, doc.id, 0, 0, len(text)))]
+    out, step, i = [], max(1, max_words - overlap), 0
+    while True:
+        j = min(i + max_words, len(spans))
+        a, b = spans[i][0], spans[j - 1][1]
+        n = len(out)
+        out.append((f"{doc.id}#{n}", doc.id, doc.title, text[a:b], _meta(doc.metadata, doc.id, n, a, b)))
+        if j >= len(spans):
+            return out
+        i += step
+
+
+def _token_chunker(encoder, max_tokens: int | None, overlap: int):
+    """Token-aware chunking with the encoder's own tokenizer (lucerag.ingest.chunking)."""
+    from lucerag.ingest.chunking import chunk_documents, load_tokenizer
+
+    m = encoder.manifest
+    tokenizer = load_tokenizer(Path(encoder.model_dir) / "tokenizer.json")
+    prefix = len(tokenizer.encode(m.passage_prefix or "", add_special_tokens=False).ids)
+    budget = max(16, (max_tokens or m.max_length) - 2 - prefix)
+    overlap = min(overlap, budget // 2)
+
+    def chunk(docs: Iterable) -> Iterator[Passage]:
+        for c in chunk_documents(docs, tokenizer, max_tokens=budget, overlap=overlap):
+            meta = c.metadata
+            yield (c.id, meta.get("parent_id", c.id), c.title, c.text,
+                   json.dumps(meta, ensure_ascii=False, default=str))
+
+    return chunk, {"chunker": "tokens", "max_tokens": budget, "overlap": overlap}
+
+
+def _word_chunker(max_words: int, overlap: int):
+    overlap = min(overlap, max_words // 2)
+
+    def chunk(docs: Iterable) -> Iterator[Passage]:
+        for doc in docs:
+            yield from chunk_words(doc, max_words, overlap)
+
+    return chunk, {"chunker": "words", "max_words": max_words, "overlap": overlap}
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+class _Counts:
+    def __init__(self) -> None:
+        self.pulled = 0     # documents taken from the source
+        self.skipped = 0
+        self.rejected = 0   # by the pipeline
+
+
+def _checked(documents: Iterable, counts: _Counts, on_error: str, on_reject, source: str) -> Iterator:
+    """Count documents; skip empty ones; reject ids Lucene cannot index."""
+    from lucerag.connectors import ConnectorError, Rejected
+
+    for doc in documents:
+        counts.pulled += 1
+        if not doc.text or not doc.text.strip():
+            counts.skipped += 1
+            continue
+        if len(doc.id) > MAX_ID_BYTES // 8 and len(doc.id.encode("utf-8")) > MAX_ID_BYTES - 16:
+            reason = f"id of {len(doc.id.encode('utf-8'))} bytes is longer than Lucene's limit ({MAX_ID_BYTES - 16})"
+            if on_error == "fail":
+                raise ConnectorError(source, f"document {counts.pulled}", reason)
+            counts.rejected += 1
+            rejected = Rejected(source=source, location=f"document {counts.pulled}", reason=reason,
+                                record=json.dumps({"id": doc.id[:200] + "...", "title": doc.title}))
+            if isinstance(on_reject, list):
+                on_reject.append(rejected)
+            elif on_reject is not None:
+                on_reject(rejected)
+            else:
+                logging.getLogger("lucerag.ingest.pipeline").warning("rejected %s: %s: %s", source, rejected.location, reason)
+            continue
+        yield doc
+
+
+def _batches(passages: Iterator[Passage], size: int, counts: _Counts) -> Iterator[tuple[list[Passage], int]]:
+    """Batches of about ``size`` passages that hold whole documents, with the documents pulled so far."""
+    batch: list[Passage] = []
+    for p in passages:
+        if len(batch) >= size and p[1] != batch[-1][1]:
+            yield batch, counts.pulled
+            batch = []
+        batch.append(p)
+    if batch:
+        yield batch, counts.pulled
+
+
+_END = object()
+
+
+def _in_thread(items: Iterator, depth: int = 4) -> Iterator:
+    """Run a generator on a producer thread; exceptions re-raise in the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put((_END, exc))
+
+    thread = threading.Thread(target=produce, name="lucerag-ingest-producer", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, dense: bool = True,
+                mode: str = "create", batch_size: int = 256, max_tokens: int | None = None,
+                overlap: int = 32, max_words: int = DEFAULT_MAX_WORDS,
+                overlap_words: int = DEFAULT_OVERLAP_WORDS, total: int | None = None,
+                progress: bool = True, stats=None, delete_missing: bool = False,
+                on_error: str = "fail", on_reject: Callable | None = None,
+                index_threads: int | None = None, producer_thread: bool | None = None,
+                ram_buffer_mb: float = 512, encode_batch_size: int = PASSAGE_BATCH,
+                source: str | None = None, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
+                vector_format: str | None = None) -> IngestReport:
+    """Chunk, encode and index ``documents`` (objects with id, title, text, metadata).
+
+    ``encoder`` defaults to the default ONNX model (int8); ``dense=False`` builds a BM25-only index.
+    ``vector_format``: "float" (default), "int8" or "bbq" HNSW vectors (IndexWriter); appends keep
+    the index's own.
+    ``mode="append"`` upserts by document id into an existing index built with the same encoder;
+    ``delete_missing`` then also deletes the documents of the index that ``documents`` lacks.
+    ``stats`` is the connector's ReadStats (taken from ``documents.stats`` when it has one), so
+    that ``read`` counts rejected records too.  ``on_error``/``on_reject`` treat records the
+    pipeline itself refuses (ids longer than Lucene allows) like the connector's rejections.
+    """
+    from tqdm import tqdm
+
+    if mode not in ("create", "append"):
+        raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
+    if dense and encoder is None:
+        from lucerag.models import load_encoder
+        from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
+
+        encoder = load_encoder(None, precision=DEFAULT_PASSAGE_PRECISION)
+    if not dense:
+        encoder = None
+    stats = stats if stats is not None else getattr(documents, "stats", None)
+    source = source or str(getattr(documents, "source", "documents"))
+    index_dir = Path(index_dir)
+
+    if encoder is not None:
+        chunk, chunking = _token_chunker(encoder, max_tokens, overlap)
+    else:
+        chunk, chunking = _word_chunker(max_words, overlap_words)
+    threads = 1 if index_threads is None else index_threads
+    settings = {**chunking, "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb}
+    if mode == "append":
+        manifest = _append_manifest(index_dir, encoder, settings)
+    else:
+        manifest = IndexManifest.for_encoder(encoder, **settings)
+
+    report = IngestReport()
+    counts = _Counts()
+    start = time.perf_counter()
+    bar = tqdm(total=total, unit="doc", disable=not progress, dynamic_ncols=True, desc="ingest")
+    docs = _checked(documents, counts, on_error, on_reject, source)
+    batches = _batches(chunk(docs), batch_size, counts)
+    if producer_thread if producer_thread is not None else encoder is not None:
+        batches = _in_thread(batches)
+    track = delete_missing and mode == "append"
+    with IndexWriter(index_dir, mode=mode, manifest=manifest, dim=encoder.dim if encoder is not None else None,
+                     threads=threads, track_parents=track, ram_buffer_mb=ram_buffer_mb,
+                     hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format) as writer:
+        done = 0
+        while True:
+            t0 = time.perf_counter()
+            item = next(batches, None)
+            t1 = time.perf_counter()
+            report.wait_seconds += t1 - t0
+            if item is None:
+                break
+            batch, pulled = item
+            ids, parents, titles, texts, metas = map(list, zip(*batch))
+            vectors = None
+            if encoder is not None:
+                vectors = encoder.encode_passages(texts, batch_size=encode_batch_size)
+                report.encode_seconds += time.perf_counter() - t1
+            writer.add_batch(ids, texts, vectors, titles, metas, parents)
+            report.passages += len(batch)
+            bar.update(pulled - done)
+            done = pulled
+            elapsed = time.perf_counter() - start
+            bar.set_postfix_str(f"{report.passages / max(elapsed, 1e-9):.0f} passages/s", refresh=False)
+        report.indexed = counts.pulled - counts.skipped - counts.rejected
+        report.skipped = counts.skipped
+        report.rejected = counts.rejected + (getattr(stats, "rejected", 0) if stats is not None else 0)
+        report.read = getattr(stats, "read", counts.pulled) if stats is not None else counts.pulled
+        if track:
+            if report.rejected:
+                report.warnings.append(
+                    f"--delete-missing skipped: {report.rejected} record(s) were rejected, so a document "
+                    "missing from this read may only be unreadable; nothing was deleted")
+            else:
+                report.deleted = writer.delete_missing()
+        bar.update(counts.pulled - done)
+    bar.close()
+    report.index_passages = writer.manifest.passages
+    report.seconds = time.perf_counter() - start
+    if report.read != report.indexed + report.skipped + report.rejected:  # pragma: no cover - a bug
+        raise AssertionError(f"ingest counts do not reconcile: {report}")
+    return report
+
+
+def _append_manifest(index_dir: Path, encoder, settings: dict) -> IndexManifest:
+    """The manifest of the index to append to, after checking that this encoder matches it."""
+    from datetime import datetime, timezone
+
+    existing = IndexManifest.read(index_dir)
+    if existing is None:
+        if index_dir.is_dir() and any(p.name.startswith("segments_") for p in index_dir.iterdir()):
+            raise ValueError(f"cannot append to {index_dir}: it has no {IndexManifest.FILENAME}, so it was not "
+                             "built by lucerag (its encoder and layout are unknown); build a lucerag index instead")
+        raise FileNotFoundError(f"cannot append: no index at {index_dir} (drop --append to build one)")
+    if existing.format < FORMAT:
+        raise ValueError(f"cannot append to {index_dir}: it was built by an older lucerag (index format "
+                         f"{existing.format}) whose passages lack parent ids; rebuild it without --append")
+    existing.check_encoder(encoder, index_dir, action="append to")
+    if encoder is not None:
+        existing.note_passage_precision(encoder.manifest.precision)
+    existing.updated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    existing.updates += 1
+    old = {k: existing.settings.get(k) for k in settings if k.startswith(("chunker", "max_", "overlap"))}
+    new = {k: settings[k] for k in old}
+    existing.settings = {**existing.settings, "last_append": settings}
+    if old != new and any(v is not None for v in old.values()):
+        existing.settings["mixed_chunking"] = True  # documents re-ingested now are chunked differently
+    return existing
+
+
+def estimate_total(path: str | Path, fmt: str | None = None) -> int | None:
+    """Number of records in a plain JSONL/TSV file (or BEIR folder) for the progress bar's ETA;
+    None when it cannot be known cheaply (compressed files, CSV, folders, databases)."""
+    from lucerag.connectors import guess_format
+
+    path = Path(path)
+    try:
+        fmt = fmt or guess_format(str(path))
+    except ValueError:
+        return None
+    if fmt == "beir":
+        path = path / "corpus.jsonl"
+    elif fmt not in ("jsonl", "tsv"):
+        return None
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":
+                return None
+            f.seek(0)
+            lines, last = 0, b"\n"
+            while chunk := f.read(1 << 22):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+            return lines + (last != b"\n")
+    except OSError:
+        return None
+
+
+def view_ids(index_dir: str | Path) -> tuple[set[str], set[str]]:
+    """The passage ids of an index's two views: (BM25 view: passages with indexed ``contents``,
+    vector view: passages with a ``vector``), live documents only.  After any ingest both are equal
+    for a dense index; the vector view is empty for a BM25-only one."""
+    import numpy as np
+
+    from lucerag.index.reader import LuceneIndex
+    from lucerag.lucene.classes import CONTENTS, VECTOR, java
+
+    index = LuceneIndex(index_dir)
+    try:
+        views = []
+        for field, vectors in ((CONTENTS, False), (VECTOR, True)):
+            docs = np.frombuffer(java.Bridge.viewDocs(index.reader, field, vectors).tostring(), "<i4").tolist()
+            views.append(set(index.ids(docs)))
+        return views[0], views[1]
+    finally:
+        index.close()

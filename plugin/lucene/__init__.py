@@ -1,0 +1,1 @@
+"""The JVM and Lucene: start-up with the Anserini jar (``jvm``), Java class handles and field names (``classes``)."""

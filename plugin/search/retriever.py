@@ -1,0 +1,267 @@
+"""The query path: encode -> search (BM25, HNSW) -> fill in missing scores -> fuse -> passages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from lucerag.search.calibration import Calibrator
+from lucerag.config import Config
+from lucerag.search.fusion import Candidates, fuse
+from lucerag.index.reader import LuceneIndex
+from lucerag.passage import Passage
+from lucerag.search.searchers import BM25Searcher, DenseSearcher, Hits
+
+Method = Literal["bm25", "dense", "hybrid"]
+METHODS: tuple[str, ...] = ("bm25", "dense", "hybrid")
+
+
+class QueryError(ValueError):
+    """The query cannot be searched (e.g. it is empty)."""
+
+
+@dataclass
+class Ranking:
+    """A ranked list of ids for one query, with the candidates it was fused from."""
+
+    ids: list[str]
+    scores: np.ndarray
+    refs: list[tuple[LuceneIndex, int]]   # where each ranked passage is stored
+    candidates: Candidates | None = None
+    order: np.ndarray | None = None  # candidate index of each ranked id (hybrid only)
+
+
+class Retriever:
+    """Hybrid retrieval over a Lucene index; use as a context manager to close the readers."""
+
+    def __init__(self, config: Config, encoder=None):
+        from lucerag.lucene import jvm
+
+        jvm.start(config.jvm.heap)
+        self.config = config
+        idx = config.index
+        self._indexes: list[LuceneIndex] = []
+        self.bm25_index = self._open(idx.bm25) if idx.bm25 else None
+        if idx.dense and idx.dense == idx.bm25:
+            self.dense_index = self.bm25_index
+        else:
+            self.dense_index = self._open(idx.dense) if idx.dense else None
+        if self.dense_index is not None and idx.vector_field != self.dense_index.vector_field:
+            self.dense_index.vector_field = idx.vector_field
+        self.bm25 = BM25Searcher(self.bm25_index, config.bm25.k1, config.bm25.b) if self.bm25_index else None
+        self.dense = None
+        if self.dense_index is not None and self.dense_index.has_vectors():
+            self.dense = DenseSearcher(self.dense_index, config.dense.ef_search, config.dense.rescore)
+        self.shared_index = self.bm25_index is not None and self.bm25_index is self.dense_index
+        self._encoder = encoder
+        self._calibrator: Calibrator | None | bool = False  # False: not looked up yet
+
+    @classmethod
+    def from_config(cls, path: str | Path, encoder=None) -> "Retriever":
+        return cls(Config.load(path), encoder)
+
+    @classmethod
+    def from_index(cls, path: str | Path, encoder=None, **sections) -> "Retriever":
+        return cls(Config.for_index(path, **sections), encoder)
+
+    def _open(self, path: Path) -> LuceneIndex:
+        index = LuceneIndex(path, self.config.index.vector_field)
+        self._indexes.append(index)
+        return index
+
+    @property
+    def encoder(self):
+        """The query encoder, loaded on first dense query and checked against the index."""
+        if self._encoder is None:
+            from lucerag.models import load_encoder
+
+            model = self.config.encoder.model
+            self._encoder = load_encoder(None if model == "default" else model,
+                                         threads=self.config.encoder.threads,
+                                         precision=self.config.encoder.precision)
+        manifest = self.dense_index.manifest if self.dense_index else None
+        if manifest and manifest.dim and manifest.dim != self._encoder.dim:
+            raise ValueError(f"index {self.dense_index.path} holds {manifest.dim}-dimensional vectors "
+                             f"but the encoder makes {self._encoder.dim}-dimensional ones")
+        if manifest is not None and not getattr(self, "_encoder_checked", False):
+            manifest.check_encoder(self._encoder, self.dense_index.path)  # name, weights hash, prefixes
+            self._encoder_checked = True
+        return self._encoder
+
+    @property
+    def calibrator(self) -> Calibrator | None:
+        """The relevance filter's calibrator (None when none fits this index and encoder)."""
+        if self._calibrator is False:
+            self._calibrator = self._find_calibrator()
+        return self._calibrator
+
+    def _find_calibrator(self) -> Calibrator | None:
+        choice = self.config.filter.calibrator
+        if choice != "auto":
+            return Calibrator.load(choice)
+        for index in (self.bm25_index, self.dense_index):
+            if index is not None and (index.path / Calibrator.FILENAME).is_file():
+                return Calibrator.load(index.path)
+        default = Calibrator.default()
+        if self.dense is not None and default.encoder == self.encoder.manifest.name:
+            return default
+        return None
+
+    # -- the query path ---------------------------------------------------------------
+
+    def rank(self, query: str, method: Method = "hybrid", k: int | None = None) -> Ranking:
+        """Rank ids for ``query`` without fetching text (what evaluation needs)."""
+        query = _check_query(query)
+        k = k or self.config.search.k
+        if method == "bm25":
+            hits = self._require(self.bm25, "bm25").search(query, k)
+            return Ranking(hits.ids, hits.scores, [(self.bm25_index, d) for d in hits.docnums])
+        if method == "dense":
+            hits = self._require(self.dense, "dense").search(self.encoder.encode_query(query), k)
+            return Ranking(hits.ids, hits.scores, [(self.dense_index, d) for d in hits.docnums])
+        if method != "hybrid":
+            raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+        candidates, refs = self.candidates(query, max(k, self.config.fusion.depth))
+        f = self.config.fusion
+        fused = fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
+        order = np.argsort(-fused, kind="stable")[:k]
+        return Ranking([candidates.ids[i] for i in order], fused[order], [refs[i] for i in order],
+                       candidates, order)
+
+    def candidates(self, query: str, depth: int) -> tuple[Candidates, list[tuple[LuceneIndex, int]]]:
+        """Union of both views' top ``depth``, each candidate with both exact scores,
+        and where each candidate is stored."""
+        bm25, dense = self._require(self.bm25, "bm25"), self._require(self.dense, "dense")
+        vector = self.encoder.encode_query(query)
+        parsed = bm25.query(query)  # analysed once, used for the search and the exact-score fill-in
+        sparse_hits = bm25.search(query, depth, parsed)
+        dense_hits = dense.search(vector, depth)
+        candidates = self._merge(query, vector, sparse_hits, dense_hits, parsed)
+        refs = [(self.bm25_index, d) for d in sparse_hits.docnums]
+        seen = set(sparse_hits.ids)
+        refs += [(self.dense_index, d) for p, d in zip(dense_hits.ids, dense_hits.docnums) if p not in seen]
+        return candidates, refs
+
+    def _merge(self, query: str, vector: np.ndarray, sparse: Hits, dense: Hits, parsed=None) -> Candidates:
+        ids = list(dict.fromkeys(sparse.ids + dense.ids))
+        pos = {pid: i for i, pid in enumerate(ids)}
+        n = len(ids)
+        bm25_scores, dense_scores = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        bm25_rank, dense_rank = np.zeros(n, np.int32), np.zeros(n, np.int32)
+        sparse_idx = [pos[p] for p in sparse.ids]
+        dense_idx = [pos[p] for p in dense.ids]
+        bm25_scores[sparse_idx] = sparse.scores
+        bm25_rank[sparse_idx] = np.arange(1, len(sparse) + 1)
+        dense_scores[dense_idx] = dense.scores
+        dense_rank[dense_idx] = np.arange(1, len(dense) + 1)
+        seen_dense = set(dense.ids)
+        only_sparse = [i for i, p in enumerate(sparse.ids) if p not in seen_dense]
+        if only_sparse:
+            if self.shared_index:
+                where = {sparse.ids[i]: sparse.docnums[i] for i in only_sparse}
+            else:  # two indexes: find the BM25-only candidates in the dense index by id
+                where = self.dense_index.docnums([sparse.ids[i] for i in only_sparse])
+            if where:
+                dense_scores[[pos[p] for p in where]] = self.dense.score(vector, list(where.values()))
+        seen_sparse = set(sparse.ids)
+        only_dense = [i for i, p in enumerate(dense.ids) if p not in seen_sparse]
+        if only_dense:
+            if self.shared_index:
+                where = {dense.ids[i]: dense.docnums[i] for i in only_dense}
+            else:
+                where = self.bm25_index.docnums([dense.ids[i] for i in only_dense])
+            by_docnum = self.bm25.score(query, list(where.values()), parsed)
+            for pid, d in where.items():
+                bm25_scores[pos[pid]] = by_docnum.get(d, 0.0)
+        return Candidates(ids, bm25_scores, dense_scores, bm25_rank, dense_rank)
+
+    def filtered(self, query: str, k: int | None = None) -> tuple[Ranking, np.ndarray]:
+        """Hybrid ranking cut by the relevance filter, and each kept passage's P(relevant).
+
+        An empty ranking means no candidate reached the threshold: nothing is relevant enough.
+        """
+        cal = self.calibrator
+        if cal is None:
+            raise ValueError("no relevance calibrator fits this index and encoder: fit one with "
+                             "`lucerag calibrate`, or search with filter=False")
+        query = _check_query(query)
+        k = k or self.config.search.k
+        f = self.config.fusion
+        candidates, refs = self.candidates(query, max(k, f.depth))
+        fused = fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
+        order = np.argsort(-fused, kind="stable")[:f.depth]
+        probs = cal.predict(candidates, fused, query)[order]
+        threshold = self.config.filter.threshold if self.config.filter.threshold is not None else cal.threshold
+        keep = probs >= threshold
+        order, probs = order[keep][:k], probs[keep][:k]
+        ranking = Ranking([candidates.ids[i] for i in order], fused[order], [refs[i] for i in order],
+                          candidates, order)
+        return ranking, probs
+
+    def search(self, query: str, k: int | None = None, method: Method = "hybrid",
+               filter: bool | None = None) -> list[Passage]:
+        """The top ``k`` passages for ``query``, with text and per-view evidence.
+
+        ``filter`` (hybrid only; default ``filter.enabled`` when a calibrator fits the index)
+        keeps only passages whose calibrated probability of relevance reaches the threshold,
+        so the list may be empty.
+        """
+        probs = None
+        if filter is None:
+            filter = self.config.filter.enabled and method == "hybrid" and self.calibrator is not None
+        if filter:
+            if method != "hybrid":
+                raise ValueError(f"the relevance filter needs method 'hybrid', not {method!r}")
+            ranking, probs = self.filtered(query, k)
+        else:
+            ranking = self.rank(query, method, k)
+        passages = []
+        for r, (pid, score, (index, docnum)) in enumerate(zip(ranking.ids, ranking.scores.tolist(),
+                                                                ranking.refs), 1):
+            record = index.record(docnum)
+            p = Passage(id=pid, text=record.get("contents", ""), title=record.get("title") or "", rank=r,
+                        score=score, metadata=record.get("metadata") or {})
+            if method == "bm25":
+                p.bm25_score, p.bm25_rank = score, r
+            elif method == "dense":
+                p.dense_score, p.dense_rank = score, r
+            else:
+                c, i = ranking.candidates, ranking.order[r - 1]
+                p.bm25_score, p.dense_score = float(c.bm25[i]), float(c.dense[i])
+                p.bm25_rank = int(c.bm25_rank[i]) or None
+                p.dense_rank = int(c.dense_rank[i]) or None
+            if probs is not None:
+                p.p_relevant = float(probs[r - 1])
+            passages.append(p)
+        return passages
+
+    def _require(self, searcher, name: str):
+        if searcher is not None:
+            return searcher
+        if name == "dense" and self.dense_index is not None:
+            raise ValueError(f"index {self.dense_index.path} has no dense vectors in field "
+                             f"'{self.dense_index.vector_field}' (built with --bm25-only?): use method 'bm25'")
+        raise ValueError(f"the configuration has no {name} index (set index.path or index.{name}_path)")
+
+    def close(self) -> None:
+        for index in self._indexes:
+            index.close()
+        self._indexes.clear()
+
+    def __enter__(self) -> "Retriever":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_query(query: str) -> str:
+    if not isinstance(query, str):
+        raise QueryError(f"query must be a string, not {type(query).__name__}")
+    query = query.strip()
+    if not query:
+        raise QueryError("query is empty")
+    return query

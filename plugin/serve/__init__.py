@@ -1,0 +1,1 @@
+"""The HTTP service: the app, its schemas and its metrics."""
