@@ -5,15 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lucerag.connectors import (
-    ConnectorError,
-    guess_format,
-    read_beir_qrels,
-    read_beir_queries,
-    read_documents,
-    read_trec_qrels,
-    read_trec_topics,
-)
+from lucerag.connectors import ConnectorError, guess_format, read_documents
+from lucerag.eval.topics import read_beir_qrels, read_beir_queries, read_trec_qrels, read_trec_topics
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SLICE = SHARED / "msmarco-dl19-5k"
