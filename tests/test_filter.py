@@ -97,7 +97,7 @@ def test_ood_query_files_are_disjoint_and_large_enough():
 @needs_shared(DL19_SLICE)
 def test_filter_beats_baselines_on_the_dl19_slice(dl19_index):
     """The issue's targets, cross-validated over queries (the same code as `lucerag eval --filter`)."""
-    from lucerag.cli import _evaluate_filter
+    from lucerag.cli.eval import _evaluate_filter
     from lucerag.eval.topics import read_beir_qrels, read_beir_queries
     from lucerag.search.retriever import Retriever
 

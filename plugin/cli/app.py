@@ -1,0 +1,76 @@
+"""The typer application, its command groups, and the helpers every command shares."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lucerag.config import Config, ConfigError
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Hybrid BM25 + HNSW retrieval for RAG on Lucene/Anserini.")
+models_app = typer.Typer(no_args_is_help=True, help="Export and inspect ONNX encoders.")
+app.add_typer(models_app, name="models")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on this machine (JSON with --json).")
+app.add_typer(bench_app, name="bench")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _precision(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in ("fp32", "int8"):
+        _fail(f"--precision must be fp32 or int8, not {value!r}")
+    return value
+
+
+def _vector_format(value: Optional[str]) -> Optional[str]:
+    from lucerag.index.writer import VECTOR_FORMATS
+
+    if value is not None and value not in VECTOR_FORMATS:
+        _fail(f"--vector-format must be one of {', '.join(VECTOR_FORMATS)}, not {value!r}")
+    return value
+
+
+def _retriever(index: Optional[Path], config: Optional[Path]):
+    from lucerag.search.retriever import Retriever
+
+    if config is not None:
+        cfg = Config.load(config)
+    elif index is not None:
+        cfg = Config.for_index(index)
+    else:
+        _fail("give --index DIR or --config FILE")
+    return Retriever(cfg)
+
+
+def _rag(index: Optional[Path], config: Optional[Path], workers: Optional[int], **options):
+    from lucerag.rag.api import RAG
+
+    if workers:
+        options["workers"] = workers
+    if config is not None:
+        return RAG.from_config(config, **options)
+    if index is not None:
+        return RAG.from_index(index, **options)
+    _fail("give --index DIR or --config FILE")
+
+
+def main() -> None:
+    """Entry point that turns expected errors into one clear line (no stack traces)."""
+    from lucerag.index.reader import IndexNotFoundError  # IndexTooNewError is one
+    from lucerag.lucene.jvm import JavaNotFoundError  # AnseriniNotFoundError is one
+    from lucerag.search.retriever import QueryError
+
+    try:
+        app()
+    except (ConfigError, IndexNotFoundError, JavaNotFoundError, QueryError, FileNotFoundError,
+            ValueError, ImportError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

@@ -1,0 +1,233 @@
+"""``lucerag eval``, ``tune`` and ``calibrate``: runs and metrics, fusion tuning, fitting the relevance filter."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lucerag.cli.app import app, _fail, _retriever
+
+
+def _query_set(beir, topics, qrels, index_dir, config, dense: bool = True):
+    """Queries and judgments from a BEIR folder or TREC files (building a BEIR index if needed)."""
+    from lucerag.eval.topics import read_beir_qrels, read_beir_queries, read_trec_qrels, read_trec_topics
+
+    if beir is not None:
+        queries, judgments = read_beir_queries(beir), read_beir_qrels(beir)
+        if index_dir is None and config is None:
+            _fail("give --index DIR (built from the BEIR corpus when it does not exist)")
+        if index_dir is not None and not index_dir.exists():
+            _build_beir_index(beir, index_dir, dense=dense)
+    elif topics is not None and qrels is not None:
+        queries, judgments = read_trec_topics(topics), read_trec_qrels(qrels)
+    else:
+        _fail("give --beir FOLDER, or --topics FILE and --qrels FILE")
+    queries = {q: t for q, t in queries.items() if q in judgments}
+    if not queries:
+        _fail("no query has relevance judgments")
+    return queries, judgments
+
+
+@app.command(name="eval")
+def eval_(
+    beir: Optional[Path] = typer.Option(None, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels."),
+    topics: Optional[Path] = typer.Option(None, help="TREC topics file (qid<TAB>text)."),
+    qrels: Optional[Path] = typer.Option(None, help="TREC qrels file (qid 0 docid rel)."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="Index (built from --beir if missing)."),
+    config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration."),
+    methods: str = typer.Option("bm25,dense,hybrid",
+                                help="Comma-separated methods: bm25, dense, hybrid, hybrid-rrf (RRF, k=60)."),
+    depth: int = typer.Option(1000, min=10, help="Ranked list length per query (for R@100/R@1000)."),
+    rel: Optional[int] = typer.Option(None, help="Lowest grade counted relevant by binary metrics."),
+    run_dir: Optional[Path] = typer.Option(None, help="Write TREC run files here."),
+    filter_: bool = typer.Option(False, "--filter", help="Also evaluate the relevance filter (5-fold CV)."),
+    grade: int = typer.Option(1, help="--filter: lowest grade counted relevant."),
+    negatives: list[Path] = typer.Option([], help="--filter: unanswerable queries added to every training fold."),
+    ood: Optional[Path] = typer.Option(None, help="--filter: unanswerable queries; report how often nothing passes."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object with the metrics."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a markdown table (with significance marks)."),
+    significance: bool = typer.Option(False, "--significance",
+                                      help="Paired t-test and randomisation test of each method against "
+                                           "--reference (added to --json as 'significance')."),
+    reference: Optional[str] = typer.Option(None, help="Method the others are tested against (default: the first)."),
+    per_query_out: Optional[Path] = typer.Option(None, "--per-query",
+                                                 help="Write per-query scores here (JSON: method -> metric -> qid -> value)."),
+    filter_curve: Optional[Path] = typer.Option(None, "--filter-curve",
+                                                help="--filter: write the cross-validated precision/recall/F1 "
+                                                     "per threshold here (JSON; a .png path plots it)."),
+):
+    """Evaluate methods on a BEIR folder or TREC topics + qrels."""
+    from lucerag.eval.runs import compare_methods, markdown_table, mean_scores, per_query_scores, require_eval_extra, \
+        run_queries, write_trec_run
+    from lucerag.search.retriever import METHODS
+
+    require_eval_extra()  # before any index is built
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    for m in chosen:
+        if m not in METHODS + ("hybrid-rrf",):
+            _fail(f"unknown method {m!r} in --methods: use {', '.join(METHODS + ('hybrid-rrf',))}")
+    reference = reference or (chosen[0] if chosen else None)
+    if (significance or markdown) and reference not in chosen:
+        _fail(f"--reference {reference!r} is not one of --methods")
+    queries, judgments = _query_set(beir, topics, qrels, index_dir, config,
+                                    dense=filter_ or any(m != "bm25" for m in chosen))
+    results, by_query = {}, {}
+    with _retriever(index_dir, config) as retriever:
+        for method in chosen:
+            def rank(text: str, method=method):
+                if method == "hybrid-rrf":
+                    fusion = retriever.config.fusion
+                    retriever.config.fusion = fusion.model_copy(update={"method": "rrf"})
+                    try:
+                        r = retriever.rank(text, "hybrid", depth)
+                    finally:
+                        retriever.config.fusion = fusion
+                else:
+                    r = retriever.rank(text, method, depth)
+                return r.ids, r.scores
+
+            run, latencies = run_queries(rank, queries, progress=not json_out)
+            by_query[method] = per_query_scores(run, judgments, rel=rel)
+            results[method] = mean_scores(by_query[method])
+            if run_dir is not None:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_trec_run(run, run_dir / f"run.{method}.txt", f"lucerag-{method}")
+            if not json_out and not markdown:
+                cells = "  ".join(f"{k} {v:.4f}" for k, v in results[method].items())
+                typer.echo(f"{method:<8} {cells}  ({len(queries)} queries)")
+        if filter_:
+            results["filter"] = _evaluate_filter(retriever, queries, judgments, grade, negatives, ood,
+                                                 curve=filter_curve)
+            if not json_out and not markdown:
+                typer.echo(f"filter   {json.dumps(results['filter'])}")
+    tests = compare_methods(by_query, reference) if (significance or markdown) and len(chosen) > 1 else {}
+    if per_query_out is not None:
+        per_query_out.parent.mkdir(parents=True, exist_ok=True)
+        per_query_out.write_text(json.dumps(by_query, indent=1))
+    if markdown:
+        typer.echo(markdown_table({m: results[m] for m in chosen}, tests, reference, queries=len(queries)))
+        if filter_:
+            typer.echo(_filter_markdown(results["filter"]))
+    if json_out:
+        if significance:
+            results["significance"] = {"reference": reference, "tests": tests}
+        print(json.dumps(results))
+
+
+def _filter_markdown(report: dict) -> str:
+    rows = [("calibrated filter", report)] + [(f"baseline: {n}", r) for n, r in report["baselines"].items()]
+    lines = ["| cut-off | precision | recall | F1 |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} |" for name, r in rows]
+    extra = [f"ECE {report['ece']:.4f}"]
+    if "ood_empty_rate" in report:
+        extra += [f"unanswerable queries answered with nothing {report['ood_empty_rate']:.2%}",
+                  f"judged queries with a non-empty answer {report['in_domain_nonempty_rate']:.2%}"]
+    return "\n".join(lines) + "\n\n" + "; ".join(extra) + f" ({report['queries']} queries, {report['folds']}-fold CV).\n"
+
+
+def _evaluate_filter(retriever, queries, judgments, grade, negatives, ood, curve: Optional[Path] = None) -> dict:
+    from lucerag.eval.filter import collect, cross_validate, empty_rate, fit_calibrator, read_query_lines
+
+    labelled = collect(retriever, queries, judgments, grade=grade, depth=retriever.config.fusion.depth)
+    extra = [q for path in negatives for q in collect(retriever, read_query_lines(path), {})]
+    report = cross_validate(labelled, extra)
+    if ood is not None:
+        # Fitted on all judged queries (+ negatives); the unanswerable set is never trained on.
+        cal = fit_calibrator(labelled + extra)
+        report["ood_empty_rate"] = round(empty_rate(cal, collect(retriever, read_query_lines(ood), {})), 4)
+        report["in_domain_nonempty_rate"] = round(1 - empty_rate(cal, labelled), 4)
+    report["grade"] = grade
+    if curve is not None:
+        from lucerag.eval.runs import filter_threshold_curve
+
+        data = filter_threshold_curve(labelled, extra)
+        curve.parent.mkdir(parents=True, exist_ok=True)
+        if curve.suffix.lower() == ".png":
+            from lucerag.bench.scale import plot_filter_curve
+
+            plot_filter_curve(data, curve)
+            curve.with_suffix(".json").write_text(json.dumps(data, indent=1))
+        else:
+            curve.write_text(json.dumps(data, indent=1))
+    return report
+
+
+@app.command()
+def tune(
+    beir: Optional[Path] = typer.Option(None, help="BEIR folder: queries.jsonl and qrels."),
+    topics: Optional[Path] = typer.Option(None, help="TREC topics file."),
+    qrels: Optional[Path] = typer.Option(None, help="TREC qrels file."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="The index to tune on."),
+    config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration (updated with --write)."),
+    metric: str = typer.Option("nDCG@10", help="Metric to maximise."),
+    folds: int = typer.Option(5, min=2),
+    write: Optional[Path] = typer.Option(None, help="Write the configuration with the chosen fusion here."),
+    json_out: bool = typer.Option(False, "--json"),
+):
+    """Choose fusion method and weight by cross-validation over queries."""
+    from lucerag.eval.tune import tune as run_tune
+
+    queries, judgments = _query_set(beir, topics, qrels, index_dir, config)
+    with _retriever(index_dir, config) as retriever:
+        report = run_tune(retriever, queries, judgments, metric, folds)
+        cfg = retriever.config
+    if write is not None:
+        fusion = cfg.fusion.model_copy(update=report["best"])
+        updated = cfg.model_copy(update={"fusion": fusion})
+        write.write_text(updated.to_toml())
+        report["written"] = str(write)
+    if json_out:
+        print(json.dumps(report))
+        return
+    typer.echo(f"{report['queries']} queries, {metric}: cross-validated {report['cv']:.4f} "
+               f"(current setting {report['current_score']:.4f}; dense scores only "
+               f"{report['dense_scores_only']:.4f}, BM25 scores only {report['bm25_scores_only']:.4f})")
+    typer.echo(f"best setting on all queries: {report['best']} ({report['best_in_sample']:.4f})")
+    if write is not None:
+        typer.echo(f"configuration written to {write}")
+
+
+@app.command()
+def calibrate(
+    beir: Optional[Path] = typer.Option(None, help="BEIR folder: queries.jsonl and qrels."),
+    topics: Optional[Path] = typer.Option(None, help="TREC topics file."),
+    qrels: Optional[Path] = typer.Option(None, help="TREC qrels file."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="The index to calibrate."),
+    config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration."),
+    grade: int = typer.Option(1, help="Lowest grade counted relevant."),
+    negatives: list[Path] = typer.Option([], help="Files of unanswerable queries (one per line) used as negatives."),
+    target_precision: Optional[float] = typer.Option(None, min=0.0, max=1.0,
+                                                     help="Choose the threshold for this precision instead of best F1."),
+    out: Optional[Path] = typer.Option(None, help="Where to write it (default: <index>/lucerag-calibrator.json)."),
+):
+    """Fit the relevance filter on judged queries and store it next to the index."""
+    from lucerag.search.calibration import Calibrator
+    from lucerag.eval.filter import collect, fit_calibrator, read_query_lines
+
+    queries, judgments = _query_set(beir, topics, qrels, index_dir, config)
+    with _retriever(index_dir, config) as retriever:
+        f = retriever.config.fusion
+        labelled = collect(retriever, queries, judgments, grade=grade, depth=f.depth)
+        extra = [q for path in negatives for q in collect(retriever, read_query_lines(path), {})]
+        cal = fit_calibrator(labelled + extra, target_precision, relevant_grade=grade,
+                             encoder=retriever.encoder.manifest.name, fusion=f.model_dump(),
+                             trained_on=str(beir or topics))
+        target = out or (retriever.dense_index or retriever.bm25_index).path / Calibrator.FILENAME
+    path = cal.save(target)
+    typer.echo(f"calibrator fitted on {cal.queries} queries ({cal.candidates} candidates), "
+               f"threshold {cal.threshold} ({cal.objective}); written to {path}")
+
+
+def _build_beir_index(folder: Path, index_dir: Path, dense: bool) -> None:
+    from lucerag.connectors import read_documents
+    from lucerag.ingest.pipeline import build_index
+
+    typer.echo(f"building {index_dir} from {folder / 'corpus.jsonl'}", err=True)
+    stream = read_documents(folder / "corpus.jsonl", "jsonl")
+    report = build_index(stream, index_dir, dense=dense, progress=sys.stderr.isatty(), stats=stream.stats)
+    typer.echo(f"indexed {report.passages} passages in {report.seconds:.1f}s", err=True)

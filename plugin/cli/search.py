@@ -1,0 +1,46 @@
+"""``lucerag search``: one query against an index, from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lucerag.cli.app import app, _retriever
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="The question or keywords."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="A lucerag index directory."),
+    config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration."),
+    k: int = typer.Option(10, min=1, max=1000),
+    method: str = typer.Option("hybrid", help="bm25, dense or hybrid."),
+    filter_: Optional[bool] = typer.Option(None, "--filter/--no-filter",
+                                           help="Drop passages the calibrated filter finds irrelevant "
+                                                "(default: on for hybrid when a calibrator fits)."),
+    json_out: bool = typer.Option(False, "--json", help="Print passages as JSON lines."),
+):
+    """Search an index and print ranked passages with their scores."""
+    with _retriever(index_dir, config) as retriever:
+        passages = retriever.search(query, k=k, method=method, filter=filter_)
+        filtered = filter_ is not False and method == "hybrid" and retriever.calibrator is not None
+    if json_out:
+        for p in passages:
+            print(p.model_dump_json())
+        return
+    if not passages:
+        typer.echo("no relevant passages: the relevance filter dropped every candidate"
+                   if filtered else "no passages found")
+    for p in passages:
+        views = []
+        if p.bm25_score is not None:
+            views.append(f"bm25 {p.bm25_score:.2f}" + (f" #{p.bm25_rank}" if p.bm25_rank else ""))
+        if p.dense_score is not None:
+            views.append(f"dense {p.dense_score:.3f}" + (f" #{p.dense_rank}" if p.dense_rank else ""))
+        if p.p_relevant is not None:
+            views.append(f"P(relevant) {p.p_relevant:.2f}")
+        typer.secho(f"{p.rank:>3}. {p.id}  score {p.score:.4f}  ({', '.join(views)})", bold=True)
+        text = " ".join(p.text.split())
+        typer.echo(f"     {text[:300]}{'...' if len(text) > 300 else ''}")

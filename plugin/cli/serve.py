@@ -1,0 +1,53 @@
+"""``lucerag serve`` (HTTP) and ``lucerag mcp`` (Model Context Protocol server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lucerag.cli.app import app, _fail, _rag
+
+
+@app.command()
+def serve(
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="A lucerag index directory."),
+    config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0: all; then set an API key)."),
+    port: int = typer.Option(8000, min=0, max=65535),
+    workers: Optional[int] = typer.Option(None, min=1, max=64, help="Search threads (default 4)."),
+    max_queue: int = typer.Option(256, min=0, help="Searches allowed to wait for a thread; beyond: 503."),
+    max_k: int = typer.Option(100, min=1, max=1000, help="Largest k a request may ask for."),
+    max_body: int = typer.Option(16384, min=256, help="Largest request body (bytes); beyond: 413."),
+    api_key_env: str = typer.Option("LUCERAG_API_KEY", help="Environment variable holding the API key "
+                                    "(requests must send it when it is set)."),
+    log_level: str = typer.Option("warning"),
+):
+    """Serve /v1/retrieve, /v1/context, /healthz, /metrics and /docs over HTTP (FastAPI + uvicorn)."""
+    import os
+
+    from lucerag.serve.http import ServerSettings, serve as run_server
+
+    key = os.environ.get(api_key_env) or None
+    settings = ServerSettings(api_key=key, max_k=max_k, max_body_bytes=max_body)
+    rag = _rag(index_dir, config, workers, max_queue=max_queue)
+    typer.echo(f"lucerag serving {rag.info()['index']} on http://{host}:{port} "
+               f"({rag.workers} search threads, API key {'required' if key else 'off'})", err=True)
+    run_server(rag, settings, host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def mcp(
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="A lucerag index directory."),
+    config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration."),
+    transport: str = typer.Option("stdio", help="stdio (for desktop agents) or http."),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8001, min=1, max=65535),
+):
+    """Serve search as MCP tools (search, context) for LLM agents."""
+    from lucerag.adapters.mcp import run_mcp
+
+    if transport not in ("stdio", "http"):
+        _fail("--transport must be stdio or http")
+    run_mcp(_rag(index_dir, config, None), transport=transport, host=host, port=port)
