@@ -7,6 +7,14 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
+from lucerag.errors import ConnectorError
+
+# The keys a JSON record's id and text are read from, first match wins: BEIR's "_id"/"text", then
+# Anserini's JsonCollection "id"/"contents" and its vector collections' "docid". The one list for
+# documents (connectors.jsonl) and vectors (lucerag.ingest.vectors).
+ID_KEYS = ("_id", "id", "docid")
+TEXT_KEYS = ("text", "contents")
+
 
 class Document(BaseModel):
     """One unit of text to index; ``id`` is unique within a source."""
@@ -27,15 +35,6 @@ class Rejected(BaseModel):
 
     def error(self) -> ConnectorError:
         return ConnectorError(self.source, self.location, self.reason)
-
-
-class ConnectorError(ValueError):
-    """Bad input; the message names the file (or database) and the line, row or path."""
-
-    def __init__(self, source: str, location: str, reason: str) -> None:
-        self.source, self.location, self.reason = source, location, reason
-        where = f"{source}: {location}" if location else source
-        super().__init__(f"{where}: {reason}")
 
 
 class Record(NamedTuple):

@@ -6,9 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-
-class ExtractionError(Exception):
-    """The file's content cannot be turned into text (the message says why)."""
+from lucerag.errors import ExtractionError
 
 
 class Extracted(NamedTuple):

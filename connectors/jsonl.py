@@ -7,11 +7,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from .document import Record, Rejected, make_record
+from .document import ID_KEYS, TEXT_KEYS, Record, Rejected, make_record
 from .files import PathLike, decode_line, open_binary, utf8_error
-
-ID_KEYS = ("_id", "id", "docid")
-TEXT_KEYS = ("text", "contents")
 
 
 def _pick(obj: dict[str, Any], chosen: str | None, keys: tuple[str, ...]) -> str | None:

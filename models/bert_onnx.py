@@ -25,13 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lucerag.errors import UnsupportedModel
+
 # What the builder understands; anything else goes through the PyTorch exporter (lucerag[export]).
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 _ST_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I64": "<i8", "I32": "<i4", "BF16": "<u2"}
-
-
-class UnsupportedModel(ValueError):
-    """The source folder is not a plain BERT encoder in safetensors format (use the PyTorch exporter)."""
 
 
 def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:

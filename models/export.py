@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+from lucerag.errors import ExportDependencyError
+
 from .bert_onnx import UnsupportedModel, build_bert_onnx, unsupported_reason
 from .encoder import runtime_tokenizer
 from .manifest import EXPORT_RECIPE, MODEL_FILE, TOKENIZER_FILE, ModelManifest
@@ -34,10 +36,6 @@ from .paths import DEFAULT_MODEL_NAME, cache_dir
 EXPORT_HINT = "run `pip install 'lucerag[export]'` (torch, transformers, onnx) or `lucerag models export`"
 DEFAULT_OPSET = 17
 Backend = Literal["auto", "numpy", "torch"]
-
-
-class ExportDependencyError(ImportError):
-    """torch/transformers/onnx are needed to export a model and are not installed."""
 
 
 def default_source_dir() -> Path:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lucerag.errors import ConfigError
 from lucerag.models.manifest import DEFAULT_QUERY_PRECISION
 
 
@@ -73,12 +74,27 @@ class FusionConfig(_Section):
     depth: int = Field(100, ge=1, le=10_000)  # candidates taken from each view
 
 
+# The one hard bound on k, the passages one query may ask for: neither search.k nor limits.max_k may
+# exceed it. Every surface (Python API, CLI, HTTP and its OpenAPI schema, MCP) reads limits.max_k.
+MAX_K = 1000
+
+
 class SearchConfig(_Section):
-    k: int = Field(10, ge=1, le=1000)
+    k: int = Field(10, ge=1, le=MAX_K)
+
+
+class LimitsConfig(_Section):
+    """Bounds on one query request, the same on every surface (lucerag.search.request checks them)."""
+
+    max_k: int = Field(MAX_K, ge=1, le=MAX_K)                       # passages per query
+    max_query_chars: int = Field(4096, ge=1, le=1_000_000)          # query text, in characters
+    max_context_tokens: int = Field(16_000, ge=64, le=1_000_000)    # context budget (max_tokens)
+    max_body_bytes: int = Field(16_384, ge=256, le=10_000_000)      # HTTP request body, in bytes
 
 
 class FilterConfig(_Section):
-    """The relevance filter applied by ``Retriever.search`` (hybrid only)."""
+    """The relevance filter: whether hybrid searches apply it when the caller does not say
+    (``enabled``; decided in one place, ``Retriever.filter_applies``) and with which calibrator."""
 
     enabled: bool = True
     calibrator: str = "auto"   # "auto": <index>/lucerag-calibrator.json, else the shipped default
@@ -98,11 +114,18 @@ class Config(_Section):
     dense: DenseConfig = DenseConfig()
     fusion: FusionConfig = FusionConfig()
     search: SearchConfig = SearchConfig()
+    limits: LimitsConfig = LimitsConfig()
     filter: FilterConfig = FilterConfig()
     jvm: JvmConfig = JvmConfig()
     # Sections of the RAG layer, validated by lucerag.rag.api.load_config (LLMConfig, ContextBuilder).
     llm: dict = Field(default_factory=dict)
     context: dict = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _k_within_limits(self) -> "Config":
+        if self.search.k > self.limits.max_k:
+            raise ValueError(f"search.k ({self.search.k}) is above limits.max_k ({self.limits.max_k})")
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
@@ -150,10 +173,6 @@ class Config(_Section):
                 lines.append(f"{key} = {_toml_value(value)}")
             lines.append("")
         return "\n".join(lines)
-
-
-class ConfigError(ValueError):
-    """The configuration file is missing, not TOML, or fails validation."""
 
 
 def format_errors(exc: ValidationError, prefix: str = "") -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ DATA = Path(__file__).parent / "data"
 MINI_BEIR = DATA / "mini_beir"
 SHARED = ROOT.parent / "shared" / "data"
 DL19_SLICE = SHARED / "msmarco-dl19-5k"
+if SHARED.is_dir():  # the benchmarks read evaluation data from a given path only (lucerag.bench.data)
+    os.environ.setdefault("LUCERAG_DATA", str(SHARED))
 
 
 def needs_shared(path: Path = DL19_SLICE):

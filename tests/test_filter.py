@@ -82,9 +82,15 @@ def test_answerable_query_keeps_the_answer_with_its_probability(retriever):
     assert len(passages) < 5  # the unrelated passages are dropped
 
 
-def test_filter_needs_hybrid(retriever):
-    with pytest.raises(ValueError, match="needs method 'hybrid'"):
-        retriever.search("tea", method="bm25", filter=True)
+def test_filter_applies_to_hybrid_only(retriever):
+    """One decision (Retriever.filter_applies): bm25 and dense lists are never filtered, whatever
+    ``filter`` says; hybrid follows ``filter``, or [filter] enabled when it is None."""
+    assert not retriever.filter_applies("bm25", True) and not retriever.filter_applies("dense", True)
+    assert [p.id for p in retriever.search("tea", method="bm25", filter=True)] == \
+        [p.id for p in retriever.search("tea", method="bm25", filter=False)]
+    assert retriever.filter_applies("hybrid", True) and not retriever.filter_applies("hybrid", False)
+    assert retriever.filter_applies("hybrid", None) == (retriever.config.filter.enabled
+                                                        and retriever.calibrator is not None)
 
 
 def test_ood_query_files_are_disjoint_and_large_enough():

@@ -61,7 +61,7 @@ BAD = [
     ({"query": ""}, 422, "query"),
     ({"query": "   \n"}, 422, "query is empty"),
     ({"query": "volcano", "k": 0}, 422, "k"),
-    ({"query": "volcano", "k": 51}, 422, "at most 50"),
+    ({"query": "volcano", "k": 51}, 422, "k must be between 1 and 50"),
     ({"query": "volcano", "k": 5000}, 422, "k"),
     ({"query": "volcano", "k": "ten"}, 422, "k"),
     ({"query": "volcano", "top_k": 3}, 422, "top_k: unknown field"),

@@ -17,11 +17,13 @@ import onnxruntime as ort
 
 from lucerag.models.cpu import cpu_model, int8_isa, isa_signature
 from lucerag.models.encoder import PASSAGE_BATCH, OnnxEncoder
+from lucerag.bench.data import DL19_SLICE, data_path, data_root
+from lucerag.errors import InputError
 from lucerag.models.manifest import ModelManifest
 from lucerag.models.probe import PROBE_TEXTS
 from lucerag.models.store import DEFAULT_PASSAGE_PRECISION, int8_variant
+from lucerag.resources import DEMO_CORPUS
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "msmarco-dl19-5k"
 
 
 def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
@@ -30,20 +32,22 @@ def _jsonl(path: Path, limit: int | None = None) -> list[dict]:
 
 
 def load_texts(data_dir: Path | None = None, n_passages: int = 1000) -> tuple[list[str], list[str], str]:
-    """(queries, passages, source): MS MARCO DL19-5K when present, else sentences of the repo's docs."""
-    data = Path(data_dir) if data_dir else DEFAULT_DATA
+    """(queries, passages, source): the BEIR folder ``data_dir`` (default ``$LUCERAG_DATA/msmarco-dl19-5k``)
+    when it holds queries.jsonl and corpus.jsonl, else sentences of the demo corpus shipped with lucerag."""
+    data = Path(data_dir) if data_dir else (data_root() or Path("/nonexistent")) / DL19_SLICE
     if (data / "queries.jsonl").is_file() and (data / "corpus.jsonl").is_file():
         queries = [r["text"] for r in _jsonl(data / "queries.jsonl")]
         passages = [r["text"] for r in _jsonl(data / "corpus.jsonl", n_passages)]
         return queries, passages, str(data.resolve())
-    root = Path(__file__).resolve().parents[2]
+    if data_dir:
+        raise InputError(f"{data}: needs queries.jsonl and corpus.jsonl (a BEIR folder)")
     sentences = [
-        s.strip() for p in sorted(root.glob("docs/*.md")) for s in p.read_text(encoding="utf-8").split(".") if len(s.strip()) > 3
+        s.strip() for p in sorted(DEMO_CORPUS.glob("*.md")) for s in p.read_text(encoding="utf-8").split(".")
+        if len(s.strip()) > 3
     ]
-    if not sentences:
-        raise FileNotFoundError(f"no benchmark texts: neither {data} nor docs/*.md")
     short = [s for s in sentences if len(s.split()) <= 16] or sentences
-    return short, [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)][:n_passages], "docs/*.md"
+    return (short, [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)][:n_passages],
+            "lucerag/data/demo/*.md")
 
 
 def _cycle(items: list[str], n: int) -> list[str]:
@@ -238,7 +242,7 @@ def run_encoder_bench(
     else:
         result.update(torch_p50_ms=None, cos_min_fp32=None, cos_min_int8=None)
     if ndcg:
-        data = Path(data_dir) if data_dir else DEFAULT_DATA
+        data = Path(data_dir) if data_dir else data_path(DL19_SLICE)
         if (data / "qrels.tsv").is_file():
             result.update(_dense_ndcg(fp32_p, int8_p, data, batch_size))
     if verbose:

@@ -36,12 +36,13 @@ def corpus_and_queries(size: int, work: Path, seed: int, n_queries: int, use_ran
                        dim: int = 384) -> tuple[str, list[str], list[str], np.ndarray, np.ndarray]:
     """(kind, ids, texts, vectors, query vectors) for one size."""
     if not use_random:
-        from lucerag.bench.scale import SLICE, build_corpus
+        from lucerag.bench.data import DL19_SLICE, data_path
+        from lucerag.bench.scale import build_corpus
         from lucerag.models import load_encoder
 
         encoder = load_encoder(None)
         ids, texts, vectors = build_corpus(size, work, seed=seed)
-        queries = [json.loads(line)["text"] for line in (SLICE / "queries.jsonl").read_text().splitlines()]
+        queries = [json.loads(line)["text"] for line in (data_path(DL19_SLICE) / "queries.jsonl").read_text().splitlines()]
         qvecs = np.stack([encoder.encode_query(q) for q in queries[:n_queries]])
         return "dl19-slice+synthetic", ids, texts, np.asarray(vectors, np.float32), qvecs
     rng = np.random.default_rng(seed)

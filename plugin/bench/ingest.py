@@ -29,7 +29,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-DEFAULT_INPUT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "msmarco-dl19-5k" / "corpus.jsonl"
+from lucerag.bench.data import DL19_SLICE, data_path
+
 
 
 def _documents(path: Path, fmt: str | None, limit: int | None):
@@ -56,9 +57,10 @@ def run_ingest_bench(input: Path | None = None, fmt: str | None = None, *, bm25_
                      batch_size: int = 256, progress: bool = False) -> dict[str, Any]:
     """Run the benchmark and return one JSON-able dict (see the module docstring)."""
     from lucerag.lucene import jvm
-    from lucerag.ingest.pipeline import _token_chunker, _word_chunker, build_index
+    from lucerag.ingest.chunking import token_chunker, word_chunker
+    from lucerag.ingest.pipeline import build_index
 
-    path = Path(input) if input is not None else DEFAULT_INPUT.resolve()
+    path = Path(input) if input is not None else data_path(f"{DL19_SLICE}/corpus.jsonl", option="--input")
     if not path.exists():
         raise FileNotFoundError(f"no benchmark input at {path} (pass --input)")
     result: dict[str, Any] = {
@@ -83,7 +85,7 @@ def run_ingest_bench(input: Path | None = None, fmt: str | None = None, *, bm25_
     t = time.perf_counter()
     docs = sum(1 for _ in _documents(path, fmt, limit))
     read_s = time.perf_counter() - t
-    chunk_words, words_settings = _word_chunker(192, 24)
+    chunk_words, words_settings = word_chunker(192, 24)
     t = time.perf_counter()
     word_passages = sum(1 for _ in chunk_words(_documents(path, fmt, limit)))
     words_s = time.perf_counter() - t
@@ -107,7 +109,7 @@ def run_ingest_bench(input: Path | None = None, fmt: str | None = None, *, bm25_
                           "seconds": [round(r.seconds, 3) for r in runs], "settings": words_settings}
 
         if encoder is not None:
-            chunk_tokens, token_settings = _token_chunker(encoder, None, 32)
+            chunk_tokens, token_settings = token_chunker(encoder, None, 32)
             t = time.perf_counter()
             texts = [p[3] for p in chunk_tokens(_documents(path, fmt, limit))]
             chunk_s = time.perf_counter() - t

@@ -29,6 +29,9 @@ from urllib.parse import urlparse
 import numpy as np
 from pydantic import BaseModel
 
+from lucerag.errors import InputError
+from lucerag.resources import DEMO_QUERIES
+
 MAX_CLIENTS = 1000
 MAX_DURATION = 600.0
 
@@ -198,11 +201,11 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-def read_queries(path: Path | None) -> list[str]:
-    """Query texts: a BEIR queries.jsonl / JSONL with "text", a TSV (id<TAB>text) or plain lines."""
-    if path is None:
-        default = Path(__file__).resolve().parents[2] / "tests" / "data" / "mini_beir" / "queries.jsonl"
-        path = default
+def read_queries(path: Path | None, limit: int | None = None) -> list[str]:
+    """Query texts: a BEIR queries.jsonl / JSONL with "text", TREC topics or a TSV (id<TAB>text), or
+    plain lines; the first ``limit``. ``path`` None: the questions shipped with the demo corpus.
+    Raises InputError when the file holds no query."""
+    path = Path(path) if path is not None else DEMO_QUERIES
     out = []
     for line in Path(path).read_text().splitlines():
         line = line.strip()
@@ -214,7 +217,9 @@ def read_queries(path: Path | None) -> list[str]:
             out.append(line.split("\t", 1)[1])
         else:
             out.append(line)
-    return out
+    if not out:
+        raise InputError(f"no queries in {path}")
+    return out[:limit] if limit else out
 
 
 def bench(server_args: list[str], queries: list[str], clients: int, duration: float, *, k: int = 10,

@@ -48,16 +48,6 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def read_queries(path: Path | None, limit: int | None = None) -> list[str]:
-    """Query texts: BEIR queries.jsonl / JSONL with "text", TREC topics (id<TAB>text) or lines."""
-    from lucerag.bench.load import read_queries as _read
-
-    queries = _read(path)
-    if not queries:
-        raise ValueError(f"no queries in {path}")
-    return queries[:limit] if limit else queries
-
-
 def all_vectors(index, chunk: int = 8192) -> np.ndarray:
     """Every stored vector of an index (doc number order), read in chunks, not cached."""
     from lucerag.lucene.classes import java

@@ -38,12 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lucerag.bench.data import DL19_SLICE, data_path
 from lucerag.bench.query import dir_size, load_avg
 from lucerag.index.writer import HNSW_BEAM, HNSW_M
 
-SLICE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "msmarco-dl19-5k"
-DEV_TOPICS = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "topics-and-qrels"
-              / "topics.msmarco-passage.dev-subset.txt")
 DEFAULT_SIZES = (5_000, 50_000, 200_000)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -108,7 +106,7 @@ def synthesise(ids: list[str], texts: list[str], vectors: np.ndarray, n: int, se
 def build_corpus(size: int, work: Path, seed: int = 7, noise: float = 0.5, slice_dir: Path | None = None,
                  encoder=None) -> tuple[list[str], list[str], np.ndarray]:
     """The reproducible ``size``-passage corpus (see the module docstring)."""
-    ids, texts = _slice(Path(slice_dir or SLICE))
+    ids, texts = _slice(Path(slice_dir) if slice_dir else data_path(DL19_SLICE))
     vectors = slice_vectors(texts, work, encoder)
     if size <= len(ids):
         return ids[:size], texts[:size], vectors[:size]
@@ -124,7 +122,7 @@ def synthetic_fidelity(work: Path, seed: int = 7, noise: float = 0.5, sample: in
     from lucerag.models import load_encoder
 
     encoder = encoder or load_encoder(None)
-    ids, texts = _slice(Path(slice_dir or SLICE))
+    ids, texts = _slice(Path(slice_dir) if slice_dir else data_path(DL19_SLICE))
     vectors = slice_vectors(texts, work, encoder)
     _, s_texts, s_vecs, _ = synthesise(ids, texts, vectors, sample, seed, noise)
     real = encoder.encode_passages(s_texts, batch_size=32)

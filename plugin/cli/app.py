@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from lucerag.config import Config, ConfigError
+from lucerag.config import Config
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -64,13 +64,10 @@ def _rag(index: Optional[Path], config: Optional[Path], workers: Optional[int], 
 
 def main() -> None:
     """Entry point that turns expected errors into one clear line (no stack traces)."""
-    from lucerag.index.reader import IndexNotFoundError  # IndexTooNewError is one
-    from lucerag.lucene.jvm import JavaNotFoundError  # AnseriniNotFoundError is one
-    from lucerag.search.retriever import QueryError
+    from lucerag.errors import LuceragError
 
     try:
         app()
-    except (ConfigError, IndexNotFoundError, JavaNotFoundError, QueryError, FileNotFoundError,
-            ValueError, ImportError) as exc:
+    except (LuceragError, FileNotFoundError, ValueError, ImportError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from lucerag.config import MAX_K
 from lucerag.index.writer import HNSW_BEAM, HNSW_M
 from lucerag.cli.app import bench_app, _fail, _precision
 
@@ -61,7 +62,8 @@ def bench_ops(ctx: typer.Context):
 
 @bench_app.command("ingest")
 def bench_ingest(
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Input (default: the MS MARCO DL19-5K slice corpus)."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Input (default: "
+                                         "$LUCERAG_DATA/msmarco-dl19-5k/corpus.jsonl)."),
     format: Optional[str] = typer.Option(None, help="Input format (guessed if absent)."),
     bm25_only: bool = typer.Option(False, "--bm25-only", help="Only the BM25-only ingest (no encoder)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use the first N documents."),
@@ -142,7 +144,7 @@ def bench_query_cmd(
     index_dir: Path = typer.Option(..., "--index", help="A lucerag index (BM25 + HNSW in one directory)."),
     queries: Path = typer.Option(..., help="Queries: BEIR queries.jsonl, TREC topics (id<TAB>text) or lines."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use the first N queries."),
-    k: int = typer.Option(10, min=1, max=1000, help="Passages returned per query."),
+    k: int = typer.Option(10, min=1, max=MAX_K, help="Passages returned per query."),
     n_latency: int = typer.Option(200, min=10, help="Timed queries per stage (cycling through the set)."),
     threads: int = typer.Option(2, min=1, max=64, help="Concurrent threads for the throughput run."),
     n_throughput: int = typer.Option(200, min=1, help="Queries in the throughput run."),
@@ -159,7 +161,8 @@ def bench_query_cmd(
 ):
     """Latency (p50/p95/p99, 1 thread), throughput (N threads), HNSW recall, ingest rate, index size and
     peak RSS of lucerag, side by side with the Python stack it replaces."""
-    from lucerag.bench.query import read_queries, run_query_bench
+    from lucerag.bench.load import read_queries
+    from lucerag.bench.query import run_query_bench
 
     qs = read_queries(queries, limit)
     lat_file = latencies or (plot.with_suffix(".json") if plot else None)
@@ -187,7 +190,7 @@ def bench_formats_cmd(
     seed: int = typer.Option(7, help="Seed of the synthetic passages and vectors."),
     queries: int = typer.Option(200, min=10, help="Number of query vectors."),
     random: bool = typer.Option(False, "--random", help="Seeded random unit vectors instead of the DL19 slice "
-                                                        "corpus (used anyway when the slice is absent)."),
+                                                        "corpus (used anyway when $LUCERAG_DATA lacks it)."),
     ef_search: Optional[int] = typer.Option(None, min=1, help="HNSW beam width (default: by index size)."),
     hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node when building (Lucene's M)."),
     hnsw_beam: int = typer.Option(HNSW_BEAM, min=1, max=3200, help="HNSW construction beam width."),
@@ -196,7 +199,7 @@ def bench_formats_cmd(
 ):
     """Vectors formats (float / int8 / BBQ + exact rescoring): recall vs exact search, latency, size."""
     from lucerag.bench.formats import run_formats_bench, table
-    from lucerag.bench.scale import SLICE
+    from lucerag.bench.data import DL19_SLICE, has_data
     from lucerag.index.writer import VECTOR_FORMATS
     from lucerag.models import cache_dir
 
@@ -206,7 +209,7 @@ def bench_formats_cmd(
         _fail("--sizes needs sizes of at least 200 passages")
     if not fmts or any(f not in VECTOR_FORMATS for f in fmts):
         _fail(f"--formats takes {', '.join(VECTOR_FORMATS)}")
-    use_random = random or not SLICE.exists()
+    use_random = random or not has_data(DL19_SLICE)
     r = run_formats_bench(chosen, work=work or cache_dir() / "bench" / "formats", formats=fmts, seed=seed,
                           n_queries=queries, use_random=use_random, ef_search=ef_search, hnsw_m=hnsw_m,
                           hnsw_beam=hnsw_beam, rebuild=rebuild,
@@ -220,7 +223,8 @@ def bench_formats_cmd(
 @bench_app.command("scale")
 def bench_scale_cmd(
     sizes: str = typer.Option("5000,50000,200000", help="Corpus sizes (comma-separated)."),
-    queries: Optional[Path] = typer.Option(None, help="Queries (default: the MS MARCO dev subset topics)."),
+    queries: Optional[Path] = typer.Option(None, help="Queries (default: the MS MARCO dev subset topics under "
+                                                      "$LUCERAG_DATA/topics-and-qrels)."),
     limit: int = typer.Option(200, min=1, help="Use the first N queries."),
     work: Optional[Path] = typer.Option(None, help="Where corpora and indexes are built and reused "
                                                    "(default <cache>/bench/scale)."),
@@ -241,14 +245,15 @@ def bench_scale_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """The scale curve: both stacks at 5K, 50K and 200K passages (MS MARCO slice + synthetic passages)."""
-    from lucerag.bench.query import read_queries
-    from lucerag.bench.scale import DEV_TOPICS, run_scale_bench
+    from lucerag.bench.data import DEV_TOPICS, data_path
+    from lucerag.bench.load import read_queries
+    from lucerag.bench.scale import run_scale_bench
     from lucerag.models import cache_dir
 
     chosen = sorted({int(s) for s in sizes.split(",") if s.strip()})
     if not chosen or min(chosen) < 100:
         _fail("--sizes needs sizes of at least 100 passages")
-    qpath = queries or DEV_TOPICS.resolve()
+    qpath = queries or data_path(DEV_TOPICS, option="--queries")
     r = run_scale_bench(chosen, work=work or cache_dir() / "bench" / "scale", queries=read_queries(qpath, limit),
                         seed=seed, noise=noise, threads=threads, n_latency=n_latency, n_throughput=n_throughput,
                         ingest_sample=ingest_sample, baseline=baseline, rebuild=rebuild, plot_dir=plot_dir,

@@ -14,15 +14,17 @@ from lucerag.cli.search import search
 
 @app.command()
 def demo(
-    corpus: Optional[Path] = typer.Option(None, help="Folder to ingest (default: lucerag's own docs/)."),
+    corpus: Optional[Path] = typer.Option(None, help="Folder to ingest (default: the small demo corpus "
+                                                     "shipped with lucerag, lucerag/data/demo)."),
     index_dir: Optional[Path] = typer.Option(None, "--index", help="Where to build the demo index."),
     question: str = typer.Option("How does lucerag fuse BM25 and dense scores?", "--question", "-q"),
     k: int = typer.Option(5, min=1, max=100),
 ):
     """Ingest the embedded default corpus and answer a sample question (no network needed)."""
+    from lucerag.resources import DEMO_CORPUS
     from lucerag.models import cache_dir
 
-    corpus = corpus or Path(__file__).resolve().parents[2] / "docs"
+    corpus = corpus or DEMO_CORPUS
     if not corpus.is_dir():
         _fail(f"no demo corpus at {corpus}: pass --corpus FOLDER")
     index_dir = index_dir or cache_dir() / "indexes" / "demo"

@@ -15,7 +15,7 @@ def search(
     query: str = typer.Argument(..., help="The question or keywords."),
     index_dir: Optional[Path] = typer.Option(None, "--index", help="A lucerag index directory."),
     config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration."),
-    k: int = typer.Option(10, min=1, max=1000),
+    k: Optional[int] = typer.Option(None, help="Passages wanted (default search.k; at most limits.max_k)."),
     method: str = typer.Option("hybrid", help="bm25, dense or hybrid."),
     filter_: Optional[bool] = typer.Option(None, "--filter/--no-filter",
                                            help="Drop passages the calibrated filter finds irrelevant "
@@ -25,7 +25,7 @@ def search(
     """Search an index and print ranked passages with their scores."""
     with _retriever(index_dir, config) as retriever:
         passages = retriever.search(query, k=k, method=method, filter=filter_)
-        filtered = filter_ is not False and method == "hybrid" and retriever.calibrator is not None
+        filtered = retriever.filter_applies(method, filter_)
     if json_out:
         for p in passages:
             print(p.model_dump_json())

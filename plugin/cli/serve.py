@@ -14,27 +14,32 @@ from lucerag.cli.app import app, _fail, _rag
 def serve(
     index_dir: Optional[Path] = typer.Option(None, "--index", help="A lucerag index directory."),
     config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration."),
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0: all; then set an API key)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0: all; needs an API key "
+                                               "or --insecure)."),
     port: int = typer.Option(8000, min=0, max=65535),
     workers: Optional[int] = typer.Option(None, min=1, max=64, help="Search threads (default 4)."),
     max_queue: int = typer.Option(256, min=0, help="Searches allowed to wait for a thread; beyond: 503."),
-    max_k: int = typer.Option(100, min=1, max=1000, help="Largest k a request may ask for."),
-    max_body: int = typer.Option(16384, min=256, help="Largest request body (bytes); beyond: 413."),
+    max_k: Optional[int] = typer.Option(None, min=1, help="Largest k a request may ask for (default: the "
+                                                          "configuration's limits.max_k; only lower)."),
+    max_body: Optional[int] = typer.Option(None, min=256, help="Largest request body in bytes, beyond: 413 "
+                                                               "(default: limits.max_body_bytes; only lower)."),
     api_key_env: str = typer.Option("LUCERAG_API_KEY", help="Environment variable holding the API key "
                                     "(requests must send it when it is set)."),
+    insecure: bool = typer.Option(False, "--insecure", help="Serve beyond loopback without an API key."),
     log_level: str = typer.Option("warning"),
 ):
     """Serve /v1/retrieve, /v1/context, /healthz, /metrics and /docs over HTTP (FastAPI + uvicorn)."""
     import os
 
-    from lucerag.serve.http import ServerSettings, serve as run_server
+    from lucerag.serve.http import ServerSettings, require_key_off_loopback, serve as run_server
 
     key = os.environ.get(api_key_env) or None
+    require_key_off_loopback(host, key, insecure)   # before the JVM and the index are opened
     settings = ServerSettings(api_key=key, max_k=max_k, max_body_bytes=max_body)
     rag = _rag(index_dir, config, workers, max_queue=max_queue)
     typer.echo(f"lucerag serving {rag.info()['index']} on http://{host}:{port} "
                f"({rag.workers} search threads, API key {'required' if key else 'off'})", err=True)
-    run_server(rag, settings, host=host, port=port, log_level=log_level)
+    run_server(rag, settings, host=host, port=port, log_level=log_level, insecure=insecure)
 
 
 @app.command()

@@ -14,11 +14,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lucerag.errors import EncoderMismatchError
+
 FORMAT = 2  # 2: passages carry an indexed parent_id (upserts replace all chunks of a document)
-
-
-class EncoderMismatchError(ValueError):
-    """The encoder differs from the one the index was built with."""
 
 
 def _now() -> str:

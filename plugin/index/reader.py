@@ -13,25 +13,12 @@ from typing import Iterable
 
 import numpy as np
 
+from lucerag.errors import IndexNotFoundError, IndexTooNewError
 from lucerag.index.manifest import IndexManifest
-from lucerag.lucene.jvm import java_error_message
 from lucerag.lucene.classes import ID, RAW, VECTOR, java
+from lucerag.lucene.errors import INDEX_FORMAT_TOO_NEW, is_instance, java_error_message
 
-
-
-class IndexNotFoundError(FileNotFoundError):
-    """The configured path holds no Lucene index."""
-
-
-class IndexTooNewError(IndexNotFoundError):
-    """The index was written by a newer Lucene than the one lucerag runs on."""
-
-    def __init__(self, path: Path, index_version: str, running_version: str):
-        self.path, self.index_version, self.running_version = path, index_version, running_version
-        super().__init__(
-            f"{path} was written by Lucene {index_version}, newer than the Lucene {running_version} this "
-            f"lucerag runs on (the Anserini jar {_jar_name()}). Rebuild the index with this lucerag or an "
-            "Anserini of the same Lucene major version, or upgrade pyserini/Anserini.")
+__all__ = ["IndexNotFoundError", "IndexTooNewError", "LuceneIndex", "segments_versions", "top_docs"]
 
 
 def _jar_name() -> str:
@@ -41,9 +28,6 @@ def _jar_name() -> str:
         return anserini_jar().name
     except Exception:  # noqa: BLE001 - only for the message
         return "in use"
-
-
-_TOO_NEW = "org.apache.lucene.index.IndexFormatTooNewException"
 
 
 def _vint(data: bytes, pos: int) -> tuple[int, int]:
@@ -98,10 +82,12 @@ def _too_new(path: Path, exc: BaseException) -> IndexTooNewError | None:
         written, created = versions
         index_version = ".".join(map(str, written))
         if created > running_major or written[0] > running_major:
-            return IndexTooNewError(path, index_version if written[0] >= created else f"{created}.x", running)
-    if getattr(exc, "classname", None) == _TOO_NEW:
+            return IndexTooNewError(path, index_version if written[0] >= created else f"{created}.x", running,
+                                    _jar_name())
+    if is_instance(exc, INDEX_FORMAT_TOO_NEW):
         written = ".".join(map(str, versions[0])) if versions is not None else "an unknown version"
-        return IndexTooNewError(path, f"{written} with a file format newer than this Lucene reads", running)
+        return IndexTooNewError(path, f"{written} with a file format newer than this Lucene reads", running,
+                                _jar_name())
     return None
 
 

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lucerag.errors import IndexWriteError
 from lucerag.index.manifest import IndexManifest
 from lucerag.lucene.classes import VECTOR, java
 
@@ -116,15 +117,15 @@ class IndexWriter:
         try:
             self._writer = java.IndexWriter(self._dir, config)
         except Exception as exc:
-            from lucerag.lucene.jvm import java_error_message
+            from lucerag.lucene.errors import LOCK_OBTAIN_FAILED, is_instance, java_error_message
 
             self._dir.close()
             if mode == "create":
                 shutil.rmtree(self._work, ignore_errors=True)
             message = java_error_message(exc)
-            if "LockObtainFailed" in message:
-                raise RuntimeError(f"{self.path} is being written by another process ({message})") from None
-            raise RuntimeError(f"cannot open {self._work} for writing: {message}") from None
+            if is_instance(exc, LOCK_OBTAIN_FAILED):
+                raise IndexWriteError(f"{self.path} is being written by another process ({message})") from None
+            raise IndexWriteError(f"cannot open {self._work} for writing: {message}") from None
         self._threads, self._track = int(threads), bool(track_parents)
         self._passages = _passage_writer()(self._writer, VECTOR, int(self.dim or 0), mode == "append",
                                            self._threads, 4, self._track)
@@ -201,14 +202,10 @@ class IndexWriter:
         return int(self._call(self._passages.deleteMissing))
 
     def _call(self, fn, *args):
-        try:
-            return fn(*args)
-        except Exception as exc:
-            if not type(exc).__name__ == "JavaException":
-                raise
-            from lucerag.lucene.jvm import java_error_message
+        from lucerag.lucene.errors import java_errors
 
-            raise RuntimeError(f"writing {self.path} failed: {java_error_message(exc)}") from None
+        with java_errors(lambda message: IndexWriteError(f"writing {self.path} failed: {message}")):
+            return fn(*args)
 
     def close(self) -> None:
         """Commit once, write the manifest and publish the index directory."""

@@ -5,14 +5,22 @@ becomes chunks ``<id>#0``, ``<id>#1``, ... of at most ``max_tokens`` tokens, con
 sharing about ``overlap`` tokens. Chunk text is a slice of the original text cut at token (and,
 where possible, word) boundaries, so no detokenisation artefacts. Every chunk carries the
 document's title and metadata plus ``parent_id``, ``chunk_index``, ``char_start``, ``char_end``.
-``max_tokens`` counts text tokens only: leave room for special tokens and prefixes."""
+``max_tokens`` counts text tokens only: leave room for special tokens and prefixes.
+
+The one chunking module: the ingest pipeline takes its chunker from here, :func:`token_chunker`
+(with an encoder: the encoder's own tokenizer) or :func:`word_chunker` (BM25-only: the same windows
+counted in words, microseconds instead of a tokenizer pass)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 from tokenizers import Encoding, Tokenizer
 
@@ -154,3 +162,84 @@ def _chunk_batch(batch: list[Document], tokenizer: Tokenizer, max_tokens: int, o
     for d in batch:
         enc = next(encs) if len(d.text) <= PIECE_CHARS else None
         yield from _split(d, _encode(tokenizer, d.text, enc), max_tokens, overlap)
+
+
+# -- the ingest pipeline's chunkers: documents -> rows (id, parent_id, title, text, metadata JSON) -------
+
+Chunk = tuple  # (id, parent_id, title, text, metadata_json): one passage row for the index writer
+Chunker = Callable[[Iterable], Iterator[Chunk]]
+
+DEFAULT_MAX_WORDS = 192      # ~ the default encoder's 254-token window
+DEFAULT_OVERLAP_WORDS = 24
+_WORD = re.compile(r"\S{1,100}")  # a word; runs of more than 100 non-space characters are cut
+
+
+def _jstr(s: str) -> str:
+    """``json.dumps`` of a string, without the encoder's overhead for plain ids."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _meta(metadata: dict, parent: str, index: int, start: int, end: int) -> str:
+    """The passage metadata as JSON: the document's plus ``parent_id``, ``chunk_index``,
+    ``char_start``, ``char_end`` (as :func:`chunk_document` sets them)."""
+    tail = f'"parent_id": {_jstr(parent)}, "chunk_index": {index}, "char_start": {start}, "char_end": {end}}}'
+    if not metadata:
+        return "{" + tail
+    if any(k in metadata for k in ("parent_id", "chunk_index", "char_start", "char_end")):
+        meta = {**metadata, "parent_id": parent, "chunk_index": index, "char_start": start, "char_end": end}
+        return json.dumps(meta, ensure_ascii=False, default=str)
+    return json.dumps(metadata, ensure_ascii=False, default=str)[:-1] + ", " + tail
+
+
+def chunk_words(doc, max_words: int = DEFAULT_MAX_WORDS, overlap: int = DEFAULT_OVERLAP_WORDS) -> list[Chunk]:
+    """Split ``doc`` into passages of at most ``max_words`` words sharing ``overlap`` words.
+
+    The word-count variant of :func:`chunk_document` (same ids ``docid#n``, same
+    metadata ``parent_id``, ``chunk_index``, ``char_start``, ``char_end``, text an exact slice),
+    used when there is no encoder tokenizer (BM25-only indexes)."""
+    text = doc.text
+    if (len(text) + 1) // 2 <= max_words or (len(text) <= 32 * max_words and len(text.split()) <= max_words):
+        return [(doc.id, doc.id, doc.title, text, _meta(doc.metadata, doc.id, 0, 0, len(text)))]
+    spans = [m.span() for m in _WORD.finditer(text)]
+    if len(spans) <= max_words and len(text) <= 100 * max_words:
+        return [(doc.id, doc.id, doc.title, text, _meta(doc.metadata, doc.id, 0, 0, len(text)))]
+    out, step, i = [], max(1, max_words - overlap), 0
+    while True:
+        j = min(i + max_words, len(spans))
+        a, b = spans[i][0], spans[j - 1][1]
+        n = len(out)
+        out.append((f"{doc.id}#{n}", doc.id, doc.title, text[a:b], _meta(doc.metadata, doc.id, n, a, b)))
+        if j >= len(spans):
+            return out
+        i += step
+
+
+def token_chunker(encoder, max_tokens: int | None, overlap: int) -> tuple[Chunker, dict[str, Any]]:
+    """Token-aware chunking with the encoder's own tokenizer: windows of ``max_tokens`` (default:
+    the encoder's own window) minus special tokens and the passage prefix; and the settings to record."""
+    m = encoder.manifest
+    tokenizer = load_tokenizer(Path(encoder.model_dir) / "tokenizer.json")
+    prefix = len(tokenizer.encode(m.passage_prefix or "", add_special_tokens=False).ids)
+    budget = max(16, (max_tokens or m.max_length) - 2 - prefix)
+    overlap = min(overlap, budget // 2)
+
+    def chunk(docs: Iterable) -> Iterator[Chunk]:
+        for c in chunk_documents(docs, tokenizer, max_tokens=budget, overlap=overlap):
+            meta = c.metadata
+            yield (c.id, meta.get("parent_id", c.id), c.title, c.text,
+                   json.dumps(meta, ensure_ascii=False, default=str))
+
+    return chunk, {"chunker": "tokens", "max_tokens": budget, "overlap": overlap}
+
+
+def word_chunker(max_words: int, overlap: int) -> tuple[Chunker, dict[str, Any]]:
+    """Word-count chunking (:func:`chunk_words`) for BM25-only indexes: no tokenizer pass."""
+    overlap = min(overlap, max_words // 2)
+
+    def chunk(docs: Iterable) -> Iterator[Chunk]:
+        for doc in docs:
+            yield from chunk_words(doc, max_words, overlap)
+
+    return chunk, {"chunker": "words", "max_words": max_words, "overlap": overlap}

@@ -12,8 +12,8 @@ holds whole documents: in append mode a document's passages replace all of its o
 the end (see :mod:`lucerag.index.writer` for atomicity).
 
 Chunking: with an encoder, token-aware chunks cut with the encoder's own tokenizer
-(:func:`lucerag.connectors.chunk_documents`); without one (BM25 only), the same windows counted
-in words (:func:`chunk_words`, ``max_words`` words, default 192 ~ the default encoder's 254-token
+(:func:`lucerag.ingest.chunking.token_chunker`); without one (BM25 only), the same windows counted
+in words (:func:`lucerag.ingest.chunking.chunk_words`, ``max_words`` words, default 192 ~ the default encoder's 254-token
 window), which costs microseconds instead of a tokenizer pass.  Documents that fit stay one passage
 with the document's id in both cases.
 """
@@ -23,20 +23,21 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from lucerag.errors import InputError
 from lucerag.index.manifest import FORMAT, IndexManifest
-from lucerag.index.writer import HNSW_BEAM, HNSW_M, MAX_ID_BYTES, IndexWriter
-from lucerag.models.encoder import PASSAGE_BATCH
+from lucerag.index.writer import MAX_ID_BYTES, IndexWriter
+from lucerag.ingest.chunking import Chunk, chunk_words, token_chunker, word_chunker
+from lucerag.ingest.options import ChunkingOptions, HnswOptions, IngestOptions, resolve
 
-DEFAULT_MAX_WORDS = 192
-DEFAULT_OVERLAP_WORDS = 24
-_WORD = re.compile(r"\S{1,100}")  # a word; runs of more than 100 non-space characters are cut
+__all__ = ["ChunkingOptions", "HnswOptions", "IngestOptions", "IngestReport", "PassageRate", "build_index",
+           "chunk_words", "estimate_total", "view_ids"]
+
 
 
 class PassageRate:
@@ -68,82 +69,6 @@ class IngestReport(PassageRate):
     wait_seconds: float = 0.0     # time the main thread waited for the producer (read + chunk)
     index_passages: int = 0       # passages in the index after the ingest
     warnings: list[str] = field(default_factory=list)
-
-
-# -- chunking ----------------------------------------------------------------------------------
-
-Passage = tuple  # (id, parent_id, title, text, metadata_json)
-
-
-def _jstr(s: str) -> str:
-    """``json.dumps`` of a string, without the encoder's overhead for plain ids."""
-    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
-        return f'"{s}"'
-    return json.dumps(s, ensure_ascii=False)
-
-
-def _meta(metadata: dict, parent: str, index: int, start: int, end: int) -> str:
-    """The passage metadata as JSON: the document's plus ``parent_id``, ``chunk_index``,
-    ``char_start``, ``char_end`` (as :func:`lucerag.connectors.chunk_document` sets them)."""
-    tail = f'"parent_id": {_jstr(parent)}, "chunk_index": {index}, "char_start": {start}, "char_end": {end}}}'
-    if not metadata:
-        return "{" + tail
-    if any(k in metadata for k in ("parent_id", "chunk_index", "char_start", "char_end")):
-        meta = {**metadata, "parent_id": parent, "chunk_index": index, "char_start": start, "char_end": end}
-        return json.dumps(meta, ensure_ascii=False, default=str)
-    return json.dumps(metadata, ensure_ascii=False, default=str)[:-1] + ", " + tail
-
-
-def chunk_words(doc, max_words: int = DEFAULT_MAX_WORDS, overlap: int = DEFAULT_OVERLAP_WORDS) -> list[Passage]:
-    """Split ``doc`` into passages of at most ``max_words`` words sharing ``overlap`` words.
-
-    The word-count twin of :func:`lucerag.connectors.chunk_document` (same ids ``docid#n``, same
-    metadata ``parent_id``, ``chunk_index``, ``char_start``, ``char_end``, text an exact slice),
-    used when there is no encoder tokenizer (BM25-only indexes)."""
-    text = doc.text
-    if (len(text) + 1) // 2 <= max_words or (len(text) <= 32 * max_words and len(text.split()) <= max_words):
-        return [(doc.id, doc.id, doc.title, text, _meta(doc.metadata, doc.id, 0, 0, len(text)))]
-    spans = [m.span() for m in _WORD.finditer(text)]
-    if len(spans) <= max_words and len(text) <= 100 * max_words:
-        return [(doc.id, doc.id, doc.title, text, _meta(doc.metadata, doc.id, 0, 0, len(text)))]
-    out, step, i = [], max(1, max_words - overlap), 0
-    while True:
-        j = min(i + max_words, len(spans))
-        a, b = spans[i][0], spans[j - 1][1]
-        n = len(out)
-        out.append((f"{doc.id}#{n}", doc.id, doc.title, text[a:b], _meta(doc.metadata, doc.id, n, a, b)))
-        if j >= len(spans):
-            return out
-        i += step
-
-
-def _token_chunker(encoder, max_tokens: int | None, overlap: int):
-    """Token-aware chunking with the encoder's own tokenizer (lucerag.ingest.chunking)."""
-    from lucerag.ingest.chunking import chunk_documents, load_tokenizer
-
-    m = encoder.manifest
-    tokenizer = load_tokenizer(Path(encoder.model_dir) / "tokenizer.json")
-    prefix = len(tokenizer.encode(m.passage_prefix or "", add_special_tokens=False).ids)
-    budget = max(16, (max_tokens or m.max_length) - 2 - prefix)
-    overlap = min(overlap, budget // 2)
-
-    def chunk(docs: Iterable) -> Iterator[Passage]:
-        for c in chunk_documents(docs, tokenizer, max_tokens=budget, overlap=overlap):
-            meta = c.metadata
-            yield (c.id, meta.get("parent_id", c.id), c.title, c.text,
-                   json.dumps(meta, ensure_ascii=False, default=str))
-
-    return chunk, {"chunker": "tokens", "max_tokens": budget, "overlap": overlap}
-
-
-def _word_chunker(max_words: int, overlap: int):
-    overlap = min(overlap, max_words // 2)
-
-    def chunk(docs: Iterable) -> Iterator[Passage]:
-        for doc in docs:
-            yield from chunk_words(doc, max_words, overlap)
-
-    return chunk, {"chunker": "words", "max_words": max_words, "overlap": overlap}
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -181,9 +106,9 @@ def _checked(documents: Iterable, counts: _Counts, on_error: str, on_reject, sou
         yield doc
 
 
-def _batches(passages: Iterator[Passage], size: int, counts: _Counts) -> Iterator[tuple[list[Passage], int]]:
+def _batches(passages: Iterator[Chunk], size: int, counts: _Counts) -> Iterator[tuple[list[Chunk], int]]:
     """Batches of about ``size`` passages that hold whole documents, with the documents pulled so far."""
-    batch: list[Passage] = []
+    batch: list[Chunk] = []
     for p in passages:
         if len(batch) >= size and p[1] != batch[-1][1]:
             yield batch, counts.pulled
@@ -232,30 +157,41 @@ def _in_thread(items: Iterator, depth: int = 4) -> Iterator:
 
 
 def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, dense: bool = True,
-                mode: str = "create", batch_size: int = 256, max_tokens: int | None = None,
-                overlap: int = 32, max_words: int = DEFAULT_MAX_WORDS,
-                overlap_words: int = DEFAULT_OVERLAP_WORDS, total: int | None = None,
-                progress: bool = True, stats=None, delete_missing: bool = False,
-                on_error: str = "fail", on_reject: Callable | None = None,
-                index_threads: int | None = None, producer_thread: bool | None = None,
-                ram_buffer_mb: float = 512, encode_batch_size: int = PASSAGE_BATCH,
-                source: str | None = None, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
-                vector_format: str | None = None) -> IngestReport:
-    """Chunk, encode and index ``documents`` (objects with id, title, text, metadata).
+                mode: str = "create", chunking: ChunkingOptions | None = None, hnsw: HnswOptions | None = None,
+                options: IngestOptions | None = None, progress: bool = True, total: int | None = None,
+                stats=None, on_reject: Callable | None = None, source: str | None = None,
+                **keywords: Any) -> IngestReport:
+    """Chunk, encode and index ``documents`` (objects with id, title, text, metadata); returns
+    the :class:`IngestReport`.
 
     ``encoder`` defaults to the default ONNX model (int8); ``dense=False`` builds a BM25-only index.
-    ``vector_format``: "float" (default), "int8" or "bbq" HNSW vectors (IndexWriter); appends keep
-    the index's own.
-    ``mode="append"`` upserts by document id into an existing index built with the same encoder;
-    ``delete_missing`` then also deletes the documents of the index that ``documents`` lacks.
+    ``mode="append"`` upserts by document id into an existing index built with the same encoder.
+    The options come in three groups with working defaults (:mod:`lucerag.ingest.options`):
+    ``chunking`` (:class:`ChunkingOptions`: ``max_tokens``, ``overlap``, ``max_words``,
+    ``overlap_words``), ``hnsw`` (:class:`HnswOptions`: ``m``, ``beam``, ``vector_format`` "float",
+    "int8" or "bbq"; appends keep the index's own) and ``options`` (:class:`IngestOptions`: batch
+    sizes, threads, RAM buffer, ``on_error``, ``delete_missing``: in append mode also delete the
+    documents of the index that ``documents`` lacks). Any of their fields may be given as a keyword
+    instead (``max_tokens=128``, ``hnsw_m=16``, ``batch_size=64``, ...).
     ``stats`` is the connector's ReadStats (taken from ``documents.stats`` when it has one), so
     that ``read`` counts rejected records too.  ``on_error``/``on_reject`` treat records the
     pipeline itself refuses (ids longer than Lucene allows) like the connector's rejections.
+    ``total``: documents expected, for the progress bar.
+
+    Raises :class:`~lucerag.errors.InputError` for bad options, ``TypeError`` for an unknown keyword.
     """
     from tqdm import tqdm
 
+    chunking, hnsw, options = resolve(chunking, hnsw, options, keywords)
+    max_tokens, overlap = chunking.max_tokens, chunking.overlap
+    max_words, overlap_words = chunking.max_words, chunking.overlap_words
+    hnsw_m, hnsw_beam, vector_format = hnsw.m, hnsw.beam, hnsw.vector_format
+    batch_size, encode_batch_size, ram_buffer_mb = options.batch_size, options.encode_batch_size, options.ram_buffer_mb
+    index_threads, producer_thread = options.index_threads, options.producer_thread
+    on_error, delete_missing = options.on_error, options.delete_missing
+
     if mode not in ("create", "append"):
-        raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
+        raise InputError(f"mode must be 'create' or 'append', not {mode!r}")
     if dense and encoder is None:
         from lucerag.models import load_encoder
         from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
@@ -268,9 +204,9 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     index_dir = Path(index_dir)
 
     if encoder is not None:
-        chunk, chunking = _token_chunker(encoder, max_tokens, overlap)
+        chunk, chunking = token_chunker(encoder, max_tokens, overlap)
     else:
-        chunk, chunking = _word_chunker(max_words, overlap_words)
+        chunk, chunking = word_chunker(max_words, overlap_words)
     threads = 1 if index_threads is None else index_threads
     settings = {**chunking, "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb}
     if mode == "append":

@@ -36,16 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from lucerag.connectors.document import ID_KEYS, TEXT_KEYS
+from lucerag.errors import VectorFormatError
 from lucerag.index.writer import HNSW_BEAM, HNSW_M
 from lucerag.ingest.pipeline import PassageRate
-
-ID_KEYS = ("docid", "id", "_id")
-TEXT_KEYS = ("contents", "text")
 NORM_TOLERANCE = 1e-3
-
-
-class VectorFormatError(ValueError):
-    """A vector file or record cannot be read."""
 
 
 @dataclass
@@ -119,7 +114,7 @@ def _record(record: Any, where: str) -> VectorRecord:
     pid = _first(record, ID_KEYS)
     vector = record.get("vector")
     if pid is None or vector is None:
-        raise VectorFormatError(f"{where}: needs an id ('docid', 'id' or '_id') and a 'vector'")
+        raise VectorFormatError(f"{where}: needs an id ({' or '.join(map(repr, ID_KEYS))}) and a 'vector'")
     try:
         vec = np.asarray(vector, dtype=np.float32)
     except (TypeError, ValueError):
@@ -139,7 +134,7 @@ def _read_parquet(path: Path, batch_rows: int = 8192) -> Iterator[VectorRecord]:
     names = pf.schema_arrow.names
     id_col = next((k for k in ID_KEYS if k in names), None)
     if id_col is None or "vector" not in names:
-        raise VectorFormatError(f"{path}: needs columns 'docid' (or 'id') and 'vector'; it has {names}")
+        raise VectorFormatError(f"{path}: needs an id column ({' or '.join(map(repr, ID_KEYS))}) and 'vector'; it has {names}")
     text_col = next((k for k in TEXT_KEYS if k in names), None)
     cols = [id_col, "vector"] + ([text_col] if text_col else []) + (["title"] if "title" in names else [])
     row = 0

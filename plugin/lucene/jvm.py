@@ -15,23 +15,14 @@ import threading
 from functools import cache
 from pathlib import Path
 
+from lucerag.errors import AnseriniNotFoundError, JavaNotFoundError
+
 MIN_JAVA = 21
 _lock = threading.Lock()
 
 
 MIN_ANSERINI = 2  # Anserini 2.x: Lucene 10 (the bridge is compiled against Lucene 10.5)
 PYSERINI_INSTALL = "pip install --no-deps 'pyserini==2.4.0'"
-
-
-class JavaNotFoundError(RuntimeError):
-    """No Java runtime >= 21 could be found."""
-
-
-class AnseriniNotFoundError(JavaNotFoundError):
-    """The Anserini 2.x fat jar (shipped inside pyserini >= 2.4) is missing or too old.
-
-    pyserini is installed without its dependencies (they pull PyTorch and CUDA packages), so it is
-    not a declared dependency of lucerag; the message says how to install it."""
 
 
 def _java_version(home: Path) -> int | None:
@@ -118,7 +109,9 @@ def anserini_jar() -> Path:
 
 def bridge_jar() -> Path:
     """lucerag's own small Java helper (batch calls across the pyjnius boundary)."""
-    return Path(__file__).resolve().parents[1] / "data" / "lucerag-bridge.jar"
+    from lucerag.resources import BRIDGE_JAR
+
+    return BRIDGE_JAR
 
 
 def jvm_options(home: Path, heap: str) -> list[str]:
@@ -164,13 +157,6 @@ def jclass(name: str):
     from jnius import autoclass
 
     return autoclass(name)
-
-
-def java_error_message(exc: BaseException) -> str:
-    """A one-line message for a Java exception raised through pyjnius (no stack trace)."""
-    inner = getattr(exc, "innermessage", None) or str(exc)
-    classname = getattr(exc, "classname", None)
-    return f"{classname}: {inner}" if classname else inner
 
 
 def detach_thread() -> None:

@@ -29,23 +29,18 @@ from typing import Any, Callable, Iterable, Sequence
 
 from pydantic import ValidationError
 
-from lucerag.config import Config, ConfigError, format_errors
+from lucerag.config import Config, format_errors
+from lucerag.errors import ClosedError, ConfigError, InputError, Overloaded, QueryError, UnsupportedError
+from lucerag.lucene.jvm import detach_thread
+from lucerag.passage import Passage
 from lucerag.rag.context import Context, ContextBuilder
 from lucerag.rag.llm import Answer, LLMClient, LLMConfig, answer_from
-from lucerag.passage import Passage
-from lucerag.search.retriever import METHODS, QueryError, Retriever
-from lucerag.lucene.jvm import detach_thread
+from lucerag.search.request import QueryRequest, check_max_tokens, check_request
+from lucerag.search.retriever import Retriever
 
-MAX_K = 1000           # the configuration's own bound on search.k
+__all__ = ["RAG", "SearchPool", "ClosedError", "Overloaded", "QueryError", "load_config"]
+
 EXTRA_SECTIONS = ("llm", "context")
-
-
-class Overloaded(RuntimeError):
-    """More searches are waiting than the pool accepts (``max_queue``)."""
-
-
-class ClosedError(RuntimeError):
-    """The RAG object (and its index readers) has been closed."""
 
 
 # -- the worker pool ----------------------------------------------------------------------------
@@ -59,7 +54,7 @@ class SearchPool(Executor):
 
     def __init__(self, workers: int = 4, max_queue: int | None = None, name: str = "lucerag-search"):
         if workers < 1:
-            raise ValueError("workers must be >= 1")
+            raise InputError("workers must be >= 1")
         self.workers = workers
         self.max_queue = max_queue
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -146,22 +141,6 @@ def load_config(path: str | Path) -> tuple[Config, dict[str, dict]]:
     return config, extra
 
 
-def _check_k(k: int | None) -> int | None:
-    if k is None:
-        return None
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise ValueError(f"k must be an integer, not {type(k).__name__}")
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
-    return k
-
-
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    return method
-
-
 # -- the API ----------------------------------------------------------------------------------------
 
 class RAG:
@@ -213,7 +192,7 @@ class RAG:
         for method in ("hybrid", "bm25", "dense"):
             try:
                 r.search("warm up", k=1, method=method, filter=False)
-            except ValueError:  # a view the configuration lacks
+            except UnsupportedError:  # a view the configuration lacks
                 continue
 
     @property
@@ -262,6 +241,17 @@ class RAG:
         """Whether a relevance calibrator fits this index and encoder."""
         return self.retriever.calibrator is not None
 
+    def check(self, query: Any, k: Any = None, *, filter: Any = None, method: Any = "hybrid",
+              max_tokens: Any = None) -> QueryRequest:
+        """The request checked against this index's ``[limits]`` (:func:`~lucerag.search.request.check_request`);
+        raises :class:`~lucerag.errors.QueryError` naming the field at fault."""
+        return check_request(query, k, method, filter, max_tokens, limits=self.retriever.config.limits)
+
+    def filter_applies(self, method: str = "hybrid", filter: bool | None = None) -> bool:
+        """Whether ``retrieve`` with these arguments applies the relevance filter
+        (:meth:`~lucerag.search.retriever.Retriever.filter_applies`)."""
+        return self.retriever.filter_applies(method, filter)
+
     def retrieve(self, query: str, k: int | None = None, *, filter: bool | None = None,
                  method: str = "hybrid") -> list[Passage]:
         """The top ``k`` passages (default ``search.k``).
@@ -269,23 +259,19 @@ class RAG:
         ``filter`` (hybrid only): True drops passages the calibrated relevance filter finds probably
         irrelevant, so the list may be shorter than ``k`` or empty (each passage carries
         ``p_relevant``); False never filters; None follows the configuration (``[filter] enabled``).
-        bm25 and dense results are never filtered."""
+        bm25 and dense results are never filtered. Raises :class:`~lucerag.errors.QueryError` for a
+        bad request (empty query, ``k`` outside 1..``limits.max_k``, a non-boolean ``filter``, ...)."""
         if self._closed:
             raise ClosedError("this RAG object is closed")
-        k = _check_k(k)
-        _check_method(method)
-        # The filter is calibrated on fused hybrid scores: bm25 and dense lists are never filtered.
-        return self.retriever.search(query, k=k, method=method, filter=filter if method == "hybrid" else False)
+        req = self.check(query, k, filter=filter, method=method)
+        return self.retriever.search(req.query, k=req.k, method=req.method, filter=req.filter)
 
     def retrieve_batch(self, queries: Iterable[str], k: int | None = None, *, filter: bool | None = None,
                        method: str = "hybrid") -> list[list[Passage]]:
         """``retrieve`` for many queries on the worker pool; results in query order."""
         queries = list(queries)
-        _check_k(k), _check_method(method)
         for q in queries:  # fail before any search on a bad query
-            if not isinstance(q, str) or not q.strip():
-                raise QueryError("query is empty" if isinstance(q, str) else
-                                 f"query must be a string, not {type(q).__name__}")
+            self.check(q, k, filter=filter, method=method)
         futures = [self.pool.submit(self.retrieve, q, k, filter=filter, method=method) for q in queries]
         return [f.result() for f in futures]
 
@@ -310,17 +296,20 @@ class RAG:
     def build_context(self, query: str, passages: Sequence[Passage], *, max_tokens: int | None = None,
                       system_prompt: str | None = None) -> Context:
         """A cited prompt from passages you already have."""
+        max_tokens = check_max_tokens(max_tokens, self.retriever.config.limits)
         return self.builder.build(query, passages, max_tokens=max_tokens, system_prompt=system_prompt)
 
     def context(self, query: str, k: int | None = None, *, filter: bool | None = None, method: str = "hybrid",
                 max_tokens: int | None = None, system_prompt: str | None = None) -> Context:
         """Retrieve, then pack the passages into chat messages with numbered citations."""
+        self.check(query, k, filter=filter, method=method, max_tokens=max_tokens)
         passages = self.retrieve(query, k, filter=filter, method=method)
         return self.build_context(query.strip(), passages, max_tokens=max_tokens, system_prompt=system_prompt)
 
     async def acontext(self, query: str, k: int | None = None, *, filter: bool | None = None,
                        method: str = "hybrid", max_tokens: int | None = None,
                        system_prompt: str | None = None) -> Context:
+        self.check(query, k, filter=filter, method=method, max_tokens=max_tokens)
         passages = await self.aretrieve(query, k, filter=filter, method=method)
         return self.build_context(query.strip(), passages, max_tokens=max_tokens, system_prompt=system_prompt)
 

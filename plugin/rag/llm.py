@@ -28,23 +28,12 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from lucerag.errors import LLMError, LLMTimeoutError
 from lucerag.rag.context import ChatMessage, Citation, Context, cited_numbers
 
 # lucerag.lucene.jvm sets this placeholder so that importing pyserini does not fail; it is not a key.
 _PLACEHOLDER_KEYS = {"unused-by-lucerag", ""}
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
-
-
-class LLMError(RuntimeError):
-    """The endpoint failed or answered something that is not a chat completion."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-
-
-class LLMTimeoutError(LLMError):
-    """The endpoint did not answer within the timeout (after all retries)."""
 
 
 class LLMConfig(BaseModel):

@@ -148,7 +148,9 @@ class Calibrator(BaseModel):
     @classmethod
     def default(cls) -> "Calibrator":
         """The calibrator shipped with lucerag (fitted on the MS MARCO DL19 slice, default encoder)."""
-        return cls.load(Path(__file__).resolve().parents[1] / "data" / cls.FILENAME)
+        from lucerag.resources import DEFAULT_CALIBRATOR
+
+        return cls.load(DEFAULT_CALIBRATOR)
 
 
 def fit(x: np.ndarray, y: np.ndarray, c: float = 0.1) -> dict:

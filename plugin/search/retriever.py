@@ -8,19 +8,18 @@ from typing import Literal
 
 import numpy as np
 
-from lucerag.search.calibration import Calibrator
 from lucerag.config import Config
-from lucerag.search.fusion import Candidates, fuse
+from lucerag.errors import EncoderMismatchError, QueryError, UnsupportedError
 from lucerag.index.reader import LuceneIndex
 from lucerag.passage import Passage
+from lucerag.search.calibration import Calibrator
+from lucerag.search.fusion import Candidates, fuse
+from lucerag.search.request import METHODS, check_filter, check_k, check_method, check_query
 from lucerag.search.searchers import BM25Searcher, DenseSearcher, Hits
 
+__all__ = ["METHODS", "Method", "QueryError", "Ranking", "Retriever"]
+
 Method = Literal["bm25", "dense", "hybrid"]
-METHODS: tuple[str, ...] = ("bm25", "dense", "hybrid")
-
-
-class QueryError(ValueError):
-    """The query cannot be searched (e.g. it is empty)."""
 
 
 @dataclass
@@ -84,7 +83,7 @@ class Retriever:
                                          precision=self.config.encoder.precision)
         manifest = self.dense_index.manifest if self.dense_index else None
         if manifest and manifest.dim and manifest.dim != self._encoder.dim:
-            raise ValueError(f"index {self.dense_index.path} holds {manifest.dim}-dimensional vectors "
+            raise EncoderMismatchError(f"index {self.dense_index.path} holds {manifest.dim}-dimensional vectors "
                              f"but the encoder makes {self._encoder.dim}-dimensional ones")
         if manifest is not None and not getattr(self, "_encoder_checked", False):
             manifest.check_encoder(self._encoder, self.dense_index.path)  # name, weights hash, prefixes
@@ -114,16 +113,15 @@ class Retriever:
 
     def rank(self, query: str, method: Method = "hybrid", k: int | None = None) -> Ranking:
         """Rank ids for ``query`` without fetching text (what evaluation needs)."""
-        query = _check_query(query)
-        k = k or self.config.search.k
+        query = check_query(query, self.config.limits)
+        k = check_k(k, self.config.limits) or self.config.search.k
+        method = check_method(method)
         if method == "bm25":
             hits = self._require(self.bm25, "bm25").search(query, k)
             return Ranking(hits.ids, hits.scores, [(self.bm25_index, d) for d in hits.docnums])
         if method == "dense":
             hits = self._require(self.dense, "dense").search(self.encoder.encode_query(query), k)
             return Ranking(hits.ids, hits.scores, [(self.dense_index, d) for d in hits.docnums])
-        if method != "hybrid":
-            raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
         candidates, refs = self.candidates(query, max(k, self.config.fusion.depth))
         f = self.config.fusion
         fused = fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
@@ -185,10 +183,10 @@ class Retriever:
         """
         cal = self.calibrator
         if cal is None:
-            raise ValueError("no relevance calibrator fits this index and encoder: fit one with "
-                             "`lucerag calibrate`, or search with filter=False")
-        query = _check_query(query)
-        k = k or self.config.search.k
+            raise UnsupportedError("no relevance calibrator fits this index and encoder: fit one with "
+                                   "`lucerag calibrate`, or search with filter=False")
+        query = check_query(query, self.config.limits)
+        k = check_k(k, self.config.limits) or self.config.search.k
         f = self.config.fusion
         candidates, refs = self.candidates(query, max(k, f.depth))
         fused = fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
@@ -201,20 +199,32 @@ class Retriever:
                           candidates, order)
         return ranking, probs
 
+    def filter_applies(self, method: str = "hybrid", filter: bool | None = None) -> bool:
+        """Whether a search with this ``method`` and ``filter`` applies the relevance filter: the one
+        place this is decided (the Python API, HTTP's ``"filtered"``, MCP and the CLI all ask here).
+
+        The filter is calibrated on fused hybrid scores, so bm25 and dense lists are never filtered,
+        whatever ``filter`` says. For hybrid: ``False`` never filters, ``True`` always does (and
+        :meth:`filtered` raises :class:`~lucerag.errors.UnsupportedError` when no calibrator fits),
+        ``None`` follows ``[filter] enabled`` when a calibrator fits the index and encoder.
+        """
+        filter = check_filter(filter)
+        if check_method(method) != "hybrid" or filter is False:
+            return False
+        if filter is True:
+            return True
+        return self.config.filter.enabled and self.calibrator is not None
+
     def search(self, query: str, k: int | None = None, method: Method = "hybrid",
                filter: bool | None = None) -> list[Passage]:
         """The top ``k`` passages for ``query``, with text and per-view evidence.
 
-        ``filter`` (hybrid only; default ``filter.enabled`` when a calibrator fits the index)
-        keeps only passages whose calibrated probability of relevance reaches the threshold,
-        so the list may be empty.
+        ``filter``: see :meth:`filter_applies`; a filtered list keeps only passages whose calibrated
+        probability of relevance reaches the threshold, so it may be empty. Raises
+        :class:`~lucerag.errors.QueryError` for a bad request (:mod:`lucerag.search.request`).
         """
         probs = None
-        if filter is None:
-            filter = self.config.filter.enabled and method == "hybrid" and self.calibrator is not None
-        if filter:
-            if method != "hybrid":
-                raise ValueError(f"the relevance filter needs method 'hybrid', not {method!r}")
+        if self.filter_applies(method, filter):
             ranking, probs = self.filtered(query, k)
         else:
             ranking = self.rank(query, method, k)
@@ -242,9 +252,9 @@ class Retriever:
         if searcher is not None:
             return searcher
         if name == "dense" and self.dense_index is not None:
-            raise ValueError(f"index {self.dense_index.path} has no dense vectors in field "
-                             f"'{self.dense_index.vector_field}' (built with --bm25-only?): use method 'bm25'")
-        raise ValueError(f"the configuration has no {name} index (set index.path or index.{name}_path)")
+            raise UnsupportedError(f"index {self.dense_index.path} has no dense vectors in field "
+                                   f"'{self.dense_index.vector_field}' (built with --bm25-only?): use method 'bm25'")
+        raise UnsupportedError(f"the configuration has no {name} index (set index.path or index.{name}_path)")
 
     def close(self) -> None:
         for index in self._indexes:
@@ -257,11 +267,3 @@ class Retriever:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _check_query(query: str) -> str:
-    if not isinstance(query, str):
-        raise QueryError(f"query must be a string, not {type(query).__name__}")
-    query = query.strip()
-    if not query:
-        raise QueryError("query is empty")
-    return query

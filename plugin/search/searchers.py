@@ -13,6 +13,7 @@ import numpy as np
 
 from lucerag.index.reader import LuceneIndex, top_docs as _top_docs
 from lucerag.lucene.classes import CONTENTS, java
+from lucerag.lucene.errors import java_errors
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,15 @@ class BM25Searcher:
     def query(self, text: str):
         """The Lucene query for ``text`` (build it once when both search and score need it)."""
         # The analyzer turns any text into terms: Lucene syntax (AND, :, *, ~ ...) is just text.
-        return self._generator.buildQuery(CONTENTS, self._analyzer, text)
+        # More distinct terms than Lucene's clause limit (1024) raise QueryError naming the limit.
+        with java_errors():
+            return self._generator.buildQuery(CONTENTS, self._analyzer, text)
 
     def search(self, text: str, k: int = 100, parsed=None) -> Hits:
-        docnums, scores = _top_docs(self.searcher, parsed if parsed is not None else self.query(text), k)
+        """The top ``k`` by BM25. Raises :class:`~lucerag.errors.QueryError` when the query has
+        more distinct terms than Lucene's clause limit."""
+        with java_errors():
+            docnums, scores = _top_docs(self.searcher, parsed if parsed is not None else self.query(text), k)
         return Hits(self.index.ids(docnums), scores, docnums)
 
     def score(self, text: str, docnums: list[int], parsed=None) -> dict[int, float]:
@@ -62,7 +68,8 @@ class BM25Searcher:
         if not docnums:
             return {}
         parsed = parsed if parsed is not None else self.query(text)
-        blob = java.Bridge.scoreDocs(self.searcher, parsed, np.asarray(docnums, "<i4").tobytes()).tostring()
+        with java_errors():
+            blob = java.Bridge.scoreDocs(self.searcher, parsed, np.asarray(docnums, "<i4").tobytes()).tostring()
         scores = np.frombuffer(blob, "<f4", len(docnums)).tolist()
         return {d: s for d, s in zip(docnums, scores) if s > 0.0}
 

@@ -1,0 +1,206 @@
+"""The FastAPI application of ``lucerag serve``: settings, the search on the worker pool, the routes.
+
+``create_app(rag, settings)`` assembles small parts: :class:`ServerSettings` (key, limits,
+timeout), :class:`Searches` (runs one checked request on the RAG worker pool and records its
+metrics), the routes (:func:`add_routes`), the error handlers (:mod:`lucerag.serve.errors`) and the
+middleware (:mod:`lucerag.serve.middleware`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lucerag.config import MAX_K, LimitsConfig
+from lucerag.errors import ClosedError, ConfigError, Overloaded, SearchTimeoutError, Unauthorized
+from lucerag.passage import Passage
+from lucerag.rag.api import RAG
+from lucerag.search.request import QueryRequest, check_request
+from lucerag.serve import errors, metrics as m
+from lucerag.serve.middleware import JsonBody, Metrics
+from lucerag.serve.schemas import (ERRORS, ContextResponse, Health, QueryBody, RetrieveResponse,
+                                   request_models)
+
+
+class ServerSettings(BaseModel):
+    """Security and limits of the HTTP service (``lucerag serve`` options).
+
+    The limits default to the configuration's ``[limits]`` (:class:`~lucerag.config.LimitsConfig`);
+    a value set here replaces it for this server and may only be lower."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str | None = None            # required in Authorization: Bearer <key> or X-API-Key when set
+    max_k: int | None = Field(None, ge=1, le=MAX_K)
+    max_body_bytes: int | None = Field(None, ge=256, le=10_000_000)
+    max_query_chars: int | None = Field(None, ge=1)
+    max_context_tokens: int | None = Field(None, ge=64)
+    search_timeout: float = Field(30.0, gt=0, le=600)   # seconds a request waits for its search
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "ServerSettings":
+        values: dict[str, Any] = {}
+        if os.environ.get("LUCERAG_API_KEY"):
+            values["api_key"] = os.environ["LUCERAG_API_KEY"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    def limits(self, configured: LimitsConfig) -> LimitsConfig:
+        """The configuration's limits with this server's overrides; raises ConfigError for a raise."""
+        updates = {name: getattr(self, name) for name in LimitsConfig.model_fields
+                   if getattr(self, name, None) is not None}
+        for name, value in updates.items():
+            if value > getattr(configured, name):
+                raise ConfigError(f"{name} {value} is above the configuration's limits.{name} "
+                                  f"({getattr(configured, name)}): raise it in the configuration")
+        return configured.model_copy(update=updates)
+
+
+class Searches:
+    """Runs checked requests on the RAG worker pool (never on the event loop) and counts them."""
+
+    def __init__(self, rag: RAG, limits: LimitsConfig, timeout: float, registry: m.Registry):
+        self.rag, self.limits, self.timeout = rag, limits, timeout
+        self.latency = registry.histogram("lucerag_search_duration_seconds",
+                                          "Search time on the worker pool (seconds), by method.", ["method"])
+        self.returned = registry.counter("lucerag_passages_returned_total", "Passages returned, by endpoint.",
+                                         ["route"])
+        self.empty = registry.counter("lucerag_empty_results_total",
+                                      "Searches that returned no passage (nothing relevant), by endpoint.",
+                                      ["route"])
+        self.pending = registry.gauge("lucerag_search_pending", "Searches running or waiting on the worker pool.")
+        self.rejected = registry.counter("lucerag_search_rejected_total", "Searches refused: overload or timeout.",
+                                         ["reason"])
+
+    def check(self, body: QueryBody) -> QueryRequest:
+        """The one request validator, with this server's limits (raises QueryError -> 422)."""
+        return check_request(body.query, body.k, body.method, body.filter, getattr(body, "max_tokens", None),
+                             limits=self.limits)
+
+    async def run(self, req: QueryRequest, route: str) -> tuple[list[Passage], float]:
+        """(passages, milliseconds) for a checked request."""
+        rag = self.rag
+
+        def search() -> list[Passage]:
+            t = time.perf_counter()
+            passages = rag.retrieve(req.query, req.k, filter=req.filter, method=req.method)
+            self.latency.observe(time.perf_counter() - t, req.method)
+            return passages
+
+        start = time.perf_counter()
+        try:
+            future = rag.pool.submit(search)
+        except Overloaded:
+            self.rejected.inc("overload")
+            raise
+        self.pending.set(rag.pool.pending)
+        try:
+            passages = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except asyncio.TimeoutError:
+            future.cancel()
+            self.rejected.inc("timeout")
+            raise SearchTimeoutError(f"search took over {self.timeout:g}s") from None
+        self.returned.inc(route, amount=len(passages))
+        if not passages:
+            self.empty.inc(route)
+        return passages, (time.perf_counter() - start) * 1000
+
+
+def authorizer(api_key: str | None):
+    """A FastAPI dependency that raises Unauthorized unless the request carries ``api_key``."""
+    from fastapi import Depends
+    from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+    bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+    header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
+
+    async def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                        key: str | None = Depends(header_key)) -> None:
+        if api_key is None:
+            return
+        given = credentials.credentials if credentials is not None else key
+        if given is None:
+            raise Unauthorized("missing API key: send Authorization: Bearer <key> or X-API-Key")
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise Unauthorized("invalid API key")
+
+    return authorize
+
+
+def add_routes(app, searches: Searches, api_key: str | None, registry: m.Registry) -> None:
+    from fastapi import Depends
+    from fastapi.responses import PlainTextResponse
+
+    rag = searches.rag
+    info = rag.info()
+    RetrieveRequest, ContextRequest = request_models(searches.limits)
+    secured = {"responses": ERRORS, "dependencies": [Depends(authorizer(api_key))]}
+
+    @app.post("/v1/retrieve", response_model=RetrieveResponse, summary="Ranked passages for a query", **secured)
+    async def retrieve(body: RetrieveRequest) -> RetrieveResponse:  # type: ignore[valid-type]
+        req = searches.check(body)
+        passages, took = await searches.run(req, "/v1/retrieve")
+        return RetrieveResponse(query=req.query, method=req.method, k=req.k or info["default_k"],
+                                filtered=rag.filter_applies(req.method, req.filter),
+                                passages=passages, took_ms=round(took, 3))
+
+    @app.post("/v1/context", response_model=ContextResponse, summary="A cited LLM prompt (chat messages) for a query",
+              **secured)
+    async def context(body: ContextRequest) -> ContextResponse:  # type: ignore[valid-type]
+        req = searches.check(body)
+        passages, took = await searches.run(req, "/v1/context")
+        ctx = rag.build_context(req.query, passages, max_tokens=req.max_tokens, system_prompt=body.system_prompt)
+        return ContextResponse(**ctx.model_dump(), passages=passages, took_ms=round(took, 3))
+
+    @app.get("/healthz", response_model=Health, summary="Liveness and index facts")
+    async def healthz() -> Health:
+        if rag.closed:
+            raise ClosedError("closed")
+        return Health(status="ok", version=version(), **info)
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    async def metrics_():
+        searches.pending.set(rag.pool.pending if not rag.closed else 0)
+        return PlainTextResponse(registry.render(), media_type=m.CONTENT_TYPE)
+
+
+def create_app(rag: RAG, settings: ServerSettings | None = None, *, close_rag: bool = False):
+    """The FastAPI application serving ``rag``. ``close_rag``: close it when the server stops.
+
+    Raises :class:`~lucerag.errors.ConfigError` when ``settings`` raise a limit above the configuration's."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    settings = settings or ServerSettings.from_env()
+    limits = settings.limits(rag.retriever.config.limits)
+    registry = m.Registry()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        if close_rag:
+            await asyncio.get_running_loop().run_in_executor(None, rag.close)
+
+    app = FastAPI(title="lucerag", version=version(), lifespan=lifespan,
+                  description="Hybrid BM25 + HNSW retrieval over Lucene, and LLM prompts with citations.")
+    add_routes(app, Searches(rag, limits, settings.search_timeout, registry), settings.api_key, registry)
+    errors.install(app)
+    app.add_middleware(JsonBody, limit=limits.max_body_bytes)
+    app.add_middleware(Metrics, registry=registry)   # added last = outermost: counts the 413s too
+    app.state.rag, app.state.settings, app.state.registry, app.state.limits = rag, settings, registry, limits
+    return app
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import version as _version
+
+        return _version("lucerag")
+    except Exception:  # noqa: BLE001 - no metadata in a source checkout
+        return "0"
