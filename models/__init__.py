@@ -21,7 +21,8 @@ _EXPORTS = {
     "cache_dir": "paths",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = ["OnnxEncoder", "ExportDependencyError", "export_model", "quantize_model", "ModelManifest", "cache_dir",
+           "default_model_dir", "load_encoder"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .encoder import OnnxEncoder

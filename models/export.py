@@ -285,7 +285,7 @@ def export_model(
     if route == "numpy" and opset < 17 and backend == "auto":  # the builder writes LayerNormalization
         route, why = "torch", f"opset {opset} was asked for and the builder needs >= 17"
     if route == "torch":
-        _import_export_deps(why)
+        _import_export_deps(why or "")
 
     defaults = source_defaults(src)
     pooling = pooling or defaults["pooling"]

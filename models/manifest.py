@@ -20,8 +20,8 @@ EXPORT_RECIPE = 4  # 4: 7-bit int8 weights, exact on every x86-64 int8 kernel
 # encoded with unless `[encoder] precision` says otherwise. int8 (recipe 4: 7-bit weights, one text per
 # call) gives the same vector on every x86-64 CPU and in every batch, and is checked against fp32 once
 # per CPU before use (lucerag.models.selfcheck); docs/encoder.md has the measurements.
-DEFAULT_PASSAGE_PRECISION = "int8"
-DEFAULT_QUERY_PRECISION = "int8"
+DEFAULT_PASSAGE_PRECISION: Literal["fp32", "int8"] = "int8"
+DEFAULT_QUERY_PRECISION: Literal["fp32", "int8"] = "int8"
 
 
 class ModelManifest(BaseModel):

@@ -155,7 +155,8 @@ def fold_dynamic_matmuls(model) -> int:
         users = consumers.get(name, [])
         return users[0] if len(users) == 1 and users[0].op_type == op and name not in outputs else None
 
-    drop, replace = set(), {}
+    drop: set[int] = set()
+    replace: dict = {}
     for mm in graph.node:
         if mm.op_type != "MatMulInteger" or len(mm.input) < 4:
             continue
@@ -170,12 +171,12 @@ def fold_dynamic_matmuls(model) -> int:
                 or len(consumers.get(xz, [])) != 1 or scale_mul.output[0] not in out_mul.input):
             continue
         w_scale = next((i for i in scale_mul.input if i != xs), None)
-        if w_scale not in inits or mm.input[1] not in inits:
+        if w_scale is None or w_scale not in inits or mm.input[1] not in inits:
             continue
         chain, out, bias = [dql, mm, cast, scale_mul, out_mul], out_mul.output[0], ""
         add = only(out, "Add")
         if add is not None:
-            other = next(i for i in add.input if i != out) if list(add.input).count(out) == 1 else None
+            other = next(i for i in add.input if i != out) if list(add.input).count(out) == 1 else ""
             n_out = inits[mm.input[1]].dims[-1]
             if other in inits and list(inits[other].dims) == [n_out] and inits[other].data_type == 1:
                 chain.append(add)
@@ -206,7 +207,7 @@ def per_token_activations(model) -> int:
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     inits = {t.name: t for t in graph.initializer}
-    shared = {"lucerag_pt_zero": np.array(0, np.uint8), "lucerag_pt_one": np.array(1.0, np.float32),
+    shared: dict[str, np.ndarray] = {"lucerag_pt_zero": np.array(0, np.uint8), "lucerag_pt_one": np.array(1.0, np.float32),
               "lucerag_pt_eps": np.array(1e-8, np.float32), "lucerag_pt_inv255": np.array(1 / 255, np.float32),
               "lucerag_pt_0f": np.array(0.0, np.float32), "lucerag_pt_255f": np.array(255.0, np.float32),
               "lucerag_pt_col": np.array([-1, 1], np.int64), "lucerag_pt_axis1": np.array([1], np.int64),

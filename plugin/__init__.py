@@ -19,7 +19,7 @@ _EXPORTS = {
     "LuceragError": "lucerag.errors",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = ["RAG", "Retriever", "Passage", "Config", "build_index", "LuceragError"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from lucerag.config import Config

@@ -10,7 +10,9 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -112,8 +114,8 @@ def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: in
     out = {}
     for label, enc in (("fp32", fp32), ("int8", int8)):
         docs = enc.encode_passages(texts, batch_size=batch_size)
-        q = enc.encode_queries([r["text"] for r in queries])
-        out[f"ndcg10_{label}"] = round(ndcg_at_10(q @ docs.T, qids, ids, qrels), 4)
+        qvecs = enc.encode_queries([r["text"] for r in queries])
+        out[f"ndcg10_{label}"] = round(ndcg_at_10(qvecs @ docs.T, qids, ids, qrels), 4)
     return out
 
 
@@ -185,7 +187,7 @@ def run_encoder_bench(
     fp32_q = OnnxEncoder(model_dir, threads=query_threads)
     int8_q = OnnxEncoder(int8_dir, threads=query_threads)
     m = fp32_q.manifest
-    query_fns = {"onnx": fp32_q.encode_query, "int8": int8_q.encode_query}
+    query_fns: dict[str, Callable[[str], Any]] = {"onnx": fp32_q.encode_query, "int8": int8_q.encode_query}
     if torch_reference:
         ref, set_threads = _torch_reference(m, fp32_q.tokenizer, query_threads)
         query_fns["torch"] = lambda t: ref(m.query_prefix + t)

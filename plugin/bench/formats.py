@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -67,14 +67,15 @@ def measure(index_path: Path, ids: list[str], vectors: np.ndarray, qvecs: np.nda
     for _ in range(2):  # warm the JIT (the first index of a run would pay for it) and the id cache
         for q in qvecs:
             searcher.search(q, 100)
-    r10, r100, times = [], [], []
+    r10: list[float] = []
+    r100: list[float] = []
+    times: list[float] = []
     for i, q in enumerate(qvecs):
-        best = None
-        for _ in range(repeats):
+        best = float("inf")
+        for _ in range(max(1, repeats)):
             t = time.perf_counter()
             hits = searcher.search(q, 100)
-            dt = time.perf_counter() - t
-            best = dt if best is None else min(best, dt)
+            best = min(best, time.perf_counter() - t)
         times.append(best)
         got = hits.ids
         truth = [ids[j] for j in exact[i]]
@@ -99,7 +100,7 @@ def run_formats_bench(sizes=DEFAULT_SIZES, *, work: Path, formats=VECTOR_FORMATS
     for size in sizes:
         kind, ids, texts, vectors, qvecs = corpus_and_queries(size, work, seed, n_queries, use_random)
         exact = _exact(vectors, qvecs, 100)
-        entry = {"corpus": kind, "queries": len(qvecs), "dim": int(vectors.shape[1]), "formats": {}}
+        entry: dict[str, Any] = {"corpus": kind, "queries": len(qvecs), "dim": int(vectors.shape[1]), "formats": {}}
         for fmt in formats:
             path = work / f"formats-{kind}-{size}-s{seed}-m{hnsw_m}-b{hnsw_beam}-{fmt}"
             facts_file = path.with_name(path.name + ".json")

@@ -71,7 +71,7 @@ def run_ingest_bench(input: Path | None = None, fmt: str | None = None, *, bm25_
     jvm.start()
     from lucerag.lucene.classes import java
 
-    java.analyzer  # resolve the classes before timing
+    _ = java.analyzer  # resolve the classes before timing
     encoder = None
     if not bm25_only:
         from lucerag.models import load_encoder

@@ -180,7 +180,8 @@ def start_server(args: list[str], *, timeout: float = 180.0, env: dict | None = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"lucerag serve exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            stderr = proc.stderr.read() if proc.stderr is not None else ""
+            raise RuntimeError(f"lucerag serve exited with {proc.returncode}: {stderr[-2000:]}")
         try:
             if httpx.get(url + "/healthz", timeout=2).status_code == 200:
                 return proc, url

@@ -14,6 +14,8 @@ import argparse
 import json
 import time
 
+from typing import Any
+
 import numpy as np
 
 
@@ -38,7 +40,9 @@ def _variants(hidden: int, ffn: int):
     from onnx import helper
 
     rng = np.random.default_rng(0)
-    vec = lambda n: rng.normal(size=n).astype(np.float32)  # noqa: E731
+    def vec(n: int) -> np.ndarray:
+        return rng.normal(size=n).astype(np.float32)
+
     ln_w = {"gamma": vec(hidden), "beta": vec(hidden), "bias": vec(hidden), "eps": np.array(1e-12, np.float32)}
     gelu_w = {"fbias": vec(ffn), "rsqrt2": np.array(0.70710678, np.float32), "one": np.array(1.0, np.float32),
               "half": np.array(0.5, np.float32)}
@@ -71,10 +75,10 @@ def run_kernels(batch: int = 8, seq: int = 81, hidden: int = 384, ffn: int = 153
                 calls: int = 100, rounds: int = 5) -> dict:
     """Median ms per call of each way of writing the two blocks, the variants taking turns round by round."""
     rng = np.random.default_rng(1)
-    built = {}
+    built: dict[str, Any] = {}
     for name, (nodes, inputs, weights) in _variants(hidden, ffn).items():
         used = {i for node in nodes for i in node.input}
-        session = _session(nodes, {k: [batch, seq, d] for k, d in inputs.items()},
+        session = _session(nodes, {k: (batch, seq, d) for k, d in inputs.items()},
                            {k: v for k, v in weights.items() if k in used}, threads)
         feeds = {k: rng.normal(size=(batch, seq, d)).astype(np.float32) for k, d in inputs.items()}
         for _ in range(10):

@@ -7,13 +7,15 @@ docs/encoder.md. The int8 encoder is loaded with its self-check off, so int8 rea
 
 from __future__ import annotations
 
+from lucerag.search.request import Method
+
 import time
 from pathlib import Path
 
 PRECISIONS = ("fp32", "int8")
 
 
-def run_precision_bench(beir: Path, work: Path, methods=("dense", "hybrid"), depth: int = 100,
+def run_precision_bench(beir: Path, work: Path, methods: tuple[Method, ...] = ("dense", "hybrid"), depth: int = 100,
                         progress: bool = False) -> dict:
     """``{"passages-P/queries-Q": {method: nDCG@10}, ...}`` plus build times; ``beir`` is a BEIR folder
     (corpus.jsonl, queries.jsonl, qrels). Raises FileNotFoundError when it is not one."""
@@ -45,7 +47,7 @@ def run_precision_bench(beir: Path, work: Path, methods=("dense", "hybrid"), dep
             cell = {}
             with Retriever(Config.for_index(index), encoder=encoders[qp]) as r:
                 for method in methods:
-                    def rank(text: str, m: str = method):
+                    def rank(text: str, m: Method = method):
                         ranking = r.rank(text, m, depth)
                         return ranking.ids, ranking.scores
 

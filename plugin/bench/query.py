@@ -29,10 +29,11 @@ import resource
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from lucerag.bench.baseline import percentiles, throughput
+from lucerag.errors import InputError
 from lucerag.lucene.jvm import detach_thread
 from lucerag.bench.timing import latencies as _latencies
 
@@ -110,7 +111,7 @@ def run_query_bench(index_dir: Path, queries: list[str], *, k: int = 10, n_laten
                     corpus: tuple[list[str], list[str], np.ndarray] | None = None,
                     latencies_out: Path | None = None, import_rate: float | None = None,
                     label: str | None = None, ef_sweep: list[int] | None = None,
-                    precision: str | None = None) -> dict[str, Any]:
+                    precision: Literal["fp32", "int8"] | None = None) -> dict[str, Any]:
     """Measure lucerag (and the baseline) on ``index_dir``; returns one JSON-able dict.
 
     ``precision``: the query encoder's (default: the configuration's, ``[encoder] precision``).
@@ -139,8 +140,10 @@ def run_query_bench(index_dir: Path, queries: list[str], *, k: int = 10, n_laten
     try:
         encoder = retriever.encoder  # the configured model and precision, checked against the index
         depth = cfg.fusion.depth
-        index = retriever.dense_index
-        result.update(passages=index.size, depth=depth, ef_search=retriever.dense.ef_search,
+        bm25, dense, index = retriever.bm25, retriever.dense, retriever.dense_index
+        if bm25 is None or dense is None or index is None:
+            raise InputError(f"{index_dir}: bench query needs an index with both views (BM25 and vectors)")
+        result.update(passages=index.size, depth=depth, ef_search=dense.ef_search,
                       index_bytes=dir_size(index_dir), fusion=cfg.fusion.model_dump())
         has_filter = retriever.calibrator is not None
         qs = [queries[i % len(queries)] for i in range(n_latency)]
@@ -148,12 +151,12 @@ def run_query_bench(index_dir: Path, queries: list[str], *, k: int = 10, n_laten
         # Warm-up: the JVM compiles Lucene's search code after a few hundred calls; time it compiled.
         for q in qs[:max(50, min(len(qs), 100))]:
             retriever.search(q, k=k, filter=has_filter)
-            retriever.bm25.search(q, depth)
-            retriever.dense.search(vecs[q], depth)
+            bm25.search(q, depth)
+            dense.search(vecs[q], depth)
         lat = {
             "encode": _latencies(encoder.encode_query, qs),
-            "bm25": _latencies(lambda q: retriever.bm25.search(q, depth), qs),
-            "hnsw": _latencies(lambda q: retriever.dense.search(vecs[q], depth), qs),
+            "bm25": _latencies(lambda q: bm25.search(q, depth), qs),
+            "hnsw": _latencies(lambda q: dense.search(vecs[q], depth), qs),
             "hybrid": _latencies(lambda q: retriever.search(q, k=k, filter=False), qs),
         }
         if has_filter:
@@ -174,14 +177,14 @@ def run_query_bench(index_dir: Path, queries: list[str], *, k: int = 10, n_laten
         rq = list(dict.fromkeys(queries))[:recall_queries]
         result["hnsw_recall"] = hnsw_recall(retriever, vectors, rq, depth)
         if ef_sweep:
-            chosen_ef = retriever.dense.ef_search
+            chosen_ef = dense.ef_search
             sweep = []
             for ef in sorted(set(ef_sweep)):
-                retriever.dense.ef_search = ef
-                ms = _latencies(lambda q: retriever.dense.search(vecs.get(q) if q in vecs else encoder.encode_query(q),
+                dense.ef_search = ef
+                ms = _latencies(lambda q: dense.search(vecs[q] if q in vecs else encoder.encode_query(q),
                                                                  depth), rq, warmup=5)
                 sweep.append({**hnsw_recall(retriever, vectors, rq, depth), "hnsw_p50_ms": percentiles(ms)["p50_ms"]})
-            retriever.dense.ef_search = chosen_ef
+            dense.ef_search = chosen_ef
             result["hnsw_recall_sweep"] = sweep
     finally:
         retriever.close()

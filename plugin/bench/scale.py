@@ -19,8 +19,9 @@ The corpora (``build_corpus``):
   and recall depend on that distribution, which is why random vectors are not used.  (A first
   version used the plain mean of 2-4 unrelated passages: averaging unrelated vectors pulls them
   all toward the corpus centroid into one dense blob of near-duplicates, an even harder case for
-  Lucene 9.9's HNSW; real embeddings are not distributed like that.)  ``synthetic_fidelity`` in the report encodes a sample of synthetic passages for real
-  and gives the mean cosine between synthesised and real vectors.
+  Lucene 9.9's HNSW; real embeddings are not distributed like that.)  ``synthetic_fidelity`` in
+  the report encodes a sample of synthetic passages for real and gives the mean cosine between
+  synthesised and real vectors.
 
 Each corpus is written once into ``<work>/scale-<n>`` through :class:`lucerag.index.writer.IndexWriter`
 (vectors given: the ``import-vectors`` path), timed, and reused by later runs with the same seed.

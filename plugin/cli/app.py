@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Literal, NoReturn, Optional
 
 import typer
 
@@ -19,15 +19,19 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on this machine (
 app.add_typer(bench_app, name="bench")
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
-def _precision(value: Optional[str]) -> Optional[str]:
-    if value is not None and value not in ("fp32", "int8"):
-        _fail(f"--precision must be fp32 or int8, not {value!r}")
-    return value
+def _precision(value: Optional[str]) -> Optional[Literal["fp32", "int8"]]:
+    if value is None:
+        return None
+    if value == "fp32":
+        return "fp32"
+    if value == "int8":
+        return "int8"
+    _fail(f"--precision must be fp32 or int8, not {value!r}")
 
 
 def _vector_format(value: Optional[str]) -> Optional[str]:

@@ -34,7 +34,9 @@ def bench_precision(
     """nDCG@10 for fp32 vs int8 passages x fp32 vs int8 queries, dense and hybrid, in one run (JSON)."""
     from lucerag.bench.precision import run_precision_bench
 
-    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    from lucerag.search.request import check_method
+
+    chosen = tuple(check_method(m.strip()) for m in methods.split(",") if m.strip())
     print(json.dumps(run_precision_bench(beir, work, chosen, progress=sys.stderr.isatty())))
 
 
@@ -172,7 +174,7 @@ def bench_query_cmd(
                         precision=_precision(precision))
     r["sizes"] = {str(r["passages"]): {key: r.get(key) for key in
                                        ("hybrid_p50_ms", "baseline_p50_ms", "speedup_p50", "index_bytes")}}
-    if plot is not None:
+    if plot is not None and lat_file is not None:
         from lucerag.bench.scale import plot_latency_cdf
 
         plot_latency_cdf(json.loads(lat_file.read_text()), plot, f"{r['passages']:,} passages, 1 thread")

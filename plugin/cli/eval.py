@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -71,12 +71,15 @@ def eval_(
     for m in chosen:
         if m not in METHODS + ("hybrid-rrf",):
             _fail(f"unknown method {m!r} in --methods: use {', '.join(METHODS + ('hybrid-rrf',))}")
-    reference = reference or (chosen[0] if chosen else None)
+    if not chosen:
+        _fail("--methods names no method")
+    reference = reference or chosen[0]
     if (significance or markdown) and reference not in chosen:
         _fail(f"--reference {reference!r} is not one of --methods")
     queries, judgments = _query_set(beir, topics, qrels, index_dir, config,
                                     dense=filter_ or any(m != "bm25" for m in chosen))
-    results, by_query = {}, {}
+    results: dict[str, Any] = {}
+    by_query: dict = {}
     with _retriever(index_dir, config) as retriever:
         for method in chosen:
             def rank(text: str, method=method):

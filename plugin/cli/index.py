@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -56,9 +56,10 @@ def index(
 
         encoder = load_encoder(model, precision=_precision(precision) or DEFAULT_PASSAGE_PRECISION)
     sink = RejectsFile(rejects) if rejects else None
-    options = {"query": query} if query else {}
+    options: dict[str, Any] = {"query": query} if query else {}
     try:
-        stream = read_documents(input, format, on_error=on_error, rejects=sink, **options)
+        stream = read_documents(input, format, on_error="skip" if on_error == "skip" else "fail", rejects=sink,
+                                **options)
         report = build_index(stream, index_dir, encoder=encoder, dense=not bm25_only,
                              mode="append" if append else "create", batch_size=batch_size,
                              hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format,

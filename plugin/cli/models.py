@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Literal, Optional, cast
 
 import typer
 
-from lucerag.cli.app import models_app
+from lucerag.cli.app import _fail, models_app
+
+if TYPE_CHECKING:  # lucerag.models.export imports onnx: not at --help time
+    from lucerag.models.export import Backend
 
 
 @models_app.command("export")
@@ -27,10 +30,14 @@ def models_export(
     from lucerag.models import default_model_dir, export_model
     from lucerag.models.export import quantize_model
 
+    if pooling not in (None, "mean", "cls"):
+        _fail(f"--pooling must be mean or cls, not {pooling!r}")
+    if backend not in ("auto", "numpy", "torch"):
+        _fail(f"--backend must be auto, numpy or torch, not {backend!r}")
     out = out or default_model_dir()
-    kwargs = {k: v for k, v in dict(pooling=pooling, query_prefix=query_prefix,
-                                    passage_prefix=passage_prefix).items() if v is not None}
-    path = export_model(source, out, overwrite=overwrite, optimize=optimize, backend=backend, **kwargs)
+    path = export_model(source, out, overwrite=overwrite, optimize=optimize,
+                        backend=cast("Backend", backend), pooling=cast(Literal["mean", "cls"] | None, pooling),
+                        query_prefix=query_prefix or "", passage_prefix=passage_prefix or "")
     typer.echo(f"exported {path}")
     if int8:
         path = quantize_model(path, Path(str(out) + "-int8"), overwrite=overwrite)

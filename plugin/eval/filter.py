@@ -15,10 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
 import numpy as np
 
 from lucerag.search.calibration import Calibrator, features, fit
 from lucerag.search.fusion import Candidates, fuse
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -97,10 +102,12 @@ def ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
 
 # -- cut-offs --------------------------------------------------------------------------
 
-def _best(values, score) -> float:
-    """The value maximising score(value) (first on ties)."""
-    best_v, best_s = None, -1.0
-    for v in values:
+def _best(values: Iterable[T], score: Callable[[T], float]) -> T:
+    """The value maximising score(value) (first on ties); ``values`` must not be empty."""
+    it = iter(values)
+    best_v = next(it)
+    best_s = score(best_v)
+    for v in it:
         s = score(v)
         if s > best_s:
             best_v, best_s = v, s
@@ -166,7 +173,7 @@ def query_folds(qs: list, extra_train=(), folds: int = 5, seed: int = 13):
             yield [q for q, g in zip(qs, fold_of) if g != f] + list(extra_train), test
 
 
-def cross_validate(qs: list[LabelledQuery], extra_train: list[LabelledQuery] = (), folds: int = 5,
+def cross_validate(qs: list[LabelledQuery], extra_train: Sequence[LabelledQuery] = (), folds: int = 5,
                    seed: int = 13, target_precision: float | None = None) -> dict:
     """Filter vs baselines with parameters chosen on training folds, scored on held-out queries.
 
@@ -189,7 +196,7 @@ def cross_validate(qs: list[LabelledQuery], extra_train: list[LabelledQuery] = (
         held["gap_cut"] += gap_keeps(test)
         scored += test
     result = {name: mean_prf(keeps, scored) for name, keeps in held.items()}
-    report = dict(result.pop("filter"))
+    report: dict[str, Any] = dict(result.pop("filter"))
     report["ece"] = ece(np.concatenate(all_probs), np.concatenate(all_labels))
     report["baselines"] = result
     report["queries"] = len(scored)

@@ -16,7 +16,7 @@ from lucerag.search.fusion import Candidates, fuse
 
 def grid() -> list[dict]:
     """Fusion settings tried: RRF constants, and convex weights for each normalisation."""
-    settings = [{"method": "rrf", "rrf_k": k} for k in (10, 30, 60, 100)]
+    settings: list[dict] = [{"method": "rrf", "rrf_k": k} for k in (10, 30, 60, 100)]
     weights = np.round(np.arange(0.0, 1.0001, 0.05), 2)
     settings += [{"method": "convex", "norm": n, "dense_weight": float(w)}
                  for n, w in product(("minmax", "zscore", "rank"), weights)]

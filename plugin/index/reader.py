@@ -85,8 +85,8 @@ def _too_new(path: Path, exc: BaseException) -> IndexTooNewError | None:
             return IndexTooNewError(path, index_version if written[0] >= created else f"{created}.x", running,
                                     _jar_name())
     if is_instance(exc, INDEX_FORMAT_TOO_NEW):
-        written = ".".join(map(str, versions[0])) if versions is not None else "an unknown version"
-        return IndexTooNewError(path, f"{written} with a file format newer than this Lucene reads", running,
+        format_version = ".".join(map(str, versions[0])) if versions is not None else "an unknown version"
+        return IndexTooNewError(path, f"{format_version} with a file format newer than this Lucene reads", running,
                                 _jar_name())
     return None
 

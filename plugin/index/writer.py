@@ -181,7 +181,7 @@ class IndexWriter:
             raise ValueError("passages without vectors were added before: an index holds vectors for "
                              "all passages or for none")
         self._call(self._passages.finish)
-        self._passages = _passage_writer()(self._writer, VECTOR, int(self.dim), self.mode == "append",
+        self._passages = _passage_writer()(self._writer, VECTOR, int(self.dim or 0), self.mode == "append",
                                            self._threads, 4, self._track)
 
     def delete(self, ids: Sequence[str]) -> None:

@@ -205,7 +205,8 @@ def chunk_words(doc, max_words: int = DEFAULT_MAX_WORDS, overlap: int = DEFAULT_
     spans = [m.span() for m in _WORD.finditer(text)]
     if len(spans) <= max_words and len(text) <= 100 * max_words:
         return [(doc.id, doc.id, doc.title, text, _meta(doc.metadata, doc.id, 0, 0, len(text)))]
-    out, step, i = [], max(1, max_words - overlap), 0
+    out: list[Chunk] = []
+    step, i = max(1, max_words - overlap), 0
     while True:
         j = min(i + max_words, len(spans))
         a, b = spans[i][0], spans[j - 1][1]

@@ -25,7 +25,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -51,7 +51,7 @@ class PassageRate:
         return self.passages / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passages_per_s": round(self.passages_per_s, 1)}
+        return {**vars(self), "passages_per_s": round(self.passages_per_s, 1)}
 
 
 @dataclass
@@ -204,11 +204,11 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     index_dir = Path(index_dir)
 
     if encoder is not None:
-        chunk, chunking = token_chunker(encoder, max_tokens, overlap)
+        chunk, chunker_settings = token_chunker(encoder, max_tokens, overlap)
     else:
-        chunk, chunking = word_chunker(max_words, overlap_words)
+        chunk, chunker_settings = word_chunker(max_words, overlap_words)
     threads = 1 if index_threads is None else index_threads
-    settings = {**chunking, "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb}
+    settings = {**chunker_settings, "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb}
     if mode == "append":
         manifest = _append_manifest(index_dir, encoder, settings)
     else:

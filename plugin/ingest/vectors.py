@@ -272,7 +272,8 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
             writer.add_batch(ids, texts, block, titles)
             report.passages += len(ids)
             bar.update(len(ids))
-            ids.clear(), texts.clear(), titles.clear(), vecs.clear()
+            for column in (ids, texts, titles, vecs):
+                column.clear()
 
         for n, rec in enumerate(read_vectors(input)):
             if limit is not None and n >= limit:

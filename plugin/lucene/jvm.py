@@ -39,7 +39,7 @@ def _has_module(home: Path, module: str) -> bool:
     if not release.is_file():
         return False
     m = re.search(r'MODULES="([^"]*)"', release.read_text(errors="replace"))
-    return bool(m) and module in m.group(1).split()
+    return m is not None and module in m.group(1).split()
 
 
 def find_java_home() -> Path:

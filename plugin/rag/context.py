@@ -91,10 +91,8 @@ def token_counter(tokenizer: Any = None) -> TokenCounter:
         return _default_counter()
     if isinstance(tokenizer, (str, os.PathLike)):
         return _hf_counter(_load_hf(str(tokenizer)))
-    try:
-        from tokenizers import Tokenizer
-    except ImportError:  # pragma: no cover - tokenizers is a core dependency
-        Tokenizer = ()  # type: ignore[assignment]
+    from tokenizers import Tokenizer  # a core dependency
+
     if isinstance(tokenizer, Tokenizer):
         return _hf_counter(_untruncated(tokenizer))
     encode = getattr(tokenizer, "encode", None)
@@ -209,12 +207,12 @@ class ContextBuilder:
             cost = self.count(block) + (separator if sources else 0)
             truncated = False
             if cost > remaining:
-                block = self._truncate(number, p, remaining - (separator if sources else 0))
-                if block is None:
+                cut = self._truncate(number, p, remaining - (separator if sources else 0))
+                if cut is None:
                     dropped.append(p.id)
                     remaining = -1  # nothing later goes in either: keep rank order
                     continue
-                cost, truncated = self.count(block) + (separator if sources else 0), True
+                block, cost, truncated = cut, self.count(cut) + (separator if sources else 0), True
             sources.append(block)
             remaining -= cost
             citations.append(_citation(number, p, truncated))

@@ -10,12 +10,13 @@ is a :class:`~lucerag.errors.QueryError` whose ``field`` names the request field
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 from lucerag.config import LimitsConfig
 from lucerag.errors import QueryError
 
-METHODS: tuple[str, ...] = ("bm25", "dense", "hybrid")
+Method = Literal["bm25", "dense", "hybrid"]
+METHODS: tuple[Method, ...] = ("bm25", "dense", "hybrid")
 MIN_CONTEXT_TOKENS = 64   # a smaller prompt budget cannot hold the instructions and one citation
 
 _DEFAULT_LIMITS = LimitsConfig()
@@ -27,7 +28,7 @@ class QueryRequest:
 
     query: str
     k: int | None = None
-    method: str = "hybrid"
+    method: Method = "hybrid"
     filter: bool | None = None
     max_tokens: int | None = None
 
@@ -65,10 +66,10 @@ def check_k(k: Any, limits: LimitsConfig | None = None) -> int | None:
     return k
 
 
-def check_method(method: Any) -> str:
+def check_method(method: Any) -> Method:
     if method not in METHODS:
         raise QueryError(f"unknown method {method!r}: use one of {', '.join(METHODS)}", "method")
-    return method
+    return cast(Method, method)
 
 
 def check_filter(filter: Any) -> bool | None:

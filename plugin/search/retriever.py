@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TypeVar
 
 import numpy as np
 
@@ -14,12 +14,12 @@ from lucerag.index.reader import LuceneIndex
 from lucerag.passage import Passage
 from lucerag.search.calibration import Calibrator
 from lucerag.search.fusion import Candidates, fuse
-from lucerag.search.request import METHODS, check_filter, check_k, check_method, check_query
+from lucerag.search.request import METHODS, Method, check_filter, check_k, check_method, check_query
 from lucerag.search.searchers import BM25Searcher, DenseSearcher, Hits
 
 __all__ = ["METHODS", "Method", "QueryError", "Ranking", "Retriever"]
 
-Method = Literal["bm25", "dense", "hybrid"]
+S = TypeVar("S", BM25Searcher, DenseSearcher)
 
 
 @dataclass
@@ -56,7 +56,8 @@ class Retriever:
             self.dense = DenseSearcher(self.dense_index, config.dense.ef_search, config.dense.rescore)
         self.shared_index = self.bm25_index is not None and self.bm25_index is self.dense_index
         self._encoder = encoder
-        self._calibrator: Calibrator | None | bool = False  # False: not looked up yet
+        self._calibrator: Calibrator | None = None
+        self._calibrator_found = False  # looked up yet?
 
     @classmethod
     def from_config(cls, path: str | Path, encoder=None) -> "Retriever":
@@ -93,8 +94,8 @@ class Retriever:
     @property
     def calibrator(self) -> Calibrator | None:
         """The relevance filter's calibrator (None when none fits this index and encoder)."""
-        if self._calibrator is False:
-            self._calibrator = self._find_calibrator()
+        if not self._calibrator_found:
+            self._calibrator, self._calibrator_found = self._find_calibrator(), True
         return self._calibrator
 
     def _find_calibrator(self) -> Calibrator | None:
@@ -117,11 +118,13 @@ class Retriever:
         k = check_k(k, self.config.limits) or self.config.search.k
         method = check_method(method)
         if method == "bm25":
-            hits = self._require(self.bm25, "bm25").search(query, k)
-            return Ranking(hits.ids, hits.scores, [(self.bm25_index, d) for d in hits.docnums])
+            bm25 = self._require(self.bm25, "bm25")
+            hits = bm25.search(query, k)
+            return Ranking(hits.ids, hits.scores, [(bm25.index, d) for d in hits.docnums])
         if method == "dense":
-            hits = self._require(self.dense, "dense").search(self.encoder.encode_query(query), k)
-            return Ranking(hits.ids, hits.scores, [(self.dense_index, d) for d in hits.docnums])
+            dense = self._require(self.dense, "dense")
+            hits = dense.search(self.encoder.encode_query(query), k)
+            return Ranking(hits.ids, hits.scores, [(dense.index, d) for d in hits.docnums])
         candidates, refs = self.candidates(query, max(k, self.config.fusion.depth))
         f = self.config.fusion
         fused = fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
@@ -138,12 +141,13 @@ class Retriever:
         sparse_hits = bm25.search(query, depth, parsed)
         dense_hits = dense.search(vector, depth)
         candidates = self._merge(query, vector, sparse_hits, dense_hits, parsed)
-        refs = [(self.bm25_index, d) for d in sparse_hits.docnums]
+        refs = [(bm25.index, d) for d in sparse_hits.docnums]
         seen = set(sparse_hits.ids)
-        refs += [(self.dense_index, d) for p, d in zip(dense_hits.ids, dense_hits.docnums) if p not in seen]
+        refs += [(dense.index, d) for p, d in zip(dense_hits.ids, dense_hits.docnums) if p not in seen]
         return candidates, refs
 
     def _merge(self, query: str, vector: np.ndarray, sparse: Hits, dense: Hits, parsed=None) -> Candidates:
+        bm25_searcher, dense_searcher = self._require(self.bm25, "bm25"), self._require(self.dense, "dense")
         ids = list(dict.fromkeys(sparse.ids + dense.ids))
         pos = {pid: i for i, pid in enumerate(ids)}
         n = len(ids)
@@ -161,17 +165,17 @@ class Retriever:
             if self.shared_index:
                 where = {sparse.ids[i]: sparse.docnums[i] for i in only_sparse}
             else:  # two indexes: find the BM25-only candidates in the dense index by id
-                where = self.dense_index.docnums([sparse.ids[i] for i in only_sparse])
+                where = dense_searcher.index.docnums([sparse.ids[i] for i in only_sparse])
             if where:
-                dense_scores[[pos[p] for p in where]] = self.dense.score(vector, list(where.values()))
+                dense_scores[[pos[p] for p in where]] = dense_searcher.score(vector, list(where.values()))
         seen_sparse = set(sparse.ids)
         only_dense = [i for i, p in enumerate(dense.ids) if p not in seen_sparse]
         if only_dense:
             if self.shared_index:
                 where = {dense.ids[i]: dense.docnums[i] for i in only_dense}
             else:
-                where = self.bm25_index.docnums([dense.ids[i] for i in only_dense])
-            by_docnum = self.bm25.score(query, list(where.values()), parsed)
+                where = bm25_searcher.index.docnums([dense.ids[i] for i in only_dense])
+            by_docnum = bm25_searcher.score(query, list(where.values()), parsed)
             for pid, d in where.items():
                 bm25_scores[pos[pid]] = by_docnum.get(d, 0.0)
         return Candidates(ids, bm25_scores, dense_scores, bm25_rank, dense_rank)
@@ -238,7 +242,7 @@ class Retriever:
                 p.bm25_score, p.bm25_rank = score, r
             elif method == "dense":
                 p.dense_score, p.dense_rank = score, r
-            else:
+            elif ranking.candidates is not None and ranking.order is not None:
                 c, i = ranking.candidates, ranking.order[r - 1]
                 p.bm25_score, p.dense_score = float(c.bm25[i]), float(c.dense[i])
                 p.bm25_rank = int(c.bm25_rank[i]) or None
@@ -248,7 +252,7 @@ class Retriever:
             passages.append(p)
         return passages
 
-    def _require(self, searcher, name: str):
+    def _require(self, searcher: S | None, name: str) -> S:
         if searcher is not None:
             return searcher
         if name == "dense" and self.dense_index is not None:

@@ -141,21 +141,27 @@ def add_routes(app, searches: Searches, api_key: str | None, registry: m.Registr
     RetrieveRequest, ContextRequest = request_models(searches.limits)
     secured = {"responses": ERRORS, "dependencies": [Depends(authorizer(api_key))]}
 
-    @app.post("/v1/retrieve", response_model=RetrieveResponse, summary="Ranked passages for a query", **secured)
-    async def retrieve(body: RetrieveRequest) -> RetrieveResponse:  # type: ignore[valid-type]
+    # The request models are made here, for these limits: their annotations are set as objects
+    # (this module's annotations are strings, which FastAPI would resolve in the module's globals).
+    async def retrieve(body) -> RetrieveResponse:
         req = searches.check(body)
         passages, took = await searches.run(req, "/v1/retrieve")
         return RetrieveResponse(query=req.query, method=req.method, k=req.k or info["default_k"],
                                 filtered=rag.filter_applies(req.method, req.filter),
                                 passages=passages, took_ms=round(took, 3))
 
-    @app.post("/v1/context", response_model=ContextResponse, summary="A cited LLM prompt (chat messages) for a query",
-              **secured)
-    async def context(body: ContextRequest) -> ContextResponse:  # type: ignore[valid-type]
+    async def context(body) -> ContextResponse:
         req = searches.check(body)
         passages, took = await searches.run(req, "/v1/context")
         ctx = rag.build_context(req.query, passages, max_tokens=req.max_tokens, system_prompt=body.system_prompt)
         return ContextResponse(**ctx.model_dump(), passages=passages, took_ms=round(took, 3))
+
+    retrieve.__annotations__ = {"body": RetrieveRequest, "return": RetrieveResponse}
+    context.__annotations__ = {"body": ContextRequest, "return": ContextResponse}
+    app.post("/v1/retrieve", response_model=RetrieveResponse, summary="Ranked passages for a query",
+             **secured)(retrieve)
+    app.post("/v1/context", response_model=ContextResponse,
+             summary="A cited LLM prompt (chat messages) for a query", **secured)(context)
 
     @app.get("/healthz", response_model=Health, summary="Liveness and index facts")
     async def healthz() -> Health:

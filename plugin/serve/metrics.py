@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TypeVar
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -51,6 +51,9 @@ class _Metric:
 
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+
+    def render(self) -> list[str]:
+        raise NotImplementedError
 
 
 class Counter(_Metric):
@@ -126,25 +129,28 @@ class Histogram(_Metric):
         return lines
 
 
+M = TypeVar("M", bound=_Metric)
+
+
 class Registry:
     """A set of metrics rendered together (one per server, so tests do not share counts)."""
 
     def __init__(self):
         self._metrics: list[_Metric] = []
 
-    def register(self, metric: _Metric) -> _Metric:
+    def register(self, metric: M) -> M:
         self._metrics.append(metric)
         return metric
 
     def counter(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Counter:
-        return self.register(Counter(name, help, labelnames))  # type: ignore[return-value]
+        return self.register(Counter(name, help, labelnames))
 
     def gauge(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Gauge:
-        return self.register(Gauge(name, help, labelnames))  # type: ignore[return-value]
+        return self.register(Gauge(name, help, labelnames))
 
     def histogram(self, name: str, help: str, labelnames: Sequence[str] = (),
                   buckets: Iterable[float] = LATENCY_BUCKETS) -> Histogram:
-        return self.register(Histogram(name, help, labelnames, buckets))  # type: ignore[return-value]
+        return self.register(Histogram(name, help, labelnames, buckets))
 
     def render(self) -> str:
         lines: list[str] = []

@@ -55,15 +55,11 @@ def request_models(limits: LimitsConfig) -> tuple[type[RetrieveRequest], type[Co
         if "max_tokens" in props:
             props["max_tokens"].update(bounds(MIN_CONTEXT_TOKENS, limits.max_context_tokens))
 
-    class Retrieve(RetrieveRequest):
-        model_config = ConfigDict(title="RetrieveRequest", json_schema_extra=with_limits)
+    def subclass(base: type[BaseModel]) -> Any:   # same name: the OpenAPI schema keeps it
+        return type(base.__name__, (base,), {"__module__": __name__, "__qualname__": base.__name__,
+                                             "model_config": ConfigDict(json_schema_extra=with_limits)})
 
-    class Context(ContextRequest):
-        model_config = ConfigDict(title="ContextRequest", json_schema_extra=with_limits)
-
-    Retrieve.__name__ = Retrieve.__qualname__ = "RetrieveRequest"
-    Context.__name__ = Context.__qualname__ = "ContextRequest"
-    return Retrieve, Context
+    return subclass(RetrieveRequest), subclass(ContextRequest)
 
 
 class RetrieveResponse(BaseModel):
