@@ -110,3 +110,14 @@ def test_the_check_can_fail(tmp_path):
     finally:
         MODULES = saved
     assert len(found) == 1 and "imports lucerag.rag.api (rag)" in found[0]
+
+
+def test_the_cli_and_the_public_face_import_nothing_heavy():
+    """`lucerag --help` and `import lucerag` load no numpy, pydantic, JVM bridge or onnxruntime."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lucerag, lucerag.cli; "
+            "print(sorted(m for m in ('numpy', 'pydantic', 'jnius', 'onnxruntime', 'tokenizers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

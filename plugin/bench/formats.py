@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lucerag.bench.query import dir_size
-from lucerag.index.writer import HNSW_BEAM, HNSW_M, VECTOR_FORMATS
+from lucerag.index.hnsw import HNSW_BEAM, HNSW_M, VECTOR_FORMATS
 
 DEFAULT_SIZES = (5_000, 50_000, 200_000)
 

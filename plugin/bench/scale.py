@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from lucerag.bench.data import DL19_SLICE, data_path
 from lucerag.bench.query import dir_size, load_avg
-from lucerag.index.writer import HNSW_BEAM, HNSW_M
+from lucerag.index.hnsw import HNSW_BEAM, HNSW_M
 
 DEFAULT_SIZES = (5_000, 50_000, 200_000)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")

@@ -8,7 +8,6 @@ from typing import Literal, NoReturn, Optional
 
 import typer
 
-from lucerag.config import Config
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -35,7 +34,7 @@ def _precision(value: Optional[str]) -> Optional[Literal["fp32", "int8"]]:
 
 
 def _vector_format(value: Optional[str]) -> Optional[str]:
-    from lucerag.index.writer import VECTOR_FORMATS
+    from lucerag.index.hnsw import VECTOR_FORMATS
 
     if value is not None and value not in VECTOR_FORMATS:
         _fail(f"--vector-format must be one of {', '.join(VECTOR_FORMATS)}, not {value!r}")
@@ -43,6 +42,7 @@ def _vector_format(value: Optional[str]) -> Optional[str]:
 
 
 def _retriever(index: Optional[Path], config: Optional[Path]):
+    from lucerag.config import Config
     from lucerag.search.retriever import Retriever
 
     if config is not None:

@@ -9,8 +9,7 @@ from typing import Optional
 
 import typer
 
-from lucerag.config import MAX_K
-from lucerag.index.writer import HNSW_BEAM, HNSW_M
+from lucerag.index.hnsw import HNSW_BEAM, HNSW_M
 from lucerag.cli.app import bench_app, _fail, _precision
 
 
@@ -146,7 +145,7 @@ def bench_query_cmd(
     index_dir: Path = typer.Option(..., "--index", help="A lucerag index (BM25 + HNSW in one directory)."),
     queries: Path = typer.Option(..., help="Queries: BEIR queries.jsonl, TREC topics (id<TAB>text) or lines."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use the first N queries."),
-    k: int = typer.Option(10, min=1, max=MAX_K, help="Passages returned per query."),
+    k: int = typer.Option(10, min=1, help="Passages returned per query (at most limits.max_k)."),
     n_latency: int = typer.Option(200, min=10, help="Timed queries per stage (cycling through the set)."),
     threads: int = typer.Option(2, min=1, max=64, help="Concurrent threads for the throughput run."),
     n_throughput: int = typer.Option(200, min=1, help="Queries in the throughput run."),
@@ -202,7 +201,7 @@ def bench_formats_cmd(
     """Vectors formats (float / int8 / BBQ + exact rescoring): recall vs exact search, latency, size."""
     from lucerag.bench.formats import run_formats_bench, table
     from lucerag.bench.data import DL19_SLICE, has_data
-    from lucerag.index.writer import VECTOR_FORMATS
+    from lucerag.index.hnsw import VECTOR_FORMATS
     from lucerag.models import cache_dir
 
     chosen = sorted({int(s) for s in sizes.split(",") if s.strip()})

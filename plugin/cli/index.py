@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from lucerag.index.writer import HNSW_BEAM, HNSW_M
+from lucerag.index.hnsw import HNSW_BEAM, HNSW_M
 from lucerag.cli.app import app, _fail, _precision, _vector_format
 
 

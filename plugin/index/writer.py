@@ -33,21 +33,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from lucerag.errors import IndexWriteError
+from lucerag.index.hnsw import DEFAULT_VECTOR_FORMAT, HNSW_BEAM, HNSW_M, VECTOR_FORMATS
 from lucerag.index.manifest import IndexManifest
 from lucerag.lucene.classes import VECTOR, java
 
 MAX_ID_BYTES = 32766  # Lucene's limit for one indexed term (the id field)
 PARENT = "parent_id"  # indexed (not stored) id of the document a passage was cut from
-# HNSW graph construction: neighbours per node (Lucene's M) and construction beam width. Lucene's
-# defaults (16, 100) gave R@100 vs exact search of 0.924 at 50K and 0.757 at 200K passages
-# (ef_search 400); 48/400 give 0.982 and 0.969 (0.990 at 200K with ef_search 800), at ~5x the
-# graph-building time (docs/results.md).
-HNSW_M = 48
-HNSW_BEAM = 400
-# Vectors formats (lucerag.Bridge.vectorsFormat): float32 HNSW, int8 scalar-quantised HNSW, and 1-bit
-# binary-quantised HNSW ("BBQ"); the quantised ones keep the float vectors too, for exact rescoring.
-VECTOR_FORMATS = ("float", "int8", "bbq")
-DEFAULT_VECTOR_FORMAT = "float"
+
+
+__all__ = ["DEFAULT_VECTOR_FORMAT", "HNSW_BEAM", "HNSW_M", "VECTOR_FORMATS", "IndexWriter"]
 
 
 def _passage_writer():

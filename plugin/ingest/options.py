@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from lucerag.errors import InputError
-from lucerag.index.writer import HNSW_BEAM, HNSW_M, VECTOR_FORMATS
+from lucerag.index.hnsw import HNSW_BEAM, HNSW_M, VECTOR_FORMATS
 from lucerag.ingest.chunking import DEFAULT_MAX_WORDS, DEFAULT_OVERLAP_WORDS
 from lucerag.models.encoder import PASSAGE_BATCH
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from lucerag.connectors.document import ID_KEYS, TEXT_KEYS
 from lucerag.errors import VectorFormatError
-from lucerag.index.writer import HNSW_BEAM, HNSW_M
+from lucerag.index.hnsw import HNSW_BEAM, HNSW_M
 from lucerag.ingest.pipeline import PassageRate
 NORM_TOLERANCE = 1e-3
 
