@@ -12,9 +12,10 @@ def test_wheel_holds_all_three_packages_and_the_bridge(tmp_path):
                     "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
     wheel = next(tmp_path.glob("lucerag-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for expected in ("lucerag/__init__.py", "lucerag/retriever.py", "lucerag/connectors/__init__.py",
-                     "lucerag/models/__init__.py", "lucerag/data/lucerag-bridge.jar"):
-        assert expected in names
+    for expected in ("lucerag/__init__.py", "lucerag/search/retriever.py", "lucerag/connectors/__init__.py",
+                     "lucerag/models/__init__.py", "lucerag/data/lucerag-bridge.jar", "lucerag/py.typed",
+                     "lucerag/data/demo/fusion.md", "lucerag/data/demo-queries.txt"):
+        assert expected in names, expected
     assert any(n.endswith("entry_points.txt") for n in names)
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)

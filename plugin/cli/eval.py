@@ -134,11 +134,11 @@ def _filter_markdown(report: dict) -> str:
 
 
 def _evaluate_filter(retriever, queries, judgments, grade, negatives, ood, curve: Optional[Path] = None) -> dict:
-    from lucerag.eval.filter import collect, cross_validate, empty_rate, fit_calibrator, read_query_lines
+    from lucerag.eval.filter import collect, cross_validate_filter, empty_rate, fit_calibrator, read_query_lines
 
     labelled = collect(retriever, queries, judgments, grade=grade, depth=retriever.config.fusion.depth)
     extra = [q for path in negatives for q in collect(retriever, read_query_lines(path), {})]
-    report = cross_validate(labelled, extra)
+    report = cross_validate_filter(labelled, extra)
     if ood is not None:
         # Fitted on all judged queries (+ negatives); the unanswerable set is never trained on.
         cal = fit_calibrator(labelled + extra)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from lucerag.eval.folds import fold_of
 from lucerag.search.calibration import Calibrator, features, fit
 from lucerag.search.fusion import Candidates, fuse
 
@@ -166,14 +167,14 @@ DENSE_COLUMN = 0  # features()[:, 0] is the raw cosine
 def query_folds(qs: list, extra_train=(), folds: int = 5, seed: int = 13):
     """(train, test) per fold: queries split at random by ``seed``; ``extra_train`` joins every
     training fold and is never tested. Empty test folds are skipped."""
-    fold_of = np.random.default_rng(seed).permutation(len(qs)) % folds
+    fold = fold_of(len(qs), folds, seed)
     for f in range(folds):
-        test = [q for q, g in zip(qs, fold_of) if g == f]
+        test = [q for q, g in zip(qs, fold) if g == f]
         if test:
-            yield [q for q, g in zip(qs, fold_of) if g != f] + list(extra_train), test
+            yield [q for q, g in zip(qs, fold) if g != f] + list(extra_train), test
 
 
-def cross_validate(qs: list[LabelledQuery], extra_train: Sequence[LabelledQuery] = (), folds: int = 5,
+def cross_validate_filter(qs: list[LabelledQuery], extra_train: Sequence[LabelledQuery] = (), folds: int = 5,
                    seed: int = 13, target_precision: float | None = None) -> dict:
     """Filter vs baselines with parameters chosen on training folds, scored on held-out queries.
 

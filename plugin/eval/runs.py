@@ -207,7 +207,7 @@ def filter_threshold_curve(labelled, extra_train=(), folds: int = 5, seed: int =
                            thresholds: Iterable[float] | None = None) -> dict:
     """Cross-validated precision, recall and F1 of the relevance filter for each threshold.
 
-    The same folds as :func:`lucerag.eval.filter.cross_validate` (same seed): each held-out
+    The same folds as :func:`lucerag.eval.filter.cross_validate_filter` (same seed): each held-out
     query's candidates get probabilities from a calibrator fitted on the other folds (plus
     ``extra_train``); the mean per-query precision/recall/F1 of keeping ``p >= t`` is reported
     for every ``t``, with the thresholds the folds chose.

@@ -10,6 +10,8 @@ from itertools import product
 
 import numpy as np
 
+from lucerag.eval.folds import fold_of
+
 from lucerag.eval.runs import per_query
 from lucerag.search.fusion import Candidates, fuse
 
@@ -40,14 +42,15 @@ def score_settings(candidates: dict[str, Candidates], qrels, settings: list[dict
     return out
 
 
-def cross_validate(matrix: np.ndarray, folds: int = 5, seed: int = 13) -> tuple[float, list[int]]:
-    """Mean held-out score when each fold uses the setting best on the other folds."""
+def cross_validate_settings(matrix: np.ndarray, folds: int = 5, seed: int = 13) -> tuple[float, list[int]]:
+    """Mean held-out score when each fold uses the setting (row of ``matrix``: settings x queries)
+    best on the other folds, and the setting chosen for each fold."""
     n = matrix.shape[1]
-    fold_of = np.random.default_rng(seed).permutation(n) % folds
+    fold = fold_of(n, folds, seed)
     held = np.zeros(n)
     chosen = []
     for f in range(folds):
-        train, test = fold_of != f, fold_of == f
+        train, test = fold != f, fold == f
         best = int(np.argmax(matrix[:, train].mean(axis=1)))
         chosen.append(best)
         held[test] = matrix[best, test]
@@ -60,7 +63,7 @@ def tune(retriever, queries: dict[str, str], qrels, metric: str = "nDCG@10", fol
     candidates = {qid: retriever.candidates(text, depth)[0] for qid, text in queries.items()}
     settings = grid()
     matrix = score_settings(candidates, qrels, settings, metric)
-    cv, chosen = cross_validate(matrix, folds)
+    cv, chosen = cross_validate_settings(matrix, folds)
     best = int(np.argmax(matrix.mean(axis=1)))
     current = {"method": retriever.config.fusion.method, "norm": retriever.config.fusion.norm,
                "dense_weight": retriever.config.fusion.dense_weight, "rrf_k": retriever.config.fusion.rrf_k}
