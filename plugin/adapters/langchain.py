@@ -40,9 +40,10 @@ class LuceragRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     rag: Any = Field(description="a lucerag.rag.api.RAG")
-    k: int | None = Field(None, ge=1, le=1000)
+    # Checked by RAG.retrieve (lucerag.search.request, the index's [limits]), like every surface's.
+    k: int | None = None
     method: Literal["hybrid", "bm25", "dense"] = "hybrid"
-    filter: bool = True
+    filter: bool | None = None   # None: [filter] enabled (Retriever.filter_applies decides)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [to_document(p) for p in self.rag.retrieve(query, self.k, filter=self.filter, method=self.method)]

@@ -34,7 +34,7 @@ def to_node(p: Passage) -> NodeWithScore:
 class LuceragRetriever(BaseRetriever):
     """A LlamaIndex ``BaseRetriever`` calling :meth:`lucerag.rag.api.RAG.retrieve`."""
 
-    def __init__(self, rag, k: int | None = None, method: str = "hybrid", filter: bool = True, **kwargs):
+    def __init__(self, rag, k: int | None = None, method: str = "hybrid", filter: bool | None = None, **kwargs):
         super().__init__(**kwargs)
         self.rag, self.k, self.method, self.filter = rag, k, method, filter
 
