@@ -118,3 +118,16 @@ def test_no_product_module_names_a_repository_path():
              for p in (root / folder).rglob("*.py")
              for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert found == []
+
+
+def test_demo_indexes_the_shipped_corpus_and_answers(tmp_path):
+    """`lucerag demo` without --corpus needs no file of the repository (a wheel install has none)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "lucerag", "demo", "--index", str(tmp_path / "demo"), "--k", "2"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "indexed 5 documents" in out.stdout and "lucerag/data/demo" in out.stdout.replace("plugin/", "lucerag/")
+    first = next(line for line in out.stdout.splitlines() if line.lstrip().startswith("1. "))
+    assert "fusion" in first  # "How does lucerag fuse BM25 and dense scores?" -> the fusion page
