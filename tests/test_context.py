@@ -88,3 +88,31 @@ def test_tokenizer_choices():
 
 def test_cited_numbers():
     assert cited_numbers("Lucene [2] uses HNSW [1][2]; see also [10].") == [2, 1, 10]
+
+
+CHINESE = "搜索引擎先把文档切成段落，再用关键词和向量一起给段落排序，最后把最相关的段落交给模型回答问题。"
+
+
+@pytest.mark.parametrize("script", ["chinese", "english"])
+def test_a_passage_of_any_script_is_truncated_to_the_budget_not_dropped(script):
+    """Issue 15 item 10: a ~400-token passage with max_tokens=300 is cut to fit, whatever the script."""
+    count = token_counter()
+    unit = {"chinese": CHINESE, "english": TEXTS[0] + " " + TEXTS[3] + " "}[script]
+    text = unit
+    while count(text + unit) <= 400:
+        text += unit
+    assert 360 <= count(text) <= 400
+    ctx = ContextBuilder(max_tokens=300).build("how are passages ranked?", [passage("p", text, 1, "Search")])
+    assert not ctx.empty and ctx.citations[0].truncated and ctx.dropped == []
+    assert 295 <= ctx.prompt_tokens <= 300
+    assert sum(count(m.content) + 4 for m in ctx.messages) == ctx.prompt_tokens
+    kept = ctx.messages[-1].content.split("(id: p)\n", 1)[1].split(" ...", 1)[0]
+    assert len(kept) > len(text) // 2 and text.startswith(kept)
+
+
+def test_text_without_spaces_is_cut_by_any_token_counter():
+    """Thai is written without spaces; here a counter of one token per character stands in for an
+    LLM tokenizer (the default encoder's maps a whole Thai run to one unknown token)."""
+    text = "เครื่องมือค้นหาแบ่งเอกสารเป็นย่อหน้าแล้วจัดอันดับด้วยคำสำคัญและเวกเตอร์" * 12
+    ctx = ContextBuilder(max_tokens=800, tokenizer=len).build("q", [passage("p", text, 1)])
+    assert ctx.citations[0].truncated and ctx.prompt_tokens == 800 and len(text) > 800

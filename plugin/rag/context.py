@@ -8,8 +8,9 @@ OpenAI-compatible API and the citations ``[n] -> passage id, document id, title`
   ``max_tokens``;
 - drops near-duplicate passages (word-shingle Jaccard similarity >= ``dedupe_threshold``), keeping
   the better-ranked one;
-- keeps rank order, numbers citations 1..n in prompt order, and truncates the last passage at a
-  word boundary when only part of it fits;
+- keeps rank order, numbers citations 1..n in prompt order, and truncates the last passage by
+  tokens when only part of it fits (at a word boundary where the script has spaces, at a character
+  otherwise: a Chinese passage is cut like an English one, not dropped);
 - says plainly that no relevant passage was found when there is none, and tells the model not to
   answer from memory, instead of inventing context.
 """
@@ -36,6 +37,8 @@ NO_CONTEXT_NOTE = ("No relevant passage was found for this question in the searc
 USER_TEMPLATE = "Sources:\n\n{sources}\n\nQuestion: {query}"
 # Chat formats add a few tokens per message (role markers); counted as a fixed allowance.
 PER_MESSAGE_TOKENS = 4
+# A cut inside a word moves back to the previous space when it is at most this many characters away.
+WORD_SNAP = 40
 
 TokenCounter = Callable[[str], int]
 
@@ -247,19 +250,33 @@ class ContextBuilder:
         return kept, duplicates
 
     def _truncate(self, number: int, p: Passage, room: int) -> str | None:
-        """The passage cut at a word boundary so that its block fits ``room`` tokens, or None."""
+        """The passage cut so that its block fits ``room`` tokens, or None when under
+        ``min_passage_tokens`` would fit.
+
+        Cuts by characters (binary search on the longest prefix whose block fits), so text written
+        without spaces (Chinese, Japanese, Thai ...) is cut as finely as any; the cut then moves back
+        to the last space when one lies within ``WORD_SNAP`` characters, so words stay whole."""
         if room < self.min_passage_tokens:
             return None
-        words = p.text.split()
-        lo, hi, best = 1, len(words) - 1, None
-        while lo <= hi:  # binary search on the number of words kept
+        text = p.text.strip()
+
+        def block(n: int) -> str:
+            return self.format_source(number, p, text[:n].rstrip() + " ...")
+
+        lo, hi, best = 1, len(text) - 1, 0
+        while lo <= hi:  # binary search on the number of characters kept
             mid = (lo + hi) // 2
-            block = self.format_source(number, p, " ".join(words[:mid]) + " ...")
-            if self.count(block) <= room:
-                best, lo = block, mid + 1
+            if self.count(block(mid)) <= room:
+                best, lo = mid, mid + 1
             else:
                 hi = mid - 1
-        return best
+        if not best:
+            return None
+        if not text[best].isspace():  # cut inside a word: back to the space before it, if near
+            space = max(text.rfind(" ", 0, best), text.rfind("\n", 0, best), text.rfind("\t", 0, best))
+            if space > 0 and best - space <= WORD_SNAP:
+                best = space
+        return block(best)
 
 
 def _citation(number: int, p: Passage, truncated: bool) -> Citation:
