@@ -89,3 +89,50 @@ def test_shared_trec_files() -> None:
     assert {g for v in dl19_qrels.values() for g in v.values()} == {0, 1, 2, 3}
     dev_qrels = read_trec_qrels(TOPICS / "qrels.msmarco-passage.dev-subset.txt")
     assert set(dev_qrels) <= set(dev) and len(dev_qrels) == 6980
+
+
+# -- issue 15 item 5: repeated ids, conflicting judgments and misplaced spaces are errors ----------
+
+def test_repeated_query_ids_are_errors_naming_file_and_line(tmp_path: Path, beir: Path) -> None:
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("1\tfirst question\n2\tsecond\n1\tfirst question again\n")
+    with pytest.raises(ConnectorError, match=r"topics\.tsv: line 3: query id '1' is repeated \(first on line 1\)"):
+        read_trec_topics(topics)
+    (beir / "queries.jsonl").write_text('{"_id": "q1", "text": "a"}\n{"_id": "q2", "text": "b"}\n'
+                                        '{"_id": "q2", "text": "c"}\n')
+    with pytest.raises(ConnectorError, match=r"queries\.jsonl: line 3: query id 'q2' is repeated"):
+        read_beir_queries(beir)
+
+
+def test_a_pair_judged_twice_with_different_grades_is_an_error(tmp_path: Path, beir: Path) -> None:
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("1 0 d1 2\n1 0 d2 0\n1 0 d1 2\n")   # the same grade twice: accepted
+    assert read_trec_qrels(qrels) == {"1": {"d1": 2, "d2": 0}}
+    qrels.write_text("1 0 d1 2\n1 0 d2 0\n1 0 d1 0\n")
+    with pytest.raises(ConnectorError, match=r"qrels\.txt: line 3: query '1' judges document 'd1' 0, "
+                                             r"but line 1 judged it 2"):
+        read_trec_qrels(qrels)
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\t0\n")
+    with pytest.raises(ConnectorError, match=r"test\.tsv: line 3: query 'q1' judges document 'd1' 0"):
+        read_beir_qrels(beir)
+
+
+def test_a_space_where_a_tab_belongs_is_an_error_not_zero_metrics(beir: Path) -> None:
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n1\t 0 31715818\t1\n")
+    with pytest.raises(ConnectorError, match=r"test\.tsv: line 3: corpus-id ' 0 31715818' holds whitespace"):
+        read_beir_qrels(beir)
+    (beir / "qrels" / "test.tsv").write_text("q1\td1 \t1\n")
+    with pytest.raises(ConnectorError, match=r"test\.tsv: line 1: corpus-id 'd1 ' holds whitespace"):
+        read_beir_qrels(beir)
+
+
+@needs_topics
+def test_the_shared_topics_and_qrels_pass_the_stricter_readers() -> None:
+    """The real files hold no repeated query, no conflicting judgment and no misplaced space."""
+    for path in sorted(TOPICS.glob("qrels.*.txt")):
+        assert len(read_trec_qrels(path)) > 40
+    for path in sorted(TOPICS.glob("topics.*.txt")):
+        assert len(read_trec_topics(path)) > 40
+    scifact = SHARED / "beir-scifact"
+    if (scifact / "queries.jsonl").is_file():
+        assert len(read_beir_queries(scifact)) > 100 and len(read_beir_qrels(scifact)) > 100
