@@ -1,4 +1,5 @@
-"""Text and title extraction for single files: plain text, Markdown, HTML (BeautifulSoup), PDF (pypdf)."""
+"""Text and title extraction for single files: plain text, Markdown (markdown-it-py), HTML (trafilatura,
+else BeautifulSoup), PDF (pypdf)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,6 @@ class Extracted(NamedTuple):
     metadata: dict[str, Any]
 
 
-_MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
-
-
 def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
@@ -30,35 +28,105 @@ def extract_text(path: Path) -> Extracted:
 
 
 def extract_markdown(path: Path) -> Extracted:
-    """Raw Markdown text; the title is the first ATX heading (``# Title``)."""
+    """Raw Markdown text; the title is the first heading (``# Title`` or a ``Title`` line
+    underlined with ``===``/``---``), found by a CommonMark parser (markdown-it-py), so a ``#``
+    line inside a fenced or indented code block (a shell comment) is never a title."""
     text = _decode(path.read_bytes())
-    m = _MD_HEADING.search(text)
-    return Extracted(m.group(1).strip() if m else path.stem, text, {})
+    return Extracted(markdown_title(text) or path.stem, text, {})
+
+
+def markdown_title(text: str) -> str:
+    """The plain text of the first heading of a Markdown document ("" when it has none)."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(text)
+    for i, token in enumerate(tokens[:-1]):
+        if token.type == "heading_open":
+            inline = tokens[i + 1]
+            parts = [c.content for c in inline.children or [] if c.type in ("text", "code_inline")]
+            title = _SPACES.sub(" ", "".join(parts) or inline.content).strip()
+            if title:
+                return title
+    return ""
 
 
 _BLOCKS = ["address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
            "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
            "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul"]
 _SPACES = re.compile(r"\s+")
+# Page furniture the fallback extractor drops: tags, ARIA roles, and words in an element's id/class.
+_FURNITURE_TAGS = ["nav", "aside", "form", "dialog", "button", "select", "menu"]
+_FURNITURE_ROLES = {"navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog", "search",
+                    "menubar", "menu"}
+_FURNITURE_WORDS = {"cookie", "cookies", "consent", "gdpr", "banner", "navbar", "nav", "menu", "footer", "sidebar",
+                    "share", "social", "newsletter", "related", "widget", "breadcrumb", "breadcrumbs", "skip",
+                    "advert", "ads", "popup", "modal", "subscribe", "signup"}
+_WORDS = re.compile(r"[a-z]+")
 
 
 def extract_html(path: Path) -> Extracted:
-    """Visible text of an HTML page, one line per block element; the title is ``<title>``,
-    else the first ``<h1>``. Scripts and styles are dropped; the encoding follows ``<meta charset>``."""
+    """The main content of an HTML page, one line per paragraph; the title is ``<title>``, else
+    the first ``<h1>``.
+
+    Navigation, cookie banners, sidebars, share buttons and footers are left out.  With the
+    ``html`` extra installed (trafilatura, a maintained main-content extractor) it finds the
+    content; without it, or when it finds none (a very short page), a BeautifulSoup fallback
+    drops page furniture by tag (``nav``, ``aside``, ``form`` ...; ``header``/``footer`` outside the
+    ``main``/``article``), ARIA role and id/class words (cookie, consent, menu, footer ...), keeps
+    ``<main>``/``<article>``/``role=main`` when the page has one, and puts each block on its own
+    line.  Scripts and styles are dropped; the encoding follows ``<meta charset>``."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(path.read_bytes(), "html.parser")
+    data = path.read_bytes()
+    soup = BeautifulSoup(data, "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
     title_tag = soup.title or soup.find("h1")
     title = _SPACES.sub(" ", title_tag.get_text()).strip() if title_tag else ""
+    text = _main_content(data) or _visible_text(soup)
+    return Extracted(title or path.stem, text, {})
+
+
+def _main_content(data: bytes) -> str:
+    """trafilatura's main text ("" when it is not installed or finds nothing)."""
+    try:
+        import trafilatura
+    except ImportError:
+        return ""
+    text = trafilatura.extract(data, include_comments=False, include_tables=True, include_links=False,
+                               include_images=False, favor_precision=True, deduplicate=False)
+    if not text:
+        return ""
+    lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _furniture(tag) -> bool:
+    if tag.attrs is None:
+        return False
+    if (tag.get("role") or "").lower() in _FURNITURE_ROLES:
+        return True
+    words = " ".join([tag.get("id") or "", *(tag.get("class") or [])]).lower()
+    return bool(_FURNITURE_WORDS.intersection(_WORDS.findall(words)))
+
+
+def _visible_text(soup) -> str:
     if soup.head:
         soup.head.decompose()
-    for tag in soup(_BLOCKS):
+    for tag in soup(_FURNITURE_TAGS):
+        tag.decompose()
+    for tag in soup(["header", "footer"]):
+        if not tag.find_parent(["main", "article"]):
+            tag.decompose()
+    for tag in soup.find_all(_furniture):
+        if not tag.decomposed and tag.name not in ("html", "body", "main", "article"):
+            tag.decompose()
+    root = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.find("article") or soup
+    for tag in root(_BLOCKS):
         tag.insert_before("\x00")
         tag.insert_after("\x00")
-    lines = (_SPACES.sub(" ", line).strip() for line in soup.get_text().split("\x00"))
-    return Extracted(title or path.stem, "\n".join(line for line in lines if line), {})
+    lines = (_SPACES.sub(" ", line).strip() for line in root.get_text().split("\x00"))
+    return "\n".join(line for line in lines if line)
 
 
 def extract_pdf(path: Path) -> Extracted:

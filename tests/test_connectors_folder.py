@@ -119,3 +119,65 @@ def test_bad_files_are_rejected_with_path(folder: Path) -> None:
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(ConnectorError, match="no such file"):
         read_documents(tmp_path / "nope", format="folder")
+
+
+def test_markdown_title_comes_from_a_heading_outside_code(tmp_path: Path) -> None:
+    """Issue 15 item 11: a '#' line in a fenced (or indented) code block is a shell comment, not a title."""
+    root = tmp_path / "md"
+    root.mkdir()
+    (root / "fenced.md").write_text("Some intro.\n\n```bash\n# install the package\npip install lucerag\n```\n\n"
+                                    "## Rotating keys\n\nText.\n")
+    (root / "tilde.md").write_text("~~~~\n# not a title\n~~~~\n\nKeys *and* `locks`\n=================\n\nText.\n")
+    (root / "indented.md").write_text("Intro.\n\n    # a comment in indented code\n\nNo heading at all.\n")
+    (root / "unclosed.md").write_text("```\n# inside an unclosed fence\n")
+    docs = {d.id: d.title for d in read_documents(root)}
+    assert docs == {"fenced.md": "Rotating keys", "tilde.md": "Keys and locks", "indented.md": "indented",
+                    "unclosed.md": "unclosed"}
+
+
+HTML_PAGES = Path(__file__).parent / "data" / "html"
+# Per page: sentences of the main content (each must come out whole, inline links with their spaces)
+# and page furniture (navigation, cookie banners, sidebars, share buttons, footers) that must not.
+HTML_EXPECTED = {
+    "docs-page.html": (
+        ["Open the key console and choose Create key.", "then watch the usage page until requests signed",
+         "so check the job settings as well.", "Rotating API keys", "fail with status 401."],
+        ["cookie", "Accept all", "HomeDocs", "Pricing", "Sign up", "Getting started", "Billing and invoices",
+         "All rights reserved", "newsletter", "Terms of service"]),
+    "blog-post.html": (
+        ["we moved every loaf to a sourdough starter, and the change", "but the study we read is worth a look.",
+         "a levain must be fed at the same hours every day"],
+        ["cookies", "Manage preferences", "About us", "Share on", "Email this", "Related posts",
+         "Ten tips for rye", "Copyright", "Imprint"]),
+    "news-article.html": (
+        ["According to the city council, the project cost 48 million euros and was paid for partly by a "
+         "regional climate fund.", "protects about two thousand homes."],
+        ["Skip to content", "Weather", "Subscribe", "214 partners", "I agree", "morning briefing", "Sign up",
+         "Advertise"]),
+}
+
+
+@pytest.mark.parametrize("extractor", ["main", "fallback"])
+@pytest.mark.parametrize("page", sorted(HTML_EXPECTED))
+def test_html_main_content_without_navigation_banners_or_footers(page: str, extractor: str) -> None:
+    """Issue 15 item 12, on pages written like real ones: trafilatura (the html extra) and the
+    BeautifulSoup fallback both keep the article and drop the page furniture."""
+    from bs4 import BeautifulSoup
+
+    from lucerag.connectors.extract import _visible_text, extract_html
+
+    path = HTML_PAGES / page
+    if extractor == "main":
+        pytest.importorskip("trafilatura", reason="extra lucerag[html] not installed")
+        doc = extract_html(path)
+        text = doc.text
+        assert doc.title == BeautifulSoup(path.read_bytes(), "html.parser").title.get_text()
+    else:
+        soup = BeautifulSoup(path.read_bytes(), "html.parser")
+        for tag in soup(["script", "style", "noscript", "template"]):
+            tag.decompose()
+        text = _visible_text(soup)
+    content, furniture = HTML_EXPECTED[page]
+    flat = " ".join(text.split())
+    assert [s for s in content if s not in flat] == []
+    assert [s for s in furniture if s.lower() in flat.lower()] == []
