@@ -123,3 +123,36 @@ def test_int8_query_encoder_from_configuration(mini_index, retriever):
             b = retriever.search(query, k=3, filter=False)
             assert a[0].id == b[0].id
             assert a[0].dense_score == pytest.approx(b[0].dense_score, abs=0.02)
+
+
+def test_dense_over_two_indexes_reads_the_text_from_the_bm25_index(tmp_path, mini_index, encoder, retriever):
+    """Issue 15 item 14: an Anserini-style HNSW index stores ids and vectors only."""
+    from test_ids import _lucene_index
+
+    docs = mini_documents()
+    vectors = encoder.encode_passages([d.text for d in docs])
+    dense_dir = _lucene_index(tmp_path / "hnsw", [(d.id, None, v) for d, v in zip(docs, vectors)], mini_index)
+    bm25_dir = tmp_path / "bm25"
+    build_index(docs, bm25_dir, dense=False, progress=False)
+    config = Config.model_validate({"index": {"bm25_path": str(bm25_dir), "dense_path": str(dense_dir)}})
+    text = {d.id: d.text for d in docs}
+    with Retriever(config, encoder=encoder) as two:
+        for method in ("dense", "hybrid"):
+            found = two.search("why does a volcano erupt", k=5, method=method, filter=False)
+            same = retriever.search("why does a volcano erupt", k=5, method=method, filter=False)
+            assert [p.id for p in found] == [p.id for p in same]
+            assert [p.text for p in found] == [text[p.id] for p in found] and all(p.text for p in found)
+            assert [p.title for p in found] == [p.title for p in same]
+
+
+def test_an_encoded_index_with_no_passages_finds_nothing_by_every_method(tmp_path, encoder):
+    """Issue 15 item 15: dense and hybrid return [] like bm25, not "built with --bm25-only?"."""
+    build_index([], tmp_path / "empty", encoder=encoder, progress=False)
+    with Retriever.from_index(tmp_path / "empty", encoder=encoder) as r:
+        for method in ("bm25", "dense", "hybrid"):
+            assert r.search("anything at all", k=5, method=method, filter=False) == []
+            assert r.rank("anything at all", method, 5).ids == []
+    build_index([], tmp_path / "sparse", dense=False, progress=False)
+    with Retriever.from_index(tmp_path / "sparse", encoder=encoder) as r:  # BM25-only: still an error
+        with pytest.raises(ValueError, match="no dense vectors"):
+            r.search("anything", method="dense")

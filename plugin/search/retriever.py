@@ -117,6 +117,8 @@ class Retriever:
         query = check_query(query, self.config.limits)
         k = check_k(k, self.config.limits) or self.config.search.k
         method = check_method(method)
+        if method in ("dense", "hybrid") and self._no_passages(method):
+            return Ranking([], np.zeros(0, np.float32), [], None, np.zeros(0, np.int64))
         if method == "bm25":
             bm25 = self._require(self.bm25, "bm25")
             hits = bm25.search(query, k)
@@ -142,42 +144,52 @@ class Retriever:
         dense_hits = dense.search(vector, depth)
         candidates = self._merge(query, vector, sparse_hits, dense_hits, parsed)
         refs = [(bm25.index, d) for d in sparse_hits.docnums]
-        seen = set(sparse_hits.ids)
-        refs += [(dense.index, d) for p, d in zip(dense_hits.ids, dense_hits.docnums) if p not in seen]
+        seen = set(self._keys(sparse_hits))
+        refs += [(dense.index, d) for key, d in zip(self._keys(dense_hits), dense_hits.docnums)
+                 if key not in seen]
         return candidates, refs
+
+    def _keys(self, hits: Hits) -> list:
+        """What joins the two views' hits: the Lucene doc number in a shared index (one document
+        holds both views), the passage id across two indexes (the only link between them)."""
+        return hits.docnums if self.shared_index else hits.ids
 
     def _merge(self, query: str, vector: np.ndarray, sparse: Hits, dense: Hits, parsed=None) -> Candidates:
         bm25_searcher, dense_searcher = self._require(self.bm25, "bm25"), self._require(self.dense, "dense")
-        ids = list(dict.fromkeys(sparse.ids + dense.ids))
-        pos = {pid: i for i, pid in enumerate(ids)}
-        n = len(ids)
+        skeys, dkeys = self._keys(sparse), self._keys(dense)
+        keys = list(dict.fromkeys(skeys + dkeys))
+        pos = {key: i for i, key in enumerate(keys)}
+        n = len(keys)
+        ids = [""] * n
+        for key, pid in zip(skeys + dkeys, sparse.ids + dense.ids):
+            ids[pos[key]] = pid
         bm25_scores, dense_scores = np.zeros(n, np.float32), np.zeros(n, np.float32)
         bm25_rank, dense_rank = np.zeros(n, np.int32), np.zeros(n, np.int32)
-        sparse_idx = [pos[p] for p in sparse.ids]
-        dense_idx = [pos[p] for p in dense.ids]
+        sparse_idx = [pos[key] for key in skeys]
+        dense_idx = [pos[key] for key in dkeys]
         bm25_scores[sparse_idx] = sparse.scores
         bm25_rank[sparse_idx] = np.arange(1, len(sparse) + 1)
         dense_scores[dense_idx] = dense.scores
         dense_rank[dense_idx] = np.arange(1, len(dense) + 1)
-        seen_dense = set(dense.ids)
-        only_sparse = [i for i, p in enumerate(sparse.ids) if p not in seen_dense]
+        seen_dense = set(dkeys)
+        only_sparse = [i for i, key in enumerate(skeys) if key not in seen_dense]
         if only_sparse:
-            if self.shared_index:
-                where = {sparse.ids[i]: sparse.docnums[i] for i in only_sparse}
+            if self.shared_index:  # key -> doc number in the dense view's index
+                where = {skeys[i]: sparse.docnums[i] for i in only_sparse}
             else:  # two indexes: find the BM25-only candidates in the dense index by id
                 where = dense_searcher.index.docnums([sparse.ids[i] for i in only_sparse])
             if where:
-                dense_scores[[pos[p] for p in where]] = dense_searcher.score(vector, list(where.values()))
-        seen_sparse = set(sparse.ids)
-        only_dense = [i for i, p in enumerate(dense.ids) if p not in seen_sparse]
+                dense_scores[[pos[key] for key in where]] = dense_searcher.score(vector, list(where.values()))
+        seen_sparse = set(skeys)
+        only_dense = [i for i, key in enumerate(dkeys) if key not in seen_sparse]
         if only_dense:
             if self.shared_index:
-                where = {dense.ids[i]: dense.docnums[i] for i in only_dense}
+                where = {dkeys[i]: dense.docnums[i] for i in only_dense}
             else:
                 where = bm25_searcher.index.docnums([dense.ids[i] for i in only_dense])
             by_docnum = bm25_searcher.score(query, list(where.values()), parsed)
-            for pid, d in where.items():
-                bm25_scores[pos[pid]] = by_docnum.get(d, 0.0)
+            for key, d in where.items():
+                bm25_scores[pos[key]] = by_docnum.get(d, 0.0)
         return Candidates(ids, bm25_scores, dense_scores, bm25_rank, dense_rank)
 
     def filtered(self, query: str, k: int | None = None) -> tuple[Ranking, np.ndarray]:
@@ -191,6 +203,8 @@ class Retriever:
                                    "`lucerag calibrate`, or search with filter=False")
         query = check_query(query, self.config.limits)
         k = check_k(k, self.config.limits) or self.config.search.k
+        if self._no_passages("hybrid"):
+            return Ranking([], np.zeros(0, np.float32), [], None, np.zeros(0, np.int64)), np.zeros(0, np.float32)
         f = self.config.fusion
         candidates, refs = self.candidates(query, max(k, f.depth))
         fused = fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
@@ -233,9 +247,8 @@ class Retriever:
         else:
             ranking = self.rank(query, method, k)
         passages = []
-        for r, (pid, score, (index, docnum)) in enumerate(zip(ranking.ids, ranking.scores.tolist(),
-                                                                ranking.refs), 1):
-            record = index.record(docnum)
+        records = self._records(ranking)
+        for r, (pid, score, record) in enumerate(zip(ranking.ids, ranking.scores.tolist(), records), 1):
             p = Passage(id=pid, text=record.get("contents", ""), title=record.get("title") or "", rank=r,
                         score=score, metadata=record.get("metadata") or {})
             if method == "bm25":
@@ -251,6 +264,30 @@ class Retriever:
                 p.p_relevant = float(probs[r - 1])
             passages.append(p)
         return passages
+
+    def _records(self, ranking: Ranking) -> list[dict]:
+        """The stored record of each ranked passage.  Over two indexes (Anserini style) the HNSW
+        index usually stores no text: a passage found there is read from the BM25 index by id."""
+        refs = ranking.refs
+        if self.shared_index or self.bm25_index is None:
+            return [index.record(d) for index, d in refs]
+        from_dense = [pid for pid, (index, _) in zip(ranking.ids, refs) if index is self.dense_index]
+        in_bm25 = self.bm25_index.docnums(from_dense) if from_dense else {}
+        records = []
+        for pid, (index, d) in zip(ranking.ids, refs):
+            if index is self.dense_index and pid in in_bm25:
+                index, d = self.bm25_index, in_bm25[pid]
+            records.append(index.record(d))
+        return records
+
+    def _no_passages(self, method: str) -> bool:
+        """True for an index built with the encoder that holds no passage yet (it has no vector
+        field until the first passage): dense and hybrid then find nothing, as BM25 does."""
+        index = self.dense_index
+        if self.dense is not None or index is None or index.size:
+            return False
+        empty_bm25 = method == "dense" or self.bm25_index is None or self.bm25_index.size == 0
+        return empty_bm25 and index.manifest is not None and bool(index.manifest.dim)
 
     def _require(self, searcher: S | None, name: str) -> S:
         if searcher is not None:
