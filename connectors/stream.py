@@ -43,6 +43,7 @@ class DocumentStream(Iterator[Document]):
         self._seen = SeenIds() if check_duplicates else None
         self._batch_size = batch_size
         self._it = self._run()
+        self.location = ""  # where the last yielded document was read (e.g. "line 12")
 
     def __next__(self) -> Document:
         return next(self._it)
@@ -78,4 +79,5 @@ class DocumentStream(Iterator[Document]):
                     self._reject(Rejected(source=self.source, location=r.location,
                                           reason=f"duplicate id {r.doc.id!r}", record=r.doc.model_dump_json()))
                 else:
+                    self.location = r.location
                     yield r.doc

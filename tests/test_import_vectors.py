@@ -105,3 +105,20 @@ def test_slice_vectors_reimported_from_parquet_with_a_separate_corpus(dl19_index
     qrels = read_beir_qrels(DL19_SLICE)
     queries = [t for q, t in read_beir_queries(DL19_SLICE).items() if q in qrels]
     _same_rankings(dl19_index, tmp_path / "idx", encoder, queries, k=10)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_an_all_zero_vector_is_refused_naming_file_line_and_id(tmp_path, suffix):
+    """Issue 15 item 15: as a NaN is (no direction: it cannot be normalised for cosine search)."""
+    rows = [("a", np.ones(4, np.float32), "first"), ("zero-id", np.zeros(4, np.float32), "second"),
+            ("c", np.ones(4, np.float32), "third")]
+    path = tmp_path / f"v.{suffix}"
+    export_vectors(rows, path)
+    where = "line 2" if suffix == "jsonl" else "row 2"
+    with pytest.raises(VectorFormatError, match=rf"{path}: {where}: the vector of 'zero-id' is all zeros"):
+        import_vectors(path, tmp_path / "idx")
+    assert not (tmp_path / "idx").exists()
+    nan = tmp_path / "nan.jsonl"
+    nan.write_text('{"id": "n1", "vector": [1, 0], "contents": "x"}\n{"id": "n2", "vector": [NaN, 1], "contents": "y"}\n')
+    with pytest.raises(VectorFormatError, match=rf"{nan}: line 2: 'vector' of 'n2'"):
+        import_vectors(nan, tmp_path / "idx")

@@ -48,42 +48,57 @@ def _write_input(path: Path, n: int, words: int) -> Path:
     return path
 
 
+class _Run:
+    """A ``lucerag index`` process whose progress bar (stderr) is followed on a thread."""
+
+    def __init__(self, args: list):
+        self.proc = subprocess.Popen([sys.executable, "-m", "lucerag", "index", *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env={**os.environ, "COLUMNS": "200"})
+        self.seen = 0
+        self.err = bytearray()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while chunk := os.read(self.proc.stderr.fileno(), 4096):
+            self.err.extend(chunk)
+            found = re.findall(rb"(\d+)/(\d+) \[", chunk)
+            if found:
+                self.seen = int(found[-1][0])
+
+    def wait_for(self, at_least: int, index_dir: Path, need_new_files: bool = False, timeout: float = 120) -> int:
+        """Wait until the progress bar shows >= at_least documents (and, with need_new_files, until
+        the process has written files into index_dir); returns the count seen."""
+        before = set(os.listdir(index_dir)) if index_dir.exists() else set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"the ingest ended too early:\n{self.err.decode()[-2000:]}"
+            new_files = set(os.listdir(index_dir)) - before if index_dir.exists() else set()
+            if self.seen >= at_least and (new_files or not need_new_files):
+                return self.seen
+            time.sleep(0.05)
+        self.proc.kill()
+        raise AssertionError(f"no progress to {at_least} within {timeout}s:\n{self.err.decode()[-2000:]}")
+
+
 def _kill_when(args: list, at_least: int, index_dir: Path, need_new_files: bool = False,
                timeout: float = 120) -> int:
     """Start ``lucerag index``; SIGKILL it once its progress bar shows >= at_least documents
     (and, with need_new_files, once it has written files into index_dir). Returns the count seen."""
-    proc = subprocess.Popen([sys.executable, "-m", "lucerag", "index", *map(str, args)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "COLUMNS": "200"})
-    seen = [0]
-    err = bytearray()
-
-    def read() -> None:
-        while chunk := os.read(proc.stderr.fileno(), 4096):
-            err.extend(chunk)
-            found = re.findall(rb"(\d+)/(\d+) \[", chunk)
-            if found:
-                seen[0] = int(found[-1][0])
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    before = set(os.listdir(index_dir)) if index_dir.exists() else set()
-    deadline = time.monotonic() + timeout
+    run = _Run(args)
     try:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"the ingest ended before it could be killed:\n{err.decode()[-2000:]}"
-            new_files = set(os.listdir(index_dir)) - before if index_dir.exists() else set()
-            if seen[0] >= at_least and (new_files or not need_new_files):
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError(f"no progress to {at_least} within {timeout}s:\n{err.decode()[-2000:]}")
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
+        seen = run.wait_for(at_least, index_dir, need_new_files, timeout)
+        run.proc.send_signal(signal.SIGKILL)
+        assert run.proc.wait(30) == -signal.SIGKILL
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    return seen[0]
+        if run.proc.poll() is None:
+            run.proc.kill()
+    return seen
+
+
+def _index_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lucerag", "index", *map(str, args), "--json", "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_sigkill_during_a_rebuild_leaves_the_old_index_answering_identically(tmp_path, mini_index, encoder):
@@ -104,6 +119,10 @@ def test_sigkill_during_a_rebuild_leaves_the_old_index_answering_identically(tmp
 
     recover(index)
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".idx.building-")]
+    # the killed rebuild's write lock died with it: an append goes ahead at once
+    out = _index_cli("--input", _write_input(tmp_path / "small.jsonl", 20, 10), "--index", index, "--append")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["index_passages"] == 45
 
 
 def test_sigkill_during_an_append_leaves_the_last_commit_answering_identically(tmp_path, mini_index, encoder):
@@ -128,3 +147,30 @@ def test_sigkill_during_an_append_leaves_the_last_commit_answering_identically(t
     assert json.loads(out.stdout.strip().splitlines()[-1])["index_passages"] == 45
     bm25, dense = view_ids(index)
     assert bm25 == dense and len(bm25) == 45
+
+
+def test_a_rebuild_refuses_while_an_append_holds_the_lock_and_the_append_completes(tmp_path, mini_index):
+    """Issue 15 item 2: rebuild vs append, two real processes. The rebuild must neither swap its index
+    in under the append (which then failed with 'Underlying file changed by an external force') nor
+    replace the append's result; it stops at once, naming the index, and changes nothing."""
+    index = tmp_path / "idx"
+    shutil.copytree(mini_index, index)
+    data = _write_input(tmp_path / "more.jsonl", 1000, 6)
+    append = _Run(["--input", data, "--index", index, "--append", "--batch-size", "16", "--json"])
+    try:
+        append.wait_for(32, index)
+        rebuild = _index_cli("--input", _write_input(tmp_path / "other.jsonl", 5, 5), "--index", index,
+                             "--bm25-only")
+        assert append.proc.poll() is None, "the append finished before the rebuild was tried: make it longer"
+        assert rebuild.returncode == 2, rebuild.stdout + rebuild.stderr
+        assert f"{index} is being written by another process" in rebuild.stderr
+        assert "Traceback" not in rebuild.stderr
+        out, _ = append.proc.communicate(timeout=600)
+    finally:
+        if append.proc.poll() is None:
+            append.proc.kill()
+    assert append.proc.returncode == 0, append.err.decode()[-2000:]
+    assert json.loads(out.decode().strip().splitlines()[-1])["index_passages"] == 1025
+    bm25, dense = view_ids(index)
+    assert bm25 == dense and len(bm25) == 1025 and "gen999" in bm25
+    assert not [p for p in tmp_path.iterdir() if ".building-" in p.name or ".old-" in p.name]

@@ -16,6 +16,16 @@ Atomicity:
 * ``mode="append"`` writes into the live index but commits exactly once, in ``close()``.  Lucene
   readers only ever see commits, so a crash or SIGKILL before that leaves the previous commit as
   it was; the next writer deletes the orphaned files.
+
+Safety: every writer first takes the index's write lock (:mod:`lucerag.index.lock`, a file beside
+the index), so a rebuild never swaps its index in under a running append; and a rebuild only
+replaces a missing path, an empty folder or a Lucene/lucerag index holding nothing else
+(:mod:`lucerag.index.ownership`): a folder of documents or a regular file is refused untouched.
+
+Ids: passage ids are unique per index.  A batch whose id was already written in this session, or
+(appending) whose id belongs to a passage of the index that the batch does not replace (e.g. a
+document ``guide#1`` while ``guide`` is stored as chunks ``guide#0..#3``), raises
+:class:`DuplicateIdError` naming the ids and their positions in the batch.
 """
 
 from __future__ import annotations
@@ -32,9 +42,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lucerag.errors import IndexWriteError
+from lucerag.connectors.dedupe import SeenIds
+from lucerag.errors import IndexWriteError, InputError
 from lucerag.index.hnsw import DEFAULT_VECTOR_FORMAT, HNSW_BEAM, HNSW_M, VECTOR_FORMATS
+from lucerag.index.lock import WriteLock
 from lucerag.index.manifest import IndexManifest
+from lucerag.index.ownership import check_replaceable
 from lucerag.lucene.classes import VECTOR, java
 
 MAX_ID_BYTES = 32766  # Lucene's limit for one indexed term (the id field)
@@ -42,6 +55,21 @@ PARENT = "parent_id"  # indexed (not stored) id of the document a passage was cu
 
 
 __all__ = ["DEFAULT_VECTOR_FORMAT", "HNSW_BEAM", "HNSW_M", "VECTOR_FORMATS", "IndexWriter"]
+
+
+class DuplicateIdError(InputError):
+    """Passage ids clash: ``clashes`` lists ``(position in the batch, id, why)``."""
+
+    def __init__(self, clashes: list[tuple[int, str, str]], where: str = "", what: str = ""):
+        self.clashes, self.where = clashes, where
+        pos, pid, why = clashes[0]
+        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+        super().__init__(f"{where + ': ' if where else ''}passage id {pid!r}{' ' + what if what else ''} {why}"
+                         f"{more}: ids must be unique in an index (nothing was written)")
+
+    def located(self, where: str, what: str = "") -> "DuplicateIdError":
+        """The same error, naming where the first clashing passage came from (file and line)."""
+        return DuplicateIdError(self.clashes, where, what)
 
 
 def _passage_writer():
@@ -80,9 +108,24 @@ class IndexWriter:
         self.mode = mode
         self.dim = dim
         self.manifest = manifest or IndexManifest()
+        self._closed = True  # until the Lucene writer is open
+        self._check_target(mode)  # before the lock file is created: a refusal leaves nothing behind
+        self._lock = WriteLock(self.path).acquire()
+        try:
+            self._open(mode, vector_format, manifest, ram_buffer_mb, threads, track_parents, hnsw_m, hnsw_beam)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _check_target(self, mode: str) -> None:
+        if mode == "create":
+            check_replaceable(self.path)
+        elif not self.path.is_dir() or not any(p.name.startswith("segments_") for p in self.path.iterdir()):
+            raise FileNotFoundError(f"cannot append: no index at {self.path}")
+
+    def _open(self, mode, vector_format, manifest, ram_buffer_mb, threads, track_parents, hnsw_m, hnsw_beam):
+        self._check_target(mode)  # again, now that no other writer can change it
         if mode == "append":
-            if not self.path.is_dir() or not any(p.name.startswith("segments_") for p in self.path.iterdir()):
-                raise FileNotFoundError(f"cannot append: no index at {self.path}")
             self._work = self.path
             existing = IndexManifest.read(self.path)
             if self.dim is None and existing is not None and existing.dim:
@@ -125,6 +168,8 @@ class IndexWriter:
                                            self._threads, 4, self._track)
         self._closed = False
         self.added = 0
+        self._seen = SeenIds()       # ids written in this session
+        self._existing = None        # appending: a reader on the last commit, for id clashes
 
     def add(self, id: str, text: str, vector: Sequence[float] | np.ndarray | None = None,
             title: str = "", metadata: dict[str, Any] | None = None) -> None:
@@ -153,6 +198,7 @@ class IndexWriter:
             if len(pid) > MAX_ID_BYTES // 4 and len(pid.encode("utf-8")) > MAX_ID_BYTES:
                 raise ValueError(f"passage id of {len(pid.encode('utf-8'))} bytes is longer than "
                                  f"Lucene's {MAX_ID_BYTES}-byte limit")
+        self._check_ids(ids, parents)
         blob = b""
         if vectors is not None:
             vectors = np.ascontiguousarray(vectors, dtype="<f4")
@@ -168,6 +214,41 @@ class IndexWriter:
         metas = [m if isinstance(m, str) or m is None else _json(m) for m in metadata]
         self._call(self._passages.submit, list(ids), list(parents), list(texts), list(titles), metas, blob)
         self.added += n
+
+    def _check_ids(self, ids: Sequence[str], parents: Sequence[str | None]) -> None:
+        """Raise DuplicateIdError when an id of this batch is already taken (see the module doc)."""
+        clashes = []
+        if self.mode == "append":
+            clashes = self._clashes_with_index(ids, parents)
+        if not clashes:
+            seen = self._seen.add_batch(list(ids))
+            clashes = [(i, ids[i], "appears twice (it was written before in this build)")
+                       for i in np.flatnonzero(seen).tolist()]
+        if clashes:
+            raise DuplicateIdError(clashes)
+
+    def _clashes_with_index(self, ids: Sequence[str], parents: Sequence[str | None]) -> list:
+        """Ids of the batch held in the index by a passage the batch does not replace."""
+        if self._existing is None:
+            from lucerag.index.reader import LuceneIndex
+
+            self._existing = LuceneIndex(self.path)
+        replaced = {p if p is not None else i for i, p in zip(ids, parents)}
+        found = self._existing.docnums(list(ids))
+        clashes = []
+        for pos, pid in enumerate(ids):
+            docnum = found.get(pid)
+            if docnum is None:
+                continue
+            if "#" not in pid:      # stored as its own document (chunk ids always hold '#')
+                owner = pid
+            else:
+                meta = self._existing.record(docnum).get("metadata") or {}
+                owner = str(meta.get("parent_id") or pid) if isinstance(meta, dict) else pid
+            if owner not in replaced:
+                clashes.append((pos, pid, f"is already in {self.path} as a passage of document {owner!r}, "
+                                          "which this update does not replace"))
+        return clashes
 
     def _set_dim(self) -> None:
         """The dimension became known with the first vectors."""
@@ -205,19 +286,38 @@ class IndexWriter:
         """Commit once, write the manifest and publish the index directory."""
         if self._closed:
             return
-        self._call(self._passages.finish)
-        self.manifest.passages = int(self._writer.getDocStats().numDocs)
-        if self.dim is not None:
-            self.manifest.dim = self.dim
-        self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])
+        try:
+            self._call(self._passages.finish)
+            self.manifest.passages = int(self._writer.getDocStats().numDocs)
+            if self.dim is not None:
+                self.manifest.dim = self.dim
+            self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])
+        except BaseException:
+            self.abort()  # nothing committed: the index stays as it was; the lock is released
+            raise
         count = self._writer.getDocStats().numDocs
         self._writer.close()
         self._dir.close()
         self._closed = True
         self.manifest.passages = int(count)
         self.manifest.write(self._work)
-        if self.mode == "create":
-            _publish(self._work, self.path)
+        try:
+            if self.mode == "create":
+                try:
+                    check_replaceable(self.path)  # again: the user may have put files there meanwhile
+                except Exception:
+                    shutil.rmtree(self._work, ignore_errors=True)
+                    raise
+                _publish(self._work, self.path)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._existing is not None:
+            with contextlib.suppress(Exception):
+                self._existing.close()
+            self._existing = None
+        self._lock.release()
 
     def abort(self) -> None:
         """Drop an unfinished build or update; the index stays as it was at its last commit."""
@@ -232,6 +332,7 @@ class IndexWriter:
             self._dir.close()
         if self.mode == "create":
             shutil.rmtree(self._work, ignore_errors=True)
+        self._release()
 
     def __enter__(self) -> "IndexWriter":
         return self
@@ -278,6 +379,8 @@ def recover(target: Path) -> None:
         return
     for entry in parent.iterdir():
         name = entry.name
+        if entry.is_symlink() or not entry.is_dir():
+            continue  # lucerag's temporary builds are folders: a file of that name is the user's
         for kind in ("building", "old"):
             prefix = f".{target.name}.{kind}-"
             if not name.startswith(prefix):

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from lucerag.errors import InputError
 from lucerag.index.manifest import FORMAT, IndexManifest
-from lucerag.index.writer import MAX_ID_BYTES, IndexWriter
+from lucerag.index.writer import MAX_ID_BYTES, DuplicateIdError, IndexWriter
 from lucerag.ingest.chunking import Chunk, chunk_words, token_chunker, word_chunker
 from lucerag.ingest.options import ChunkingOptions, HnswOptions, IngestOptions, resolve
 
@@ -78,6 +78,7 @@ class _Counts:
         self.pulled = 0     # documents taken from the source
         self.skipped = 0
         self.rejected = 0   # by the pipeline
+        self.where: dict[str, str] = {}  # document id -> where it was read, for documents not yet batched
 
 
 def _checked(documents: Iterable, counts: _Counts, on_error: str, on_reject, source: str) -> Iterator:
@@ -103,19 +104,26 @@ def _checked(documents: Iterable, counts: _Counts, on_error: str, on_reject, sou
             else:
                 logging.getLogger("lucerag.ingest.pipeline").warning("rejected %s: %s: %s", source, rejected.location, reason)
             continue
+        counts.where[doc.id] = getattr(documents, "location", "") or f"document {counts.pulled}"
         yield doc
 
 
-def _batches(passages: Iterator[Chunk], size: int, counts: _Counts) -> Iterator[tuple[list[Chunk], int]]:
-    """Batches of about ``size`` passages that hold whole documents, with the documents pulled so far."""
+def _batches(passages: Iterator[Chunk], size: int,
+             counts: _Counts) -> Iterator[tuple[list[Chunk], int, dict[str, str]]]:
+    """Batches of about ``size`` passages that hold whole documents, with the documents pulled so
+    far and where each document of the batch was read."""
     batch: list[Chunk] = []
+
+    def where() -> dict[str, str]:
+        return {parent: counts.where.pop(parent, "") for parent in dict.fromkeys(p[1] for p in batch)}
+
     for p in passages:
         if len(batch) >= size and p[1] != batch[-1][1]:
-            yield batch, counts.pulled
+            yield batch, counts.pulled, where()
             batch = []
         batch.append(p)
     if batch:
-        yield batch, counts.pulled
+        yield batch, counts.pulled, where()
 
 
 _END = object()
@@ -234,13 +242,19 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
             report.wait_seconds += t1 - t0
             if item is None:
                 break
-            batch, pulled = item
+            batch, pulled, where = item
             ids, parents, titles, texts, metas = map(list, zip(*batch))
             vectors = None
             if encoder is not None:
                 vectors = encoder.encode_passages(texts, batch_size=encode_batch_size)
                 report.encode_seconds += time.perf_counter() - t1
-            writer.add_batch(ids, texts, vectors, titles, metas, parents)
+            try:
+                writer.add_batch(ids, texts, vectors, titles, metas, parents)
+            except DuplicateIdError as exc:
+                pos, pid, _ = exc.clashes[0]
+                parent = parents[pos]
+                what = f"(document {parent!r})" if parent == pid else f"(a chunk of document {parent!r})"
+                raise exc.located(f"{source}: {where.get(parent) or 'a document'}", what) from None
             report.passages += len(batch)
             bar.update(pulled - done)
             done = pulled

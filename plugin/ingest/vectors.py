@@ -49,6 +49,7 @@ class VectorRecord:
     vector: np.ndarray
     text: str | None = None
     title: str = ""
+    where: str = ""   # file and line (or Parquet row) it was read from
 
 
 @dataclass
@@ -120,9 +121,16 @@ def _record(record: Any, where: str) -> VectorRecord:
     except (TypeError, ValueError):
         raise VectorFormatError(f"{where}: 'vector' is not a list of numbers") from None
     if vec.ndim != 1 or vec.size == 0 or not np.isfinite(vec).all():
-        raise VectorFormatError(f"{where}: 'vector' must be a non-empty list of finite numbers")
+        raise VectorFormatError(f"{where}: 'vector' of {str(pid)!r} must be a non-empty list of finite numbers")
+    _check_nonzero(vec, where, str(pid))
     text = _first(record, TEXT_KEYS)
-    return VectorRecord(str(pid), vec, None if text is None else str(text), str(record.get("title") or ""))
+    return VectorRecord(str(pid), vec, None if text is None else str(text), str(record.get("title") or ""), where)
+
+
+def _check_nonzero(vec: np.ndarray, where: str, pid: str) -> None:
+    if not vec.any():
+        raise VectorFormatError(f"{where}: the vector of {pid!r} is all zeros: it has no direction, so it "
+                                "cannot be normalised for DOT_PRODUCT (cosine) search")
 
 
 def _read_parquet(path: Path, batch_rows: int = 8192) -> Iterator[VectorRecord]:
@@ -153,7 +161,8 @@ def _read_parquet(path: Path, batch_rows: int = 8192) -> Iterator[VectorRecord]:
             vec = np.asarray(vectors[i], np.float32)
             if pid is None or vec.ndim != 1 or vec.size == 0 or not np.isfinite(vec).all():
                 raise VectorFormatError(f"{path}: row {row}: needs an id and a non-empty finite vector")
-            yield VectorRecord(str(pid), vec, texts[i], str(titles[i] or ""))
+            _check_nonzero(vec, f"{path}: row {row}", str(pid))
+            yield VectorRecord(str(pid), vec, texts[i], str(titles[i] or ""), f"{path}: row {row}")
 
 
 def read_vectors(path: str | Path) -> Iterator[VectorRecord]:
@@ -235,7 +244,7 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
     nowhere to be found.  ``limit``: import only the first N vectors.
     """
     from lucerag.index.manifest import IndexManifest
-    from lucerag.index.writer import IndexWriter
+    from lucerag.index.writer import DuplicateIdError, IndexWriter
     from tqdm import tqdm
 
     if on_missing not in ("fail", "skip"):
@@ -252,6 +261,7 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
     texts: list[str] = []
     titles: list[str] = []
     vecs: list[np.ndarray] = []
+    wheres: list[str] = []
 
     with IndexWriter(index_dir, mode="append" if append else "create", manifest=manifest if not append else None,
                      dim=encoder.dim if encoder is not None else None, ram_buffer_mb=ram_buffer_mb,
@@ -269,17 +279,20 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
             block, rescaled, deviation = normalise(block)
             report.normalised += rescaled
             report.max_norm_deviation = max(report.max_norm_deviation, round(deviation, 6))
-            writer.add_batch(ids, texts, block, titles)
+            try:
+                writer.add_batch(ids, texts, block, titles)
+            except DuplicateIdError as exc:
+                raise exc.located(wheres[exc.clashes[0][0]]) from None
             report.passages += len(ids)
             bar.update(len(ids))
-            for column in (ids, texts, titles, vecs):
+            for column in (ids, texts, titles, vecs, wheres):
                 column.clear()
 
         for n, rec in enumerate(read_vectors(input)):
             if limit is not None and n >= limit:
                 break
             if vecs and rec.vector.shape != vecs[0].shape:
-                raise VectorFormatError(f"vector of {rec.id} has {rec.vector.size} dimensions, "
+                raise VectorFormatError(f"{rec.where}: vector of {rec.id} has {rec.vector.size} dimensions, "
                                         f"the ones before {vecs[0].size}")
             text, title = rec.text, rec.title
             if lookup is not None and (text is None or not title):
@@ -299,6 +312,7 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
             texts.append(text)
             titles.append(title)
             vecs.append(rec.vector)
+            wheres.append(rec.where)
             if len(ids) >= batch_size:
                 flush()
         flush()

@@ -1,0 +1,164 @@
+"""Nothing of the user's is lost: a rebuild only replaces what lucerag (or Lucene) created, and every
+writer takes the one write lock beside the index (issue 15, items 1-2)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import mini_documents
+from lucerag.index.lock import IndexLockedError, WriteLock, lock_path
+from lucerag.index.ownership import IndexTargetError, check_replaceable
+from lucerag.index.writer import IndexWriter, recover
+from lucerag.ingest.pipeline import build_index, view_ids
+from lucerag.ingest.vectors import export_vectors, import_vectors
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every path under ``folder`` (hidden ones too) with a hash of its content."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(root, name), folder) + "/"] = ""
+        for name in files:
+            path = os.path.join(root, name)
+            out[os.path.relpath(path, folder)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return out
+
+
+def _handbook(tmp_path: Path) -> Path:
+    book = tmp_path / "handbook"
+    book.mkdir()
+    (book / "keys.md").write_text("# Keys\n\nRotate the office keys every month; the spare is at reception.\n")
+    (book / "vacation.txt").write_text("Vacation requests go to your manager two weeks ahead.\n")
+    return book
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lucerag", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_rebuild_into_the_input_folder_refuses_and_keeps_every_file(tmp_path):
+    book = _handbook(tmp_path)
+    before = _snapshot(tmp_path)
+    out = _cli("index", "--input", book, "--index", book, "--bm25-only", "--no-progress")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert str(book) in out.stderr and "not a Lucene or lucerag index" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert _snapshot(tmp_path) == before  # nothing deleted, renamed or added (no hidden build folder)
+
+
+def test_cli_rebuild_onto_a_regular_file_refuses_and_leaves_it_in_place(tmp_path):
+    book = _handbook(tmp_path)
+    target = tmp_path / "notes.txt"
+    target.write_text("my notes, not an index\n")
+    before = _snapshot(tmp_path)
+    out = _cli("index", "--input", book, "--index", target, "--bm25-only", "--no-progress")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert str(target) in out.stderr and "is a file" in out.stderr
+    assert _snapshot(tmp_path) == before
+    assert target.read_text() == "my notes, not an index\n"
+
+
+def test_cli_import_vectors_into_a_folder_of_documents_refuses(tmp_path, encoder):
+    book = _handbook(tmp_path)
+    vectors = tmp_path / "vectors.jsonl"
+    docs = mini_documents()[:3]
+    export_vectors(((d.id, v, d.text) for d, v in zip(docs, encoder.encode_passages([d.text for d in docs]))),
+                   vectors)
+    before = _snapshot(tmp_path)
+    out = _cli("import-vectors", "--input", vectors, "--index", book, "--no-progress")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert str(book) in out.stderr and "Traceback" not in out.stderr
+    assert _snapshot(tmp_path) == before
+
+
+def test_every_writer_refuses_what_lucerag_did_not_create(tmp_path, mini_index):
+    book = _handbook(tmp_path)
+    file = tmp_path / "data.bin"
+    file.write_bytes(b"\x00\x01 user data")
+    link = tmp_path / "link"
+    link.symlink_to(book)
+    index = tmp_path / "idx"
+    shutil.copytree(mini_index, index)
+    (index / "README.txt").write_text("a user's note kept inside the index folder\n")
+    before = _snapshot(tmp_path)
+    docs = mini_documents()[:2]
+    for target, reason in ((book, "not a Lucene or lucerag index"), (file, "is a file"),
+                           (link, "symbolic link"), (index, "README.txt")):
+        with pytest.raises(IndexTargetError, match=reason) as info:
+            build_index(docs, target, dense=False, progress=False)
+        assert str(target) in str(info.value)
+        with pytest.raises(IndexTargetError):
+            IndexWriter(target)
+    assert _snapshot(tmp_path) == before
+
+
+def test_an_empty_folder_and_an_existing_index_may_be_rebuilt(tmp_path, mini_index):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    build_index(mini_documents()[:3], empty, dense=False, progress=False)
+    assert view_ids(empty)[0] == {d.id for d in mini_documents()[:3]}
+    index = tmp_path / "idx"
+    shutil.copytree(mini_index, index)
+    check_replaceable(index)  # Lucene's files, lucerag.json (and a calibrator) only
+    report = build_index(mini_documents()[:4], index, dense=False, progress=False)
+    assert report.index_passages == 4 and view_ids(index)[0] == {d.id for d in mini_documents()[:4]}
+    assert not [p for p in tmp_path.iterdir() if ".building-" in p.name or ".old-" in p.name]
+
+
+def test_recover_never_removes_a_users_file_that_looks_like_a_build(tmp_path):
+    index = tmp_path / "idx"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()                                         # a process id that is no longer alive
+    decoy = tmp_path / f".idx.building-{gone.pid}-mine"  # a file of the user's, with a build-like name
+    decoy.write_text("keep me")
+    dead = tmp_path / f".idx.building-{gone.pid}-abc"    # a dead build's folder
+    dead.mkdir()
+    (dead / "segments_1").write_bytes(b"")
+    recover(index)
+    assert decoy.read_text() == "keep me" and not dead.exists()
+
+
+def test_one_lock_for_every_writer_beside_the_index(tmp_path, mini_index, encoder):
+    index = tmp_path / "idx"
+    shutil.copytree(mini_index, index)
+    assert lock_path(index) == tmp_path / ".idx.lucerag.lock"
+    docs = mini_documents()
+    vectors = tmp_path / "v.jsonl"
+    export_vectors([("v1", encoder.encode_passages(["a vector"])[0], "a vector")], vectors)
+    with IndexWriter(index, mode="append") as holder:
+        for write in (lambda: build_index(docs[:2], index, encoder=encoder, progress=False),   # rebuild
+                      lambda: build_index(docs[:2], index, encoder=encoder, mode="append", progress=False),
+                      lambda: import_vectors(vectors, index),                                   # rebuild
+                      lambda: import_vectors(vectors, index, append=True),
+                      lambda: IndexWriter(index, mode="append")):                               # delete/upsert
+            with pytest.raises(IndexLockedError, match=f"{index} is being written by another process"):
+                write()
+        holder.delete(["p01"])
+    assert lock_path(index).exists() and not any(p.name.startswith(".idx.building-") for p in tmp_path.iterdir())
+    # released on close: the next writer goes ahead, and the holder's delete is committed
+    report = build_index(docs[:3], index, encoder=encoder, mode="append", progress=False)
+    assert report.index_passages == 24 + 1  # 25 - p01 + p01 again
+    with WriteLock(index):
+        pass
+
+
+def test_a_failed_writer_releases_the_lock(tmp_path):
+    index = tmp_path / "idx"
+    build_index(mini_documents()[:2], index, dense=False, progress=False)
+    with pytest.raises(ValueError, match="vectors"):
+        with IndexWriter(index, mode="append") as writer:
+            writer.add_batch(["x"], ["text"], None)
+            writer.add_batch(["y"], ["text"], __import__("numpy").ones((1, 4), "float32"))
+    with WriteLock(index):  # not left held by the aborted writer
+        pass
+    assert json.loads((index / "lucerag.json").read_text())["passages"] == 2
