@@ -9,8 +9,10 @@ retriever = LuceragRetriever(rag=rag, k=5)
 docs = retriever.invoke("how do I rotate the keys?")   # list[langchain_core.documents.Document]
 ```
 
-Each Document has the passage text as ``page_content``, the passage id as ``id`` and the evidence
-(rank, scores, title, the stored metadata) in ``metadata``.
+Each Document has the passage text as ``page_content``, the passage id as ``id`` and in
+``metadata`` the source's own metadata untouched, ``source`` (the parent document id, unless the
+source set one) and lucerag's evidence under ``lucerag_*`` names (``lucerag_score``, ``lucerag_rank``,
+``lucerag_doc_id`` ...; :func:`retrieval_fields`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,20 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from pydantic import ConfigDict, Field
 
+from lucerag.adapters.fields import parent_id, retrieval_fields
 from lucerag.passage import Passage
 
 
 def to_document(p: Passage) -> Document:
-    meta = {**p.metadata, **p.model_dump(exclude={"text", "metadata"}, exclude_none=True)}
+    """A LangChain Document: ``page_content`` the passage text, ``id`` the passage id, ``metadata``
+    the source's own metadata unchanged, plus ``title`` and ``source`` (the parent document id)
+    where the source has none, plus :func:`retrieval_fields`."""
+    meta = dict(p.metadata or {})
+    if p.title:
+        meta.setdefault("title", p.title)
+    meta.setdefault("source", parent_id(p))
+    for key, value in retrieval_fields(p).items():
+        meta.setdefault(key, value)
     return Document(id=p.id, page_content=p.text, metadata=meta)
 
 

@@ -8,26 +8,37 @@ rag = RAG.from_index("indexes/docs")
 nodes = LuceragRetriever(rag, k=5).retrieve("how do I rotate the keys?")   # list[NodeWithScore]
 ```
 
-Each ``NodeWithScore`` holds a ``TextNode`` (``id_`` = passage id, ``text``, ``metadata`` with the
-evidence) and the fused ``score``.
+Each ``NodeWithScore`` holds a ``TextNode`` (``id_`` = passage id, ``text``, the source's own
+``metadata`` untouched plus lucerag's evidence under ``lucerag_*`` names, ``ref_doc_id`` = the parent
+document) and the fused ``score``.
 """
 
 from __future__ import annotations
 
 try:
     from llama_index.core.retrievers import BaseRetriever
-    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+    from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("lucerag.adapters.llamaindex needs llama-index-core: pip install 'lucerag[llamaindex]'") from exc
 
+from lucerag.adapters.fields import parent_id, retrieval_fields
 from lucerag.passage import Passage
 
 
 def to_node(p: Passage) -> NodeWithScore:
-    meta = {**p.metadata, **p.model_dump(exclude={"text", "metadata", "score"}, exclude_none=True)}
+    """A ``NodeWithScore``: ``score`` the passage's score; a ``TextNode`` with ``id_`` the passage id,
+    the source's own metadata unchanged (plus ``title`` where it has none) and lucerag's evidence
+    under ``lucerag_*`` names (kept out of embeddings and prompts), and the parent document as its
+    SOURCE relationship, so ``node.ref_doc_id`` is the document the passage was cut from."""
+    meta = dict(p.metadata or {})
+    if p.title:
+        meta.setdefault("title", p.title)
+    evidence = retrieval_fields(p)
+    for key, value in evidence.items():
+        meta.setdefault(key, value)
     node = TextNode(id_=p.id, text=p.text, metadata=meta,
-                    excluded_embed_metadata_keys=list(meta), excluded_llm_metadata_keys=[
-                        key for key in meta if key not in ("title", "id")])
+                    relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=parent_id(p))},
+                    excluded_embed_metadata_keys=list(evidence), excluded_llm_metadata_keys=list(evidence))
     return NodeWithScore(node=node, score=p.score)
 
 
