@@ -138,3 +138,33 @@ def test_hybrid_joins_the_views_by_doc_number_not_by_id(tmp_path, encoder, mini_
         assert p.dense_score == pytest.approx(float(vectors[texts.index(p.text)] @ q), abs=1e-4)
         assert p.bm25_score == pytest.approx(bm25.get(p.text, 0.0), abs=1e-5)
     assert passages[0].text == texts[0]
+
+
+def test_import_vectors_append_refuses_a_repeated_id_too(tmp_path, encoder):
+    """Appending, the writer takes a repeated id for an update of that passage: the import refuses it."""
+    index = tmp_path / "idx"
+    import_vectors(_vectors(tmp_path, encoder, ["p1", "p2"], "first.jsonl"), index)
+    again = _vectors(tmp_path, encoder, ["p3", "p1", "p3"], "again.jsonl")
+    with pytest.raises(DuplicateIdError, match=rf"{again}: line 3: passage id 'p3' appears twice"):
+        import_vectors(again, index, append=True)
+    assert view_ids(index) == ({"p1", "p2"}, {"p1", "p2"})
+    import_vectors(_vectors(tmp_path, encoder, ["p1", "p4"], "update.jsonl"), index, append=True)  # an update
+    assert view_ids(index) == ({"p1", "p2", "p4"}, {"p1", "p2", "p4"})
+
+
+def test_a_writer_may_write_an_id_again_after_deleting_it_or_replacing_its_document(tmp_path):
+    from lucerag.index.writer import IndexWriter
+
+    with IndexWriter(tmp_path / "idx") as w:
+        w.add_batch(["a", "b"], ["alpha", "beta"])
+        w.delete(["a"])
+        w.add_batch(["a"], ["alpha again"])
+        with pytest.raises(DuplicateIdError, match="passage id 'b' appears twice"):
+            w.add_batch(["b"], ["beta again"])
+    assert view_ids(tmp_path / "idx")[0] == {"a", "b"}
+    with IndexWriter(tmp_path / "idx", mode="append") as w:
+        w.add_batch(["d#0", "d#1"], ["one", "two"], parents=["d", "d"])
+        w.add_batch(["d#0"], ["one, updated"], parents=["d"])   # replaces document d's passages
+        with pytest.raises(DuplicateIdError, match="passage id 'e' appears twice"):
+            w.add_batch(["e", "e"], ["x", "y"])
+    assert view_ids(tmp_path / "idx")[0] == {"a", "b", "d#0"}

@@ -169,6 +169,9 @@ class IndexWriter:
         self._closed = False
         self.added = 0
         self._seen = SeenIds()       # ids written in this session
+        self._pairs = SeenIds()      # appending: (id, parent) pairs written in this session
+        self._deleted: set[str] = set()          # ids deleted in this session (may be written again)
+        self._deleted_parents: set[str] = set()  # documents deleted in this session
         self._existing = None        # appending: a reader on the last commit, for id clashes
 
     def add(self, id: str, text: str, vector: Sequence[float] | np.ndarray | None = None,
@@ -221,11 +224,35 @@ class IndexWriter:
         if self.mode == "append":
             clashes = self._clashes_with_index(ids, parents)
         if not clashes:
-            seen = self._seen.add_batch(list(ids))
-            clashes = [(i, ids[i], "appears twice (it was written before in this build)")
-                       for i in np.flatnonzero(seen).tolist()]
+            clashes = self._clashes_in_session(ids, parents)
         if clashes:
             raise DuplicateIdError(clashes)
+
+    def _clashes_in_session(self, ids: Sequence[str], parents: Sequence[str | None]) -> list:
+        """Ids written before in this session and still there.  An id may come again after it was
+        deleted, or (appending) in a later batch of the same document, which replaces the
+        document's earlier passages; twice in one batch is always a clash."""
+        ids = list(ids)
+        owners = [p if p is not None else i for i, p in zip(ids, parents)]
+        seen = self._seen.add_batch(ids)
+        same_owner = (self._pairs.add_batch([f"{i}\x00{o}" for i, o in zip(ids, owners)])
+                      if self.mode == "append" else np.zeros(len(ids), bool))
+        if not seen.any():
+            return []
+        in_batch: set[str] = set()
+        clashes = []
+        for pos, pid in enumerate(ids):
+            again = pid in in_batch
+            in_batch.add(pid)
+            if not seen[pos]:
+                continue
+            if not again and pid in self._deleted:
+                self._deleted.discard(pid)
+            elif not again and (owners[pos] in self._deleted_parents or same_owner[pos]):
+                pass
+            else:
+                clashes.append((pos, pid, "appears twice (it was written before in this build)"))
+        return clashes
 
     def _clashes_with_index(self, ids: Sequence[str], parents: Sequence[str | None]) -> list:
         """Ids of the batch held in the index by a passage the batch does not replace."""
@@ -262,12 +289,14 @@ class IndexWriter:
     def delete(self, ids: Sequence[str]) -> None:
         """Delete passages by id (both views at once)."""
         if ids:
+            self._deleted.update(ids)
             self._call(self._passages.flush)  # earlier batches first
             java.Bridge.deleteIds(self._writer, list(ids))
 
     def delete_parents(self, parents: Sequence[str]) -> None:
         """Delete every passage (chunk) of the given documents."""
         if parents:
+            self._deleted_parents.update(parents)
             self._call(self._passages.flush)
             java.Bridge.deleteParents(self._writer, list(parents))
 

@@ -244,6 +244,7 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
     nowhere to be found.  ``limit``: import only the first N vectors.
     """
     from lucerag.index.manifest import IndexManifest
+    from lucerag.connectors.dedupe import SeenIds
     from lucerag.index.writer import DuplicateIdError, IndexWriter
     from tqdm import tqdm
 
@@ -262,6 +263,7 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
     titles: list[str] = []
     vecs: list[np.ndarray] = []
     wheres: list[str] = []
+    seen = SeenIds()
 
     with IndexWriter(index_dir, mode="append" if append else "create", manifest=manifest if not append else None,
                      dim=encoder.dim if encoder is not None else None, ram_buffer_mb=ram_buffer_mb,
@@ -279,6 +281,10 @@ def import_vectors(input: str | Path, index_dir: str | Path, *, corpus: str | Pa
             block, rescaled, deviation = normalise(block)
             report.normalised += rescaled
             report.max_norm_deviation = max(report.max_norm_deviation, round(deviation, 6))
+            repeated = np.flatnonzero(seen.add_batch(ids))  # appending, the writer would take a repeated
+            if len(repeated):                                # id for an update: refuse it here
+                i = int(repeated[0])
+                raise DuplicateIdError([(i, ids[i], "appears twice in the vectors")]).located(wheres[i])
             try:
                 writer.add_batch(ids, texts, block, titles)
             except DuplicateIdError as exc:
