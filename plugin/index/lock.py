@@ -51,7 +51,7 @@ class WriteLock:
             holder = _read_holder(fd)
             os.close(fd)
             raise IndexLockedError(f"{self.index} is being written by another process{holder}: "
-                                   "wait for it to finish (nothing was changed)") from None
+                                   "wait for it to finish") from None
         except BaseException:
             os.close(fd)
             raise
