@@ -58,12 +58,14 @@ def _slice(slice_dir: Path) -> tuple[list[str], list[str]]:
 
 
 def slice_vectors(texts: list[str], work: Path, encoder=None) -> np.ndarray:
-    """Real vectors of the slice passages (encoded once, cached under ``work``)."""
+    """Real vectors of the slice passages (encoded once per encoder and precision, cached under ``work``)."""
     from lucerag.models import load_encoder
 
     encoder = encoder or load_encoder(None)
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
     key = f"{encoder.manifest.weights_sha256[:12]}-{digest}"
+    if encoder.manifest.precision != "fp32":  # an int8 copy shares its source's weights hash
+        key += f"-{encoder.manifest.precision}"
     path = Path(work) / f"dl19-5k.{key}.npy"
     if path.is_file():
         return np.load(path)
