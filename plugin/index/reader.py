@@ -201,6 +201,18 @@ class LuceneIndex:
             return np.zeros((0, self.dim), np.float32)
         return np.stack([self._vectors[d] for d in docnums])
 
+    def all_vectors(self, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """Every live passage's stored vector: doc numbers (n,) int64 ascending and vectors (n, dim)
+        float32, read in chunks of ``chunk`` passages (not cached here)."""
+        live = np.frombuffer(java.Bridge.viewDocs(self.reader, self.vector_field, True).tostring(), "<i4")
+        docnums = live.astype(np.int64)
+        out = np.empty((len(docnums), self.dim), np.float32)
+        for s in range(0, len(docnums), chunk):
+            part = live[s:s + chunk]
+            blob = java.Bridge.vectors(self.reader, self.vector_field, part.tobytes(), self.dim).tostring()
+            out[s:s + len(part)] = np.frombuffer(blob, "<f4").reshape(len(part), self.dim)
+        return docnums, out
+
     def close(self) -> None:
         self.reader.close()
         self._dir.close()

@@ -53,7 +53,8 @@ class Retriever:
         self.bm25 = BM25Searcher(self.bm25_index, config.bm25.k1, config.bm25.b) if self.bm25_index else None
         self.dense = None
         if self.dense_index is not None and self.dense_index.has_vectors():
-            self.dense = DenseSearcher(self.dense_index, config.dense.ef_search, config.dense.rescore)
+            self.dense = DenseSearcher(self.dense_index, config.dense.ef_search, config.dense.rescore,
+                                       config.dense.exact)
         self.shared_index = self.bm25_index is not None and self.bm25_index is self.dense_index
         self._encoder = encoder
         self._calibrator: Calibrator | None = None
