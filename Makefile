@@ -9,7 +9,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.lucerag-installed
 TEST_STAMP = $(VENV)/.lucerag-test-installed
 
-.PHONY: install model demo test bridge clean
+.PHONY: install model demo test bridge peers clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || { echo "lucerag needs Python >= 3.12 (found $$($(PYTHON) --version 2>&1) as $(PYTHON)); install one, or run make PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -37,6 +37,11 @@ demo: model
 
 test: model $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
+
+# The peers of `lucerag bench peers` (txtai without its declared PyTorch: see pyproject's peers extra).
+peers: install
+	$(BIN)/pip install -q -e '.[peers]'
+	$(BIN)/pip install -q --no-deps 'txtai>=8'
 
 # Rebuild the small Java helper jar (needs a javac >= 21 or Debian's ecj; the jar is committed).
 bridge: install

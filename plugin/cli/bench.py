@@ -269,3 +269,40 @@ def bench_scale_cmd(
         typer.echo(f"== {size} passages (built at {entry['build']['passages_per_s']} passages/s)")
         typer.echo(_bench_summary(entry))
     typer.echo(json.dumps(r["targets"]))
+
+
+@bench_app.command("peers")
+def bench_peers_cmd(
+    sizes: str = typer.Option("5000,50000", help="Corpus sizes (comma-separated; as `bench scale` builds them)."),
+    systems: str = typer.Option("lucerag,bm25s+numpy,txtai,lancedb,chroma,langchain",
+                                help="Systems to run (also: lucerag-graph, lucerag on its HNSW graph at every size)."),
+    modes: str = typer.Option("retrieval,lucerag-encoder,default-encoder",
+                              help="Query encoders: retrieval (vectors given), lucerag-encoder, default-encoder."),
+    queries: int = typer.Option(200, min=10, help="Distinct MS MARCO dev queries for latency, per system and mode."),
+    rounds: int = typer.Option(10, min=1, help="Interleaved rounds (each system runs 1/rounds of the queries per round)."),
+    work: Optional[Path] = typer.Option(None, help="Where corpora are built and cached (default <cache>/bench/scale)."),
+    hnsw_m: Optional[int] = typer.Option(None, min=2, max=512, help="lucerag's HNSW M (default: the writer's)."),
+    hnsw_beam: Optional[int] = typer.Option(None, min=1, max=3200, help="lucerag's HNSW construction beam."),
+    plot: Optional[Path] = typer.Option(None, help="Write the p50-against-size plot (PNG) here."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object per size."),
+):
+    """lucerag against bm25s+numpy, txtai, LanceDB, Chroma and LangChain: same vectors and queries,
+    one process per size, interleaved rounds; a Markdown table (needs `make peers`: the peers extra, and txtai without its PyTorch)."""
+    from lucerag.bench.peers import plot as plot_peers, run_sizes, table
+    from lucerag.models import cache_dir
+
+    chosen = sorted({int(s) for s in sizes.split(",") if s.strip()})
+    if not chosen or min(chosen) < 100:
+        _fail("--sizes needs sizes of at least 100 passages")
+    try:
+        results = run_sizes(chosen, work=work or cache_dir() / "bench" / "scale", systems=systems, modes=modes,
+                            queries=queries, rounds=rounds, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    if plot is not None:
+        plot_peers(results, plot)
+    if json_out:
+        for r in results:
+            print(json.dumps(r))
+        return
+    typer.echo(table(results))

@@ -1,0 +1,72 @@
+"""lucerag bench peers: every system runs on the same passages, vectors and query vectors.
+
+Each peer is skipped when its package is absent (they are the optional ``peers`` extra)."""
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+from conftest import mini_documents
+from lucerag.bench import peers
+
+
+def _corpus(encoder):
+    docs = mini_documents()
+    ids = [d.id for d in docs]
+    texts = [f"{d.title} {d.text}".strip() for d in docs]
+    return ids, texts, encoder.encode_passages(texts)
+
+
+@pytest.mark.parametrize("name", ["lucerag", "lucerag-graph", "bm25s+numpy", "txtai", "lancedb", "chroma",
+                                  "langchain"])
+def test_system_returns_k_passages_with_text(name, encoder, tmp_path):
+    missing = [m for m in peers.NEEDS.get(name, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"{name} needs {', '.join(missing)} (make peers)")
+    ids, texts, vectors = _corpus(encoder)
+    qe = peers.QueryEncoder(encoder)
+    system = peers.FACTORIES[name](qe)
+    (tmp_path / name).mkdir()
+    system.build(ids, texts, vectors, tmp_path / name)
+    by_id = dict(zip(ids, texts))
+    try:
+        for i in (0, len(ids) // 2, len(ids) - 1):
+            query = texts[i][:200]
+            hits = system.search(query, 5)
+            assert len(hits) == 5 and all(by_id[pid] == text for pid, text in hits)
+            assert ids[i] in [pid for pid, _ in hits[:3]], (name, query)  # its own text finds it
+        # the query encoder the benchmark switches is the one the system calls
+        calls = []
+        qe.use(lambda text: calls.append(text) or encoder.encode_query(text))
+        system.search("what does the passage say", 3)
+        assert calls == ["what does the passage say"]
+    finally:
+        system.close()
+
+
+def test_quality_measures():
+    judged = {"a": 2, "b": 1, "c": 0}
+    assert peers.ndcg_at(["a", "b", "x"], judged) == pytest.approx(1.0)
+    swapped = (1 / math.log2(2) + 2 / math.log2(3)) / (2 / math.log2(2) + 1 / math.log2(3))
+    assert peers.ndcg_at(["b", "a"], judged) == pytest.approx(swapped)
+    assert peers.recall_at(["x", "a"] + ["y"] * 200, judged, k=100) == 0.5
+    assert peers.recall_at(["x"] * 100 + ["a", "b"], judged, k=100) == 0.0
+
+
+def test_qrels_reader_takes_both_layouts(tmp_path):
+    (tmp_path / "q.tsv").write_text("query-id\tcorpus-id\tscore\n1\tA\t2\n1 0 B 1\n")
+    assert peers.read_qrels(tmp_path / "q.tsv") == {"1": {"A": 2, "B": 1}}
+
+
+def test_table_lists_peers_not_run():
+    res = {"size": 5000, "systems": {
+        "lucerag": {"quality": {"retrieval": {"ndcg@10": 0.8, "r@100": 0.9}},
+                    "latency": {"retrieval": {"p50_ms": 1.0, "p99_ms": 2.0},
+                                "lucerag-encoder": {"p50_ms": 3.0, "p99_ms": 4.0}},
+                    "build_s": 1.0, "build_cpu_s": 2.0, "rss_added_mb": 10.0},
+        "chroma": {"not_run": "not installed: chromadb"}}}
+    text = peers.table([res])
+    assert "| 5,000 | lucerag | 0.8000 | 0.9000 | 3.00 / 4.00 ms | 1.00 / 2.00 ms |" in text
+    assert "not run: not installed: chromadb" in text
