@@ -153,3 +153,12 @@ def test_hnsw_graph_settings_and_default_beam(tmp_path):
     with pytest.raises(ValueError, match="hnsw_m"):
         IndexWriter(tmp_path / "bad", hnsw_m=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # nothing left behind
+
+
+def test_records_in_one_bridge_call_match_record(mini_index):
+    """A result page's stored records come back in one call, in the order asked, equal to one-by-one reads."""
+    index = LuceneIndex(mini_index)
+    docnums = [3, 0, 2, 3]
+    assert index.records(docnums) == [index.record(d) for d in docnums]
+    assert [r["id"] for r in index.records(docnums)] == index.ids(docnums)
+    assert index.records([]) == []

@@ -158,20 +158,14 @@ class LuceneIndex:
         Anserini indexes store the source JSON (or plain text) in ``raw``; both are accepted.
         """
         doc = self._stored.document(docnum)
-        raw = doc.get(RAW)
-        pid = doc.get(ID)
-        if raw is None:
-            return {"id": pid, "contents": doc.get("contents") or ""}
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError:
-            return {"id": pid, "contents": raw}
-        if not isinstance(record, dict):
-            return {"id": pid, "contents": raw}
-        if "contents" not in record:
-            record["contents"] = record.get("text") or ""
-        record.setdefault("id", pid)
-        return record
+        return _record(doc.get(ID), doc.get(RAW), doc.get("contents"))
+
+    def records(self, docnums: list[int]) -> list[dict]:
+        """:meth:`record` of several passages, fetched in one call across the Java bridge."""
+        if not docnums:
+            return []
+        fields = java.Bridge.records(self.reader, np.asarray(docnums, "<i4").tobytes())
+        return [_record(fields[i], fields[i + 1], fields[i + 2]) for i in range(0, 3 * len(docnums), 3)]
 
     @property
     def vectors_format(self) -> str | None:
@@ -216,6 +210,21 @@ class LuceneIndex:
     def close(self) -> None:
         self.reader.close()
         self._dir.close()
+
+
+def _record(pid: str | None, raw: str | None, contents: str | None) -> dict:
+    if raw is None:
+        return {"id": pid, "contents": contents or ""}
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError:
+        return {"id": pid, "contents": raw}
+    if not isinstance(record, dict):
+        return {"id": pid, "contents": raw}
+    if "contents" not in record:
+        record["contents"] = record.get("text") or ""
+    record.setdefault("id", pid)
+    return record
 
 
 def top_docs(searcher, query, k: int) -> tuple[list[int], np.ndarray]:

@@ -271,15 +271,12 @@ class Retriever:
         index usually stores no text: a passage found there is read from the BM25 index by id."""
         refs = ranking.refs
         if self.shared_index or self.bm25_index is None:
-            return [index.record(d) for index, d in refs]
+            return _records(refs)
         from_dense = [pid for pid, (index, _) in zip(ranking.ids, refs) if index is self.dense_index]
         in_bm25 = self.bm25_index.docnums(from_dense) if from_dense else {}
-        records = []
-        for pid, (index, d) in zip(ranking.ids, refs):
-            if index is self.dense_index and pid in in_bm25:
-                index, d = self.bm25_index, in_bm25[pid]
-            records.append(index.record(d))
-        return records
+        where = [(self.bm25_index, in_bm25[pid]) if index is self.dense_index and pid in in_bm25 else (index, d)
+                 for pid, (index, d) in zip(ranking.ids, refs)]
+        return _records(where)
 
     def _no_passages(self, method: str) -> bool:
         """True for an index built with the encoder that holds no passage yet (it has no vector
@@ -308,4 +305,16 @@ class Retriever:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _records(refs: list[tuple[LuceneIndex, int]]) -> list[dict]:
+    """Stored records of ranked passages, one bridge call per index they are stored in."""
+    out: list[dict | None] = [None] * len(refs)
+    by_index: dict[int, tuple[LuceneIndex, list[int]]] = {}
+    for i, (index, _) in enumerate(refs):
+        by_index.setdefault(id(index), (index, []))[1].append(i)
+    for index, where in by_index.values():
+        for i, record in zip(where, index.records([refs[i][1] for i in where])):
+            out[i] = record
+    return out
 

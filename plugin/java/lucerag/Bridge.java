@@ -279,6 +279,26 @@ public final class Bridge {
     return out;
   }
 
+  /**
+   * Stored fields of doc numbers (little-endian ints), in the given order, as triples: element 3i is
+   * the stored id, 3i+1 the stored {@code raw} record and 3i+2 the stored {@code contents} (null where
+   * a field is not stored). One call fetches a whole result page.
+   */
+  public static String[] records(IndexReader reader, byte[] docnums) throws java.io.IOException {
+    java.nio.IntBuffer in = le(docnums).asIntBuffer();
+    int n = in.remaining();
+    String[] out = new String[3 * n];
+    StoredFields stored = reader.storedFields();
+    java.util.Set<String> fields = java.util.Set.of(ID, RAW, CONTENTS);
+    for (int i = 0; i < n; i++) {
+      Document doc = stored.document(in.get(i), fields);
+      out[3 * i] = doc.get(ID);
+      out[3 * i + 1] = doc.get(RAW);
+      out[3 * i + 2] = doc.get(CONTENTS);
+    }
+    return out;
+  }
+
   /** Stored vectors of doc numbers (little-endian ints), as n * dim little-endian floats. */
   public static byte[] vectors(IndexReader reader, String field, byte[] docnums, int dim)
       throws java.io.IOException {
