@@ -488,7 +488,12 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
     qrels = read_qrels(SLICE / "qrels.tsv")
     lat_queries = latency_queries(n_queries, set(quality_queries.values()))
     every_query = list(quality_queries.values()) + lat_queries
-    precomputed = {q: lucerag_encoder.encode_query(q) for q in every_query}
+    # Keyed by the stripped text: lucerag's retriever strips queries before encoding them.
+    table_ = {q.strip(): lucerag_encoder.encode_query(q) for q in every_query}
+
+    def lookup(text: str) -> np.ndarray:
+        return table_[text.strip()]
+
     result: dict[str, Any] = {"size": len(ids), "k": k, "latency_queries": len(lat_queries), "rounds": rounds,
                               "modes": list(modes), "query_encoder": lucerag_encoder.manifest.precision,
                               "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
@@ -503,7 +508,7 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
                     _need(name)
                 system = (FACTORIES[name](encoder, **(lucerag_options or {})) if name.startswith("lucerag")
                           else FACTORIES[name](encoder))
-                encoder.use(precomputed.__getitem__)
+                encoder.use(lookup)
                 say(f"{size}: build {name}")
                 rss0, cpu0, t0 = rss_mb(), time.process_time(), time.perf_counter()
                 (tmp / name).mkdir()
@@ -522,7 +527,7 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
         # The query encoders of each mode, per system.
         encoders: dict[tuple[str, str], Callable] = {}
         for name in built:
-            encoders[(name, "retrieval")] = precomputed.__getitem__
+            encoders[(name, "retrieval")] = lookup
             encoders[(name, "lucerag-encoder")] = lucerag_encoder.encode_query
         if "default-encoder" in modes:
             for name in built:
@@ -649,8 +654,16 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(res))
 
 
+# One thread wherever a library has a setting (the issue's method): BLAS (numpy's matrix products),
+# OpenMP (faiss, inside txtai) and Rust's rayon pools (LanceDB, Chroma) would otherwise spread one
+# query over every core, which on a shared machine mostly waits for busy cores.
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "RAYON_NUM_THREADS": "1", "LANCE_LOG": "error"}
+
+
 def run_sizes(sizes, *, work: Path, **options) -> list[dict]:
-    """Each size in a process of its own (RSS and JVM heap are per size); returns their results."""
+    """Each size in a process of its own (RSS and JVM heap are per size, environment :data:`ONE_THREAD`);
+    returns their results."""
     import subprocess
 
     results = []
@@ -659,7 +672,7 @@ def run_sizes(sizes, *, work: Path, **options) -> list[dict]:
         for key, value in options.items():
             if value is not None:
                 args += [f"--{key.replace('_', '-')}", str(value)]
-        out = subprocess.run(args, stdout=subprocess.PIPE, text=True)
+        out = subprocess.run(args, stdout=subprocess.PIPE, text=True, env={**os.environ, **ONE_THREAD})
         if out.returncode != 0:
             raise RuntimeError(f"bench peers at {size} passages failed ({out.returncode})")
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))

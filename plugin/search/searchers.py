@@ -139,7 +139,10 @@ class DenseSearcher:
     def search(self, vector: np.ndarray, k: int = 100) -> Hits:
         if self.exact:
             docnums, matrix, _ = self._all()
-            scores = matrix @ np.asarray(vector, np.float32)
+            # einsum, not BLAS: OpenBLAS splits a matrix-vector product over every core, and on a
+            # busy machine the query then waits for them (5K x 384: 1 ms with einsum vs 38-54 ms with
+            # a threaded OpenBLAS on the shared 2-core benchmark machine, 1.4 ms with 1 BLAS thread).
+            scores = np.einsum("ij,j->i", matrix, np.asarray(vector, np.float32))
             k = min(k, len(scores))
             if k == 0:
                 return Hits.empty()
