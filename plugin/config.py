@@ -51,6 +51,9 @@ class EncoderConfig(_Section):
     # The query encoder: "int8" (default, lucerag.models.store.DEFAULT_QUERY_PRECISION) is a smoothed
     # int8 copy checked against fp32 on each CPU (docs/encoder.md); passages: `lucerag index --precision`.
     precision: Literal["fp32", "int8"] = DEFAULT_QUERY_PRECISION
+    # Query vectors kept for repeated queries (least recently used dropped first; 0: no cache).
+    # 1.5 KB each for 384 dimensions. `lucerag bench peers` asks distinct queries, so it never hits.
+    cache: int = Field(1024, ge=0, le=1_000_000)
 
 
 class BM25Config(_Section):

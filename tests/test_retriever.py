@@ -156,3 +156,33 @@ def test_an_encoded_index_with_no_passages_finds_nothing_by_every_method(tmp_pat
     with Retriever.from_index(tmp_path / "sparse", encoder=encoder) as r:  # BM25-only: still an error
         with pytest.raises(ValueError, match="no dense vectors"):
             r.search("anything", method="dense")
+
+
+def test_query_vector_cache_is_lru_and_off_at_zero(mini_index, encoder):
+    """Repeated query texts reuse their vector; the least recently used is dropped; cache 0 encodes every time."""
+    from lucerag.config import Config
+    from lucerag.search.retriever import Retriever
+
+    calls = []
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def encode_query(self, text):
+            calls.append(text)
+            return self.inner.encode_query(text)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    with Retriever(Config.for_index(mini_index, encoder={"cache": 2}), Counting(encoder)) as r:
+        first = r.rank("solar panels", "hybrid", 5).ids
+        assert r.rank("solar panels", "hybrid", 5).ids == first and calls == ["solar panels"]
+        r.rank("wind", "dense", 3), r.rank("rain", "dense", 3), r.rank("solar panels", "dense", 3)
+        assert calls == ["solar panels", "wind", "rain", "solar panels"]  # evicted by two newer texts
+        assert not r.query_vector("rain").flags.writeable
+    calls.clear()
+    with Retriever(Config.for_index(mini_index, encoder={"cache": 0}), Counting(encoder)) as r:
+        r.rank("wind", "dense", 3), r.rank("wind", "dense", 3)
+        assert calls == ["wind", "wind"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -59,6 +61,8 @@ class Retriever:
         self._encoder = encoder
         self._calibrator: Calibrator | None = None
         self._calibrator_found = False  # looked up yet?
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # query text -> vector (LRU)
+        self._vectors_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | Path, encoder=None) -> "Retriever":
@@ -91,6 +95,26 @@ class Retriever:
             manifest.check_encoder(self._encoder, self.dense_index.path)  # name, weights hash, prefixes
             self._encoder_checked = True
         return self._encoder
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The query's (dim,) float32 vector (read-only), from the LRU cache of ``encoder.cache``
+        entries when the same text was encoded recently."""
+        size = self.config.encoder.cache
+        if size:
+            with self._vectors_lock:
+                hit = self._vectors.get(query)
+                if hit is not None:
+                    self._vectors.move_to_end(query)
+                    return hit
+        vector = self.encoder.encode_query(query)
+        if size:
+            vector = np.array(vector, np.float32)
+            vector.setflags(write=False)
+            with self._vectors_lock:
+                self._vectors[query] = vector
+                while len(self._vectors) > size:
+                    self._vectors.popitem(last=False)
+        return vector
 
     @property
     def calibrator(self) -> Calibrator | None:
@@ -126,7 +150,7 @@ class Retriever:
             return Ranking(hits.ids, hits.scores, [(bm25.index, d) for d in hits.docnums])
         if method == "dense":
             dense = self._require(self.dense, "dense")
-            hits = dense.search(self.encoder.encode_query(query), k)
+            hits = dense.search(self.query_vector(query), k)
             return Ranking(hits.ids, hits.scores, [(dense.index, d) for d in hits.docnums])
         candidates, refs = self.candidates(query, max(k, self.config.fusion.depth))
         f = self.config.fusion
@@ -139,7 +163,7 @@ class Retriever:
         """Union of both views' top ``depth``, each candidate with both exact scores,
         and where each candidate is stored."""
         bm25, dense = self._require(self.bm25, "bm25"), self._require(self.dense, "dense")
-        vector = self.encoder.encode_query(query)
+        vector = self.query_vector(query)
         parsed = bm25.query(query)  # analysed once, used for the search and the exact-score fill-in
         sparse_hits = bm25.search(query, depth, parsed)
         dense_hits = dense.search(vector, depth)
