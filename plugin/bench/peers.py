@@ -618,6 +618,21 @@ def plot(results: list[dict], out: Path) -> Path:
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    if len(results) == 1:  # one size: bars of p50 end to end and retrieval only, per system
+        r = results[0]
+        rows = [(n, e["latency"]) for n, e in r["systems"].items() if "latency" in e]
+        y = np.arange(len(rows))
+        for off, mode, color in ((-0.2, "lucerag-encoder", "tab:blue"), (0.2, "retrieval", "tab:orange")):
+            ax.barh(y + off, [lat.get(mode, {}).get("p50_ms", 0) for _, lat in rows], height=0.4, color=color,
+                    label="end to end (lucerag's encoder)" if mode != "retrieval" else "retrieval only")
+        ax.set_yticks(y, [n for n, _ in rows])
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("p50 latency per query, ms (1 thread, log scale)")
+        ax.set_title(f"{r['size']:,} passages: lucerag and peers, same vectors and queries")
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        return _save(plt, fig, out)
     names = list(dict.fromkeys(n for r in results for n in r["systems"]))
     for name in names:
         pts = [(r["size"], r["systems"][name]["latency"]["lucerag-encoder"]["p50_ms"]) for r in results
