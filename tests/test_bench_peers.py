@@ -70,3 +70,52 @@ def test_table_lists_peers_not_run():
     text = peers.table([res])
     assert "| 5,000 | lucerag | 0.8000 | 0.9000 | 3.00 / 4.00 ms | 1.00 / 2.00 ms |" in text
     assert "not run: not installed: chromadb" in text
+
+
+def test_run_peers_interleaves_systems_on_a_small_data_folder(tmp_path):
+    """The whole run on a data folder laid out like the shared one (the mini BEIR corpus as the
+    slice, its queries as dev topics): quality for each system, latency for each mode, a missing
+    peer reported as not run, and the table/plot made from the result."""
+    import json
+    import shutil
+
+    from conftest import MINI_BEIR
+
+    root = tmp_path / "data"
+    shutil.copytree(MINI_BEIR, root / "msmarco-dl19-5k")
+    topics = root / "topics-and-qrels" / "topics.msmarco-passage.dev-subset.txt"
+    topics.parent.mkdir()
+    extra = [f"{i}\tquestion number {i} about passages" for i in range(30)]
+    topics.write_text("\n".join(extra) + "\n")
+    names = ["lucerag", "bm25s+numpy", "no-such-peer"]
+    peers.FACTORIES["no-such-peer"] = peers.FACTORIES["chroma"]
+    peers.NEEDS["no-such-peer"] = ("lucerag_no_such_module",)
+    try:
+        res = peers.run_peers(25, work=tmp_path / "work", systems=names, n_queries=12, rounds=3, data=root)
+    finally:
+        del peers.FACTORIES["no-such-peer"], peers.NEEDS["no-such-peer"]
+    json.dumps(res)
+    assert res["size"] == 25 and res["latency_queries"] == 12
+    assert "not installed" in res["systems"]["no-such-peer"]["not_run"]
+    for name in names[:2]:
+        e = res["systems"].get(name, {})
+        if "not_run" in e:
+            assert name != "lucerag", e["not_run"]
+            continue
+        assert 0 < e["quality"]["retrieval"]["ndcg@10"] <= 1
+        for mode in ("retrieval", "lucerag-encoder"):
+            assert e["latency"][mode]["n"] == 12 and e["latency"][mode]["p50_ms"] > 0
+        assert e["build_cpu_s"] >= 0
+    assert "| 25 | lucerag |" in peers.table([res])
+    assert peers.plot([res], tmp_path / "p.png").stat().st_size > 0
+
+
+def test_cli_names_the_missing_data(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lucerag.cli import app
+
+    monkeypatch.delenv("LUCERAG_DATA", raising=False)
+    out = CliRunner().invoke(app, ["bench", "peers", "--sizes", "200", "--work", str(tmp_path)])
+    assert out.exit_code != 0
+    assert "msmarco-dl19-5k" in (out.output + str(out.exception)) and "LUCERAG_DATA" in (out.output + str(out.exception))

@@ -53,11 +53,9 @@ from typing import Any, Callable
 import numpy as np
 
 from lucerag.bench.baseline import percentiles
+from lucerag.bench.data import DEV_TOPICS, DL19_SLICE, data_path
 from lucerag.bench.query import load_avg
 
-SLICE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "msmarco-dl19-5k"
-DEV_TOPICS = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "topics-and-qrels"
-              / "topics.msmarco-passage.dev-subset.txt")
 SYSTEMS = ("lucerag", "bm25s+numpy", "txtai", "lancedb", "chroma", "langchain")
 MODES = ("retrieval", "lucerag-encoder", "default-encoder")
 # The Python packages each peer needs (checked before building it).
@@ -448,13 +446,14 @@ def read_slice_queries(slice_dir: Path) -> dict[str, str]:
     return out
 
 
-def latency_queries(n: int, exclude: set[str]) -> list[str]:
-    """``n`` distinct MS MARCO dev queries (none of the quality queries)."""
+def latency_queries(n: int, exclude: set[str], data: Path | None = None) -> list[str]:
+    """``n`` distinct MS MARCO dev queries (none of the quality queries), from ``data`` or $LUCERAG_DATA."""
     from lucerag.bench.load import read_queries
 
-    out = list(dict.fromkeys(q for q in read_queries(DEV_TOPICS) if q not in exclude))
+    topics = data_path(DEV_TOPICS, data)
+    out = list(dict.fromkeys(q for q in read_queries(topics) if q not in exclude))
     if len(out) < n:
-        raise ValueError(f"{DEV_TOPICS} holds {len(out)} distinct queries, fewer than {n}")
+        raise ValueError(f"{topics} holds {len(out)} distinct queries, fewer than {n}")
     return out[:n]
 
 
@@ -462,31 +461,29 @@ def latency_queries(n: int, exclude: set[str]) -> list[str]:
 
 def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lucerag-encoder"),
               n_queries: int = 200, rounds: int = 10, k: int = 10, seed: int = 7,
-              lucerag_options: dict | None = None, progress=None) -> dict[str, Any]:
+              lucerag_options: dict | None = None, data: Path | None = None, progress=None) -> dict[str, Any]:
     """Build ``systems`` on the ``size``-passage corpus and measure them (see the module docstring).
 
     Returns one JSON-able dict: per system its build facts, quality per mode, latency percentiles
-    per mode (ms), or ``not_run`` with the reason. Raises FileNotFoundError when the DL19 slice or
-    the dev topics are absent.
+    per mode (ms), or ``not_run`` with the reason. ``data``: the folder holding ``msmarco-dl19-5k/`` and
+    ``topics-and-qrels/`` (default $LUCERAG_DATA); InputError when they are not there.
     """
     from lucerag.bench.scale import build_corpus
     from lucerag.models import load_encoder
     from lucerag.models.manifest import DEFAULT_PASSAGE_PRECISION, DEFAULT_QUERY_PRECISION
 
     say = progress or (lambda msg: None)
-    for needed in (SLICE / "corpus.jsonl", SLICE / "qrels.tsv", DEV_TOPICS):
-        if not needed.is_file():
-            raise FileNotFoundError(f"the peers benchmark needs {needed}")
+    slice_dir = data_path(DL19_SLICE, data)
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     lucerag_encoder = load_encoder(None, threads=1, precision=DEFAULT_QUERY_PRECISION)
     encoder = QueryEncoder(lucerag_encoder)
     passage_encoder = load_encoder(None, precision=DEFAULT_PASSAGE_PRECISION)
-    ids, texts, vectors = build_corpus(size, work, seed, encoder=passage_encoder)
+    ids, texts, vectors = build_corpus(size, work, seed, slice_dir=slice_dir, encoder=passage_encoder)
     del passage_encoder
-    quality_queries = read_slice_queries(SLICE)
-    qrels = read_qrels(SLICE / "qrels.tsv")
-    lat_queries = latency_queries(n_queries, set(quality_queries.values()))
+    quality_queries = read_slice_queries(slice_dir)
+    qrels = read_qrels(slice_dir / "qrels.tsv")
+    lat_queries = latency_queries(n_queries, set(quality_queries.values()), data)
     every_query = list(quality_queries.values()) + lat_queries
     # Keyed by the stripped text: lucerag's retriever strips queries before encoding them.
     table_ = {q.strip(): lucerag_encoder.encode_query(q) for q in every_query}
@@ -655,6 +652,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, required=True)
     ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--data", type=Path, help="folder holding msmarco-dl19-5k/ and topics-and-qrels/ "
+                                              "(default $LUCERAG_DATA)")
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--modes", default="retrieval,lucerag-encoder,default-encoder")
     ap.add_argument("--queries", type=int, default=200)
@@ -665,7 +664,7 @@ def main(argv: list[str] | None = None) -> None:
     options = {key: v for key, v in (("hnsw_m", a.hnsw_m), ("hnsw_beam", a.hnsw_beam)) if v is not None}
     res = run_peers(a.size, work=a.work, systems=[s for s in a.systems.split(",") if s],
                     modes=[m for m in a.modes.split(",") if m], n_queries=a.queries, rounds=a.rounds,
-                    lucerag_options=options, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                    lucerag_options=options, data=a.data, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(res))
 
 
@@ -681,6 +680,8 @@ def run_sizes(sizes, *, work: Path, **options) -> list[dict]:
     returns their results."""
     import subprocess
 
+    data_path(DL19_SLICE, options.get("data"))  # InputError here rather than in each child process
+    data_path(DEV_TOPICS, options.get("data"))
     results = []
     for size in sizes:
         args = [sys.executable, "-m", "lucerag.bench.peers", "--size", str(size), "--work", str(work)]

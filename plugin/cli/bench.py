@@ -281,6 +281,8 @@ def bench_peers_cmd(
     queries: int = typer.Option(200, min=10, help="Distinct MS MARCO dev queries for latency, per system and mode."),
     rounds: int = typer.Option(10, min=1, help="Interleaved rounds (each system runs 1/rounds of the queries per round)."),
     work: Optional[Path] = typer.Option(None, help="Where corpora are built and cached (default <cache>/bench/scale)."),
+    data: Optional[Path] = typer.Option(None, help="Folder holding msmarco-dl19-5k/ and topics-and-qrels/ "
+                                                   "(default $LUCERAG_DATA, e.g. ../shared/data)."),
     hnsw_m: Optional[int] = typer.Option(None, min=2, max=512, help="lucerag's HNSW M (default: the writer's)."),
     hnsw_beam: Optional[int] = typer.Option(None, min=1, max=3200, help="lucerag's HNSW construction beam."),
     plot: Optional[Path] = typer.Option(None, help="Write the p50-against-size plot (PNG) here."),
@@ -296,7 +298,8 @@ def bench_peers_cmd(
         _fail("--sizes needs sizes of at least 100 passages")
     try:
         results = run_sizes(chosen, work=work or cache_dir() / "bench" / "scale", systems=systems, modes=modes,
-                            queries=queries, rounds=rounds, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam)
+                            queries=queries, rounds=rounds, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
+                            data=data.resolve() if data else None)
     except RuntimeError as exc:
         _fail(str(exc))
     if plot is not None:
