@@ -144,7 +144,7 @@ def test_hnsw_graph_settings_and_default_beam(tmp_path):
     ids = [f"d{i}" for i in range(300)]
     with IndexWriter(tmp_path / "idx", dim=16, hnsw_m=4, hnsw_beam=8) as w:
         w.add_batch(ids, [f"text {i}" for i in range(300)], vecs)
-    searcher = DenseSearcher(LuceneIndex(tmp_path / "idx"))
+    searcher = DenseSearcher(LuceneIndex(tmp_path / "idx"), exact=False)
     assert searcher.ef_search == auto_ef_search(300) == 400
     assert auto_ef_search(100_000) == 800
     for i in (0, 150, 299):

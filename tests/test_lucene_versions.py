@@ -43,7 +43,7 @@ def test_lucene9_index_gives_the_results_lucene9_gave(tmp_path):
     assert segments_versions(path) == ((9, 9, 1), 9)
     index = LuceneIndex(path)
     assert index.manifest.vector_format == "float"  # written before the option existed
-    bm25, dense = BM25Searcher(index), DenseSearcher(index, ef_search=50)
+    bm25, dense = BM25Searcher(index), DenseSearcher(index, ef_search=50, exact=False)
     for query, hits in expected["bm25"].items():
         got = bm25.search(query, 5)
         assert got.ids == [h[0] for h in hits], query
@@ -179,7 +179,7 @@ def test_anserini_hnsw_index_finds_the_exact_neighbours(anserini_indexes, encode
                                     else "Lucene104HnswBinaryQuantizedVectorsFormat")
     vectors, ids = anserini_indexes["vectors"], anserini_indexes["ids"]
     for rescore in (False, True):
-        searcher = DenseSearcher(index, ef_search=50, rescore=rescore)
+        searcher = DenseSearcher(index, ef_search=50, rescore=rescore, exact=False)
         for query in ("why does a volcano erupt", "how is bread made", "what causes the tides"):
             q = encoder.encode_query(query)
             hits = searcher.search(q, 5)

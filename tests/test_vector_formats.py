@@ -78,11 +78,11 @@ def test_recall_per_format_and_bbq_rescoring(indexes, data):
     recall = {}
     for fmt in ("float", "int8", "bbq"):
         index = LuceneIndex(indexes / fmt)
-        searcher = DenseSearcher(index, ef_search=300)
+        searcher = DenseSearcher(index, ef_search=300, exact=False)  # the graph of each format
         assert searcher.rescore == (fmt == "bbq")  # on by default for 1-bit vectors only
         recall[fmt] = _recall(searcher, vectors, queries)
         if fmt == "bbq":
-            recall["bbq-raw"] = _recall(DenseSearcher(index, ef_search=300, rescore=False), vectors, queries)
+            recall["bbq-raw"] = _recall(DenseSearcher(index, ef_search=300, rescore=False, exact=False), vectors, queries)
             hits = searcher.search(queries[0], K)  # rescored scores are exact cosines
             exact = vectors[[int(i[1:]) for i in hits.ids]] @ queries[0]
             np.testing.assert_allclose(hits.scores, exact, atol=1e-5)

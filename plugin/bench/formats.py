@@ -63,7 +63,7 @@ def measure(index_path: Path, ids: list[str], vectors: np.ndarray, qvecs: np.nda
     from lucerag.search.searchers import DenseSearcher
 
     index = LuceneIndex(index_path)
-    searcher = DenseSearcher(index, ef_search=ef_search, rescore=rescore)
+    searcher = DenseSearcher(index, ef_search=ef_search, rescore=rescore, exact=False)  # the graph of each format
     for _ in range(2):  # warm the JIT (the first index of a run would pay for it) and the id cache
         for q in qvecs:
             searcher.search(q, 100)

@@ -81,7 +81,7 @@ def hnsw_recall(retriever, vectors: np.ndarray, queries: list[str], depth: int) 
         top = set(np.argpartition(-exact, k - 1)[:k].tolist())
         got = set(retriever.dense.search(v, k).docnums)
         recalls.append(len(top & got) / k)
-    return {"depth": depth, "ef_search": retriever.dense.ef_search, "queries": len(queries),
+    return {"depth": depth, "ef_search": retriever.dense.ef_search, "exact_scan": retriever.dense.exact, "queries": len(queries),
             "recall": round(float(np.mean(recalls)), 4), "min": round(float(np.min(recalls)), 4)}
 
 
