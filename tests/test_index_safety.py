@@ -144,7 +144,9 @@ def test_one_lock_for_every_writer_beside_the_index(tmp_path, mini_index, encode
             with pytest.raises(IndexLockedError, match=f"{index} is being written by another process"):
                 write()
         holder.delete(["p01"])
-    assert lock_path(index).exists() and not any(p.name.startswith(".idx.building-") for p in tmp_path.iterdir())
+        assert lock_path(index).exists()
+    # nothing left beside the index: no lock file, no hidden build folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["idx", "v.jsonl"])
     # released on close: the next writer goes ahead, and the holder's delete is committed
     report = build_index(docs[:3], index, encoder=encoder, mode="append", progress=False)
     assert report.index_passages == 24 + 1  # 25 - p01 + p01 again
@@ -161,4 +163,36 @@ def test_a_failed_writer_releases_the_lock(tmp_path):
             writer.add_batch(["y"], ["text"], __import__("numpy").ones((1, 4), "float32"))
     with WriteLock(index):  # not left held by the aborted writer
         pass
+    assert not lock_path(index).exists()
     assert json.loads((index / "lucerag.json").read_text())["passages"] == 2
+
+
+def test_the_lock_file_is_removed_and_never_held_twice(tmp_path):
+    """The holder unlinks the lock file before letting go; a writer that locked the unlinked file
+    notices and retries, so however the threads interleave at most one holds the lock."""
+    import threading
+
+    index = tmp_path / "idx"
+    holders, most, errors = [0], [0], []
+    guard = threading.Lock()
+
+    def writer():
+        for _ in range(300):
+            try:
+                lock = WriteLock(index).acquire()
+            except IndexLockedError:
+                continue
+            with guard:
+                holders[0] += 1
+                most[0] = max(most[0], holders[0])
+            with guard:
+                holders[0] -= 1
+            lock.release()
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and most[0] == 1
+    assert not lock_path(index).exists()

@@ -5,8 +5,10 @@ sibling folder and swaps it in at the end, so the two never meet: a rebuild coul
 in under a running append.  This lock lives beside the index instead, in a file the swap never
 touches: ``<parent>/.<name>.lucerag.lock``.  It is an OS-level ``flock`` on that file, taken
 before the first write and released on close, so it dies with its process (a SIGKILLed writer
-never blocks the next one); the empty lock file itself is left in place (deleting it would race
-with a writer opening it).
+never blocks the next one).  The holder removes the lock file before it lets go, and a writer
+that wins the ``flock`` checks that the file it locked is still the one at the path (else it
+locked a file the previous holder had just removed, and tries again), so no lock file is left
+beside the index and no two writers can hold locks on different files.
 """
 
 from __future__ import annotations
@@ -44,17 +46,23 @@ class WriteLock:
         if self._fd is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise IndexLockedError(f"{self.index} is being written by another process{holder}: "
-                                   "wait for it to finish") from None
-        except BaseException:
-            os.close(fd)
-            raise
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise IndexLockedError(f"{self.index} is being written by another process{holder}: "
+                                       "wait for it to finish") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the previous holder removed this file after we opened it: lock the new one
+        else:  # pragma: no cover - would need 100 holders in a row to finish between open and flock
+            raise IndexLockedError(f"{self.index}: could not take the write lock {self.path}")
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -65,7 +73,8 @@ class WriteLock:
         fd, self._fd = self._fd, None
         if fd is not None:
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+                if _same_file(fd, self.path):
+                    os.unlink(self.path)  # removed while still held: a waiting opener sees it is stale
             os.close(fd)  # closing the descriptor drops the flock
 
     @property
@@ -80,6 +89,16 @@ class WriteLock:
 
     def __del__(self) -> None:  # a writer dropped without close() must not keep the lock
         self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether descriptor ``fd`` is the file now at ``path`` (same device and inode)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
 
 
 def _read_holder(fd: int) -> str:
