@@ -73,8 +73,10 @@ class DenseConfig(_Section):
 
 
 class FusionConfig(_Section):
-    method: Literal["convex", "rrf"] = "convex"
-    dense_weight: float = Field(0.8, ge=0, le=1)
+    # adaptive: convex min-max with the dense weight predicted per query (lucerag.search.adaptive)
+    method: Literal["convex", "adaptive", "rrf"] = "convex"
+    # 0.75: the min-max weight best on the DL19 slice and SciFact together (docs/fusion-and-filter.md)
+    dense_weight: float = Field(0.75, ge=0, le=1)
     norm: Literal["minmax", "zscore", "rank"] = "minmax"
     rrf_k: int = Field(60, ge=1)
     depth: int = Field(100, ge=1, le=10_000)  # candidates taken from each view

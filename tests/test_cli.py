@@ -125,3 +125,15 @@ def test_calibrate_writes_a_calibrator_the_index_then_uses(tmp_path, cli_index):
     assert hits and hits[0]["id"] == "p14" and hits[0]["p_relevant"] >= saved["threshold"]
     empty = run("search", "--index", index, "how do I configure a terraform backend in s3")
     assert "no relevant passages" in empty.stdout
+
+
+def test_calibrate_without_judgments_uses_pseudo_queries_from_the_index(tmp_path, cli_index):
+    index = tmp_path / "idx"
+    shutil.copytree(cli_index, index)
+    out = run("calibrate", "--pseudo", "20", "--index", index, "--negatives", MINI_BEIR.parent / "ood_train.txt")
+    assert "written to" in out.stdout
+    saved = json.loads((index / "lucerag-calibrator.json").read_text())
+    assert "pseudo-queries from the index" in saved["trained_on"] and saved["queries"] > 51
+    assert saved["encoder_precision"] in ("fp32", "int8") and saved["fusion"]["method"] == "convex"
+    hits = [json.loads(x) for x in run("search", "--index", index, "how is espresso made", "--json").stdout.splitlines()]
+    assert hits and hits[0]["id"] == "p14"

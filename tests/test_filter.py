@@ -72,7 +72,9 @@ def test_unanswerable_query_returns_nothing(retriever):
     assert retriever.search("how do I set a rate limit annotation on a kubernetes ingress", k=5) == []
     unfiltered = retriever.search("how do I set a rate limit annotation on a kubernetes ingress", k=5,
                                   filter=False)
-    assert len(unfiltered) == 5 and all(p.p_relevant is None for p in unfiltered)
+    # the filter off drops nothing but still shows how close each passage came
+    assert len(unfiltered) == 5
+    assert all(p.p_relevant is not None and p.p_relevant < retriever.calibrator.threshold for p in unfiltered)
 
 
 def test_answerable_query_keeps_the_answer_with_its_probability(retriever):
@@ -117,3 +119,50 @@ def test_filter_beats_baselines_on_the_dl19_slice(dl19_index):
     assert report["ece"] <= 0.05
     assert report["ood_empty_rate"] >= 0.90
     assert report["in_domain_nonempty_rate"] >= 0.95
+
+
+def test_probabilities_are_shown_with_the_filter_off_and_match_the_filtered_ones(retriever):
+    query = "why does a volcano erupt"
+    kept = retriever.search(query, k=5)
+    shown = retriever.search(query, k=5, filter=False)
+    assert [p.id for p in shown][:len(kept)] == [p.id for p in kept]
+    assert [p.p_relevant for p in shown][:len(kept)] == pytest.approx([p.p_relevant for p in kept])
+    assert any(p.p_relevant < retriever.calibrator.threshold for p in shown[len(kept):])
+    assert all(p.p_relevant is None for p in retriever.search(query, k=5, method="dense"))
+
+
+def test_calibrator_names_what_differs_from_its_fitting_setup(encoder):
+    shipped = Calibrator.default()
+    assert shipped.encoder == encoder.manifest.name and shipped.encoder_precision in ("fp32", "int8")
+    cal = shipped.model_copy(update={"encoder_precision": encoder.manifest.precision,
+                                     "encoder_recipe": encoder.manifest.recipe})
+    fusion = dict(cal.fusion)
+    assert cal.mismatches(fusion, encoder) == []
+    other = "int8" if encoder.manifest.precision == "fp32" else "fp32"
+    assert cal.model_copy(update={"encoder_precision": other}).mismatches(fusion, encoder) == [
+        f"encoder precision {encoder.manifest.precision!r} (fitted with {other!r})"]
+    changed = cal.mismatches({**fusion, "method": "rrf"}, encoder)
+    assert changed == [f"fusion.method 'rrf' (fitted with {fusion['method']!r})"]
+    other = cal.model_copy(update={"encoder": "bge-small", "encoder_recipe": encoder.manifest.recipe + 1})
+    problems = other.mismatches(fusion, encoder)
+    assert any("encoder 'all-MiniLM-L6-v2' (fitted with 'bge-small')" in p for p in problems)
+    assert any("recipe" in p for p in problems)
+
+
+def test_retriever_warns_once_under_other_fusion_and_refuses_another_encoder(mini_index, encoder, tmp_path):
+    import warnings
+
+    from lucerag.search.retriever import CalibratorMismatch, CalibratorWarning, Retriever
+
+    with Retriever.from_index(mini_index, encoder=encoder, fusion={"method": "rrf"}) as r:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                r.search("why does a volcano erupt", k=3)
+        mine = [w for w in caught if issubclass(w.category, CalibratorWarning)]
+        assert len(mine) == 1 and "fusion.method 'rrf'" in str(mine[0].message)
+    foreign = Calibrator.default().model_copy(update={"encoder": "bge-small"})
+    path = foreign.save(tmp_path / "foreign.json")
+    with Retriever.from_index(mini_index, encoder=encoder, filter={"calibrator": str(path)}) as r:
+        with pytest.raises(CalibratorMismatch, match="fitted with 'bge-small'"):
+            r.search("why does a volcano erupt", k=3)

@@ -309,3 +309,39 @@ def bench_peers_cmd(
             print(json.dumps(r))
         return
     typer.echo(table(results))
+
+
+@bench_app.command("transfer")
+def bench_transfer(
+    data: Path = typer.Option(Path("../shared/data"), help="Shared data root (msmarco-dl19-5k, beir-scifact)."),
+    work: Path = typer.Option(..., help="Folder for the indexes and cached candidates (reused; not the repo)."),
+    collections: str = typer.Option("dl19,scifact", help="Comma-separated collections."),
+    ood: Optional[Path] = typer.Option(None, help="Unanswerable questions (one per line) measured on every corpus."),
+    negatives: Optional[Path] = typer.Option(None, help="Unanswerable questions used as negatives when fitting."),
+    depth: int = typer.Option(100, min=10, help="Candidates per view (fusion.depth)."),
+    pseudo: int = typer.Option(200, min=0, help="Pseudo-queries drawn from each corpus (0: none)."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print markdown tables instead of JSON."),
+    write_calibrator: Optional[Path] = typer.Option(None, help="Also fit on ALL collections and write the "
+                                                               "calibrator here (what lucerag ships)."),
+):
+    """Leave-one-collection-out: fusion and relevance filter fitted on the other collections,
+    measured on each one, side by side with the baselines (JSON, or --markdown)."""
+    from lucerag.eval.transfer import leave_one_out, load_judged, markdown as as_markdown
+
+    names = [n.strip() for n in collections.split(",") if n.strip()]
+    if len(names) < 2:
+        _fail("--collections needs at least two collections")
+    judged = load_judged(names, data, work, depth, ood, negatives, pseudo, progress=sys.stderr.isatty(),
+                         log=lambda m: typer.echo(m, err=True))
+    report = leave_one_out(judged, depth)
+    print(as_markdown(report) if markdown else json.dumps(report))
+    if write_calibrator is not None:
+        from lucerag.eval.transfer import fit_defaults
+        from lucerag.models import load_encoder
+        from lucerag.config import EncoderConfig
+
+        # the query encoder a default Retriever loads: the calibrator is checked against it
+        w, cal = fit_defaults(judged, load_encoder(None, precision=EncoderConfig().precision).manifest, depth)
+        path = cal.save(write_calibrator)
+        typer.echo(f"fitted on all collections: convex min-max dense weight {w}; calibrator "
+                   f"(threshold {cal.threshold}) written to {path}", err=True)

@@ -204,22 +204,39 @@ def calibrate(
     config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration."),
     grade: int = typer.Option(1, help="Lowest grade counted relevant."),
     negatives: list[Path] = typer.Option([], help="Files of unanswerable queries (one per line) used as negatives."),
+    pseudo: int = typer.Option(0, min=0, help="Also fit on this many pseudo-queries drawn from the index itself "
+                                              "(a sentence or title as query, its passage relevant): "
+                                              "calibrates on a corpus without judgments."),
     target_precision: Optional[float] = typer.Option(None, min=0.0, max=1.0,
                                                      help="Choose the threshold for this precision instead of best F1."),
     out: Optional[Path] = typer.Option(None, help="Where to write it (default: <index>/lucerag-calibrator.json)."),
 ):
-    """Fit the relevance filter on judged queries and store it next to the index."""
+    """Fit the relevance filter on judged queries and/or pseudo-queries and store it next to the index."""
     from lucerag.search.calibration import Calibrator
     from lucerag.eval.filter import collect, fit_calibrator, read_query_lines
 
-    queries, judgments = _query_set(beir, topics, qrels, index_dir, config)
+    if beir is None and topics is None and not pseudo:
+        _fail("give --beir FOLDER or --topics/--qrels (judged queries), or --pseudo N (no judgments needed)")
+    queries, judgments = ({}, {}) if beir is None and topics is None else \
+        _query_set(beir, topics, qrels, index_dir, config)
     with _retriever(index_dir, config) as retriever:
         f = retriever.config.fusion
         labelled = collect(retriever, queries, judgments, grade=grade, depth=f.depth)
+        sources = [str(beir or topics)] if queries else []
+        if pseudo:
+            from lucerag.eval.pseudo import pseudo_queries
+
+            pq, pqrels = pseudo_queries(retriever.dense_index or retriever.bm25_index, pseudo)
+            labelled += collect(retriever, pq, pqrels, grade=1, depth=f.depth)
+            sources.append(f"{len(pq)} pseudo-queries from the index")
         extra = [q for path in negatives for q in collect(retriever, read_query_lines(path), {})]
-        cal = fit_calibrator(labelled + extra, target_precision, relevant_grade=grade,
-                             encoder=retriever.encoder.manifest.name, fusion=f.model_dump(),
-                             trained_on=str(beir or topics))
+        m = retriever.encoder.manifest
+        try:
+            cal = fit_calibrator(labelled + extra, target_precision, relevant_grade=grade,
+                                 encoder=m.name, encoder_precision=m.precision, encoder_recipe=m.recipe,
+                                 fusion=f.model_dump(), trained_on=" + ".join(sources))
+        except ValueError as exc:
+            _fail(str(exc))
         target = out or (retriever.dense_index or retriever.bm25_index).path / Calibrator.FILENAME
     path = cal.save(target)
     typer.echo(f"calibrator fitted on {cal.queries} queries ({cal.candidates} candidates), "

@@ -22,7 +22,7 @@ import numpy as np
 
 from lucerag.eval.folds import fold_of
 from lucerag.search.calibration import Calibrator, features, fit
-from lucerag.search.fusion import Candidates, fuse
+from lucerag.search.fusion import Candidates, order as fused_order
 
 T = TypeVar("T")
 
@@ -49,11 +49,11 @@ def collect(retriever, queries: dict[str, str], qrels: dict[str, dict[str, int]]
     out = []
     for qid, text in tqdm(queries.items(), disable=not progress, unit="q", leave=False):
         cands, _ = retriever.candidates(text, f.depth)
-        fused = fuse(cands, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
-        order = np.argsort(-fused, kind="stable")[:depth]
+        fused = retriever.fuse(cands)
+        order = fused_order(cands, fused, f.depth)[:depth]
         judged = qrels.get(qid, {})
         labels = np.array([1 if judged.get(cands.ids[i], 0) >= grade else 0 for i in order])
-        x = features(cands, fused, text)[order]
+        x = features(cands, fused, text, f.depth)[order]
         out.append(LabelledQuery(qid, text, cands, fused, order, labels, x))
     return out
 
@@ -147,14 +147,24 @@ def choose_threshold(qs, probs, target_precision: float | None = None) -> float:
     return float(grid[-1])
 
 
+QUERY_WEIGHTED = True
+
+
 def fit_calibrator(qs: list[LabelledQuery], target_precision: float | None = None,
-                   **info) -> Calibrator:
-    """Fit the model on all candidates of ``qs`` and choose its threshold on them."""
+                   query_weighted: bool = QUERY_WEIGHTED, c: float = 0.1, **info) -> Calibrator:
+    """Fit the model on all candidates of ``qs`` and choose its threshold on them.
+
+    ``query_weighted``: every query weighs the same in the fit whatever its candidate count, so
+    a collection's share follows its number of queries. Raises ValueError when the labels hold
+    one class only."""
     x = np.vstack([q.x for q in qs])
     y = np.concatenate([q.labels for q in qs])
     if len(set(y.tolist())) < 2:
         raise ValueError("calibration needs both relevant and non-relevant candidates")
-    cal = Calibrator(**fit(x, y), **info, queries=len(qs), candidates=len(y))
+    w = None
+    if query_weighted:
+        w = np.concatenate([np.full(len(q.labels), len(y) / (len(qs) * max(1, len(q.labels)))) for q in qs])
+    cal = Calibrator(**fit(x, y, c, sample_weight=w), **info, queries=len(qs), candidates=len(y))
     probs = [cal.probabilities(q.x) for q in qs]
     cal.threshold = choose_threshold(qs, probs, target_precision)
     cal.objective = "f1" if target_precision is None else f"precision>={target_precision}"

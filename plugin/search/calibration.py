@@ -23,70 +23,67 @@ from lucerag.search.fusion import Candidates
 
 FEATURES = (
     "dense",            # cosine similarity
-    "dense_gap",        # top cosine of the query's candidates minus this one
-    "dense_z",          # (cosine - mean) / std over the query's candidates
+    "dense_gap",        # the query's best cosine minus this one
+    "dense_z",          # (cosine - mean) / std over the query's head
     "dense_top",        # the query's best cosine (how answerable the query is)
-    "dense_spread",     # std of the query's cosines
-    "dense_x_top",      # cosine * top cosine: a query-dependent slope (Cosine-Adapter style)
+    "dense_over_q10",   # cosine minus the query's 10th best
+    "dense_rank_log",   # log(rank by cosine within the head)
     "bm25_rel",         # BM25 / the query's best BM25
-    "bm25_log",         # log(1 + BM25)
-    "bm25_top_log",     # log(1 + the query's best BM25)
+    "bm25_z",           # (BM25 - mean) / std over the query's head
+    "bm25_rank_log",    # log(rank by BM25 within the head)
     "fused",            # fused score (per-query normalised)
-    "fused_rank_log",   # log(fused rank)
-    "dense_rank_log",   # log(rank by cosine among candidates)
-    "bm25_rank_log",    # log(rank by BM25 among candidates)
-    "query_terms_log",  # log(number of query words)
-    "dense_q10",        # the query's 10th best cosine
-    "dense_q50",        # the query's 50th best cosine
-    "dense_over_q10",   # cosine minus the 10th best
-    "dense_over_q50",   # cosine minus the 50th best
-    "near_top_log",     # log(1 + candidates within 0.1 of the best cosine)
-    "bm25_rel_q10",     # the query's 10th best relative BM25
+    "fused_rank_log",   # log(fused rank within the head)
+    "standout_dense",   # how far the query's top cosines rise above its list (lucerag.search.adaptive)
+    "standout_bm25",    # the same for BM25
+    "overlap",          # share of the two views' top 10 in common
 )
+# Every feature is either a cosine (the encoder's scale, the same on any corpus), a rank, or a
+# ratio of score differences within the query's own list: nothing depends on a collection's BM25
+# scale (document length, idf) or on query length, which differ between collections.
 
 
-def _ranks(scores: np.ndarray) -> np.ndarray:
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    return ranks
+def _ranks_within(scores: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """1-based rank of each score among the reference scores (ties share the better rank)."""
+    desc = -np.sort(ref)[::-1]
+    return np.searchsorted(desc, -scores, side="left") + 1.0
 
 
-def features(c: Candidates, fused: np.ndarray, query: str) -> np.ndarray:
-    """Feature matrix (n candidates x len(FEATURES)) for one query's candidates."""
+def features(c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None) -> np.ndarray:
+    """Feature matrix (n candidates x len(FEATURES)) for one query's candidates.
+
+    Statistics come from the head (the top ``depth`` of either view; all when None), so a
+    candidate's features do not change when more candidates are retrieved. ``query`` is unused
+    (kept for callers of the first version)."""
+    from lucerag.search.adaptive import list_features
+    from lucerag.search.fusion import head
+
     n = len(c)
     if n == 0:
         return np.zeros((0, len(FEATURES)))
+    h = head(c, depth)
     dense = c.dense.astype(np.float64)
     bm25 = np.maximum(c.bm25.astype(np.float64), 0.0)
-    top, spread = dense.max(), dense.std()
-    bm25_top = bm25.max()
+    fused = fused.astype(np.float64)
+    dh, bh, fh = dense[h], bm25[h], fused[h]
+    top, spread = dh.max(), dh.std()
+    bm25_top, bm25_sd = bh.max(), bh.std()
+    q10 = np.sort(dh)[::-1][min(9, len(dh) - 1)]
+    phi = list_features(c, depth)
     cols = [
         dense,
         top - dense,
-        (dense - dense.mean()) / spread if spread > 0 else np.zeros(n),
+        (dense - dh.mean()) / spread if spread > 0 else np.zeros(n),
         np.full(n, top),
-        np.full(n, spread),
-        dense * top,
-        bm25 / bm25_top if bm25_top > 0 else np.zeros(n),
-        np.log1p(bm25),
-        np.full(n, np.log1p(bm25_top)),
-        fused.astype(np.float64),
-        np.log(_ranks(fused)),
-        np.log(_ranks(dense)),
-        np.log(_ranks(bm25)),
-        np.full(n, np.log(max(1, len(query.split())))),
-    ]
-    sorted_dense = np.sort(dense)[::-1]
-    q10, q50 = sorted_dense[min(9, n - 1)], sorted_dense[min(49, n - 1)]
-    bm25_rel = cols[6]
-    cols += [
-        np.full(n, q10),
-        np.full(n, q50),
         dense - q10,
-        dense - q50,
-        np.full(n, np.log1p((dense >= top - 0.1).sum())),
-        np.full(n, np.sort(bm25_rel)[::-1][min(9, n - 1)]),
+        np.log(_ranks_within(dense, dh)),
+        bm25 / bm25_top if bm25_top > 0 else np.zeros(n),
+        (bm25 - bh.mean()) / bm25_sd if bm25_sd > 0 else np.zeros(n),
+        np.log(_ranks_within(bm25, bh)),
+        fused,
+        np.log(_ranks_within(fused, fh)),
+        np.full(n, phi[0]),
+        np.full(n, phi[1]),
+        np.full(n, phi[2]),
     ]
     return np.column_stack(cols)
 
@@ -105,7 +102,9 @@ class Calibrator(BaseModel):
     objective: str = "f1"          # how the threshold was chosen: "f1" or "precision>=P"
     relevant_grade: int = 1        # judgments >= this grade counted as relevant when fitting
     encoder: str | None = None     # the encoder whose cosines it was fitted on
-    fusion: dict = Field(default_factory=dict)
+    encoder_precision: str | None = None  # its precision (fp32/int8) and export recipe
+    encoder_recipe: int | None = None
+    fusion: dict = Field(default_factory=dict)  # fusion settings its fused-score features came from
     trained_on: str = ""
     queries: int = 0
     candidates: int = 0
@@ -117,8 +116,33 @@ class Calibrator(BaseModel):
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
-    def predict(self, c: Candidates, fused: np.ndarray, query: str) -> np.ndarray:
-        return self.probabilities(features(c, fused, query))
+    def predict(self, c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None) -> np.ndarray:
+        """P(relevant) of every candidate, shape (len(c),); ``depth`` as in :func:`features`."""
+        return self.probabilities(features(c, fused, query, depth))
+
+    def mismatches(self, fusion: dict, encoder=None) -> list[str]:
+        """What differs between the set-up this calibrator was fitted under and ``fusion`` (a
+        FusionConfig dump) / ``encoder`` (an object with ``manifest``): one phrase per difference.
+
+        Fusion settings that do not change fused scores (rrf_k under convex, weights under rrf or
+        adaptive) are not compared; nor is anything the calibrator did not record."""
+        out = []
+        mine = self.fusion or {}
+        if mine:
+            keys = {"convex": ("method", "dense_weight", "norm", "depth"), "rrf": ("method", "rrf_k", "depth"),
+                    "adaptive": ("method", "depth")}.get(mine.get("method"), ("method",))
+            for key in keys:
+                if key in mine and key in fusion and mine[key] != fusion[key]:
+                    out.append(f"fusion.{key} {fusion[key]!r} (fitted with {mine[key]!r})")
+        m = getattr(encoder, "manifest", None)
+        if m is not None:
+            if self.encoder and m.name != self.encoder:
+                out.append(f"encoder {m.name!r} (fitted with {self.encoder!r})")
+            if self.encoder_precision and m.precision != self.encoder_precision:
+                out.append(f"encoder precision {m.precision!r} (fitted with {self.encoder_precision!r})")
+            if self.encoder_recipe is not None and m.recipe != self.encoder_recipe:
+                out.append(f"encoder recipe {m.recipe} (fitted with {self.encoder_recipe})")
+        return out
 
     # -- persistence ---------------------------------------------------------------
 
@@ -153,7 +177,7 @@ class Calibrator(BaseModel):
         return cls.load(DEFAULT_CALIBRATOR)
 
 
-def fit(x: np.ndarray, y: np.ndarray, c: float = 0.1) -> dict:
+def fit(x: np.ndarray, y: np.ndarray, c: float = 0.1, sample_weight: np.ndarray | None = None) -> dict:
     """Fit the logistic model (scikit-learn, at fitting time only); returns Calibrator fields.
 
     Raises ImportError naming the extra when scikit-learn is not installed."""
@@ -166,6 +190,6 @@ def fit(x: np.ndarray, y: np.ndarray, c: float = 0.1) -> dict:
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=c, max_iter=2000)
-    model.fit((x - mean) / scale, y)
+    model.fit((x - mean) / scale, y, sample_weight=sample_weight)
     return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": model.coef_[0].tolist(),
             "intercept": float(model.intercept_[0])}

@@ -26,44 +26,83 @@ class Candidates:
         return len(self.ids)
 
 
-def normalise(scores: np.ndarray, how: str) -> np.ndarray:
-    """Per-query score normalisation: ``minmax``, ``zscore`` or ``rank`` (1 - r/n)."""
+def head(c: Candidates, depth: int | None) -> np.ndarray:
+    """Mask of the candidates within the top ``depth`` of either view (all when ``depth`` is None).
+
+    Normalisation statistics are taken over this head only, so they do not move when a caller
+    asks for more candidates than ``depth`` (see :func:`order`)."""
+    if depth is None:
+        return np.ones(len(c), bool)
+    return ((c.bm25_rank > 0) & (c.bm25_rank <= depth)) | ((c.dense_rank > 0) & (c.dense_rank <= depth))
+
+
+def normalise(scores: np.ndarray, how: str, ref: np.ndarray | None = None) -> np.ndarray:
+    """Per-query score normalisation: ``minmax``, ``zscore`` or ``rank`` (1 - r/n).
+
+    ``ref`` (a boolean mask) selects the scores the statistics are computed on (default: all);
+    the others are mapped with the same statistics (min-max values may then fall below 0)."""
     if len(scores) == 0:
         return scores.astype(np.float64)
     s = scores.astype(np.float64)
+    r = s if ref is None or not ref.any() else s[ref]
     if how == "minmax":
-        span = s.max() - s.min()
-        return (s - s.min()) / span if span > 0 else np.ones_like(s)
+        span = r.max() - r.min()
+        return (s - r.min()) / span if span > 0 else np.ones_like(s)
     if how == "zscore":
-        sd = s.std()
-        return (s - s.mean()) / sd if sd > 0 else np.zeros_like(s)
+        sd = r.std()
+        return (s - r.mean()) / sd if sd > 0 else np.zeros_like(s)
     if how == "rank":
-        order = np.argsort(-s, kind="stable")
-        ranks = np.empty(len(s))
-        ranks[order] = np.arange(len(s))
-        return 1.0 - ranks / len(s)
+        # rank among the reference scores (ties share the better rank): 1 for the best, -> 0
+        sorted_ref = np.sort(r)[::-1]
+        ranks = np.searchsorted(-sorted_ref, -s, side="left")
+        return 1.0 - ranks / len(r)
     raise ValueError(f"unknown normalisation {how!r}: use minmax, zscore or rank")
 
 
-def rrf(c: Candidates, k: int = 60) -> np.ndarray:
-    """Reciprocal rank fusion: sum of 1/(k + rank) over the views that retrieved a passage."""
+def rrf(c: Candidates, k: int = 60, depth: int | None = None) -> np.ndarray:
+    """Reciprocal rank fusion: sum of 1/(k + rank) over the views that retrieved a passage
+    (within their top ``depth`` when given, so deeper retrieval does not change a head score)."""
     fused = np.zeros(len(c))
     for ranks in (c.bm25_rank, c.dense_rank):
-        present = ranks > 0
+        present = (ranks > 0) if depth is None else (ranks > 0) & (ranks <= depth)
         fused[present] += 1.0 / (k + ranks[present])
     return fused
 
 
-def convex(c: Candidates, dense_weight: float = 0.8, norm: str = "minmax") -> np.ndarray:
-    """``w * norm(dense) + (1 - w) * norm(bm25)`` over the candidate set."""
-    return dense_weight * normalise(c.dense, norm) + (1.0 - dense_weight) * normalise(c.bm25, norm)
+def convex(c: Candidates, dense_weight: float = 0.8, norm: str = "minmax",
+           depth: int | None = None) -> np.ndarray:
+    """``w * norm(dense) + (1 - w) * norm(bm25)``, statistics over the top-``depth`` head."""
+    ref = head(c, depth)
+    return dense_weight * normalise(c.dense, norm, ref) + (1.0 - dense_weight) * normalise(c.bm25, norm, ref)
 
 
 def fuse(c: Candidates, method: str = "convex", *, dense_weight: float = 0.8,
-         norm: str = "minmax", rrf_k: int = 60) -> np.ndarray:
-    """Fused score of every candidate (higher is better)."""
+         norm: str = "minmax", rrf_k: int = 60, depth: int | None = None) -> np.ndarray:
+    """Fused score of every candidate (higher is better), shape (len(c),).
+
+    ``depth``: normalisation statistics come from the candidates within the top ``depth`` of
+    either view (None: all candidates). Raises ValueError for an unknown method."""
     if method == "rrf":
-        return rrf(c, rrf_k)
+        return rrf(c, rrf_k, depth)
     if method == "convex":
-        return convex(c, dense_weight, norm)
-    raise ValueError(f"unknown fusion method {method!r}: use convex or rrf")
+        return convex(c, dense_weight, norm, depth)
+    if method == "adaptive":
+        from lucerag.search.adaptive import adaptive_fuse
+
+        return adaptive_fuse(c, depth=depth)
+    raise ValueError(f"unknown fusion method {method!r}: use convex, adaptive or rrf")
+
+
+def order(c: Candidates, fused: np.ndarray, depth: int | None = None) -> np.ndarray:
+    """Candidate indices best first, shape (len(c),): the top-``depth`` head (:func:`head`)
+    ranked by fused score, then any deeper candidates ranked by fused score.
+
+    With statistics and ordering both tied to the head, the first results do not depend on how
+    many were asked for: the list for k=10 is a prefix of the list for k=300."""
+    if len(c) == 0:
+        return np.zeros(0, np.int64)
+    # ties (common under rank normalisation and RRF) break on the dense score, then BM25, then the
+    # id: never on where a candidate sits in the arrays, which changes with the candidate depth
+    keys = (np.asarray(c.ids), -c.bm25.astype(np.float64), -c.dense.astype(np.float64),
+            -fused.astype(np.float64), ~head(c, depth))
+    return np.lexsort(keys).astype(np.int64)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import warnings
+
 import numpy as np
 
 from lucerag.config import Config
@@ -15,13 +17,21 @@ from lucerag.errors import EncoderMismatchError, QueryError, UnsupportedError
 from lucerag.index.reader import LuceneIndex
 from lucerag.passage import Passage
 from lucerag.search.calibration import Calibrator
-from lucerag.search.fusion import Candidates, fuse
+from lucerag.search.fusion import Candidates, fuse, order as fused_order
 from lucerag.search.request import METHODS, Method, check_filter, check_k, check_method, check_query
 from lucerag.search.searchers import BM25Searcher, DenseSearcher, Hits
 
 __all__ = ["METHODS", "Method", "QueryError", "Ranking", "Retriever"]
 
 S = TypeVar("S", BM25Searcher, DenseSearcher)
+
+
+class CalibratorMismatch(EncoderMismatchError):
+    """The configured relevance calibrator was fitted on another encoder."""
+
+
+class CalibratorWarning(UserWarning):
+    """The relevance calibrator was fitted under other fusion settings or encoder precision/recipe."""
 
 
 @dataclass
@@ -126,14 +136,33 @@ class Retriever:
     def _find_calibrator(self) -> Calibrator | None:
         choice = self.config.filter.calibrator
         if choice != "auto":
-            return Calibrator.load(choice)
+            return self._checked(Calibrator.load(choice), explicit=True)
         for index in (self.bm25_index, self.dense_index):
             if index is not None and (index.path / Calibrator.FILENAME).is_file():
-                return Calibrator.load(index.path)
+                return self._checked(Calibrator.load(index.path), explicit=True)
+        if self.dense is None:
+            return None
         default = Calibrator.default()
-        if self.dense is not None and default.encoder == self.encoder.manifest.name:
-            return default
-        return None
+        if default.encoder != self.encoder.manifest.name:
+            return None
+        return self._checked(default, explicit=False)
+
+    def _checked(self, cal: Calibrator, explicit: bool) -> Calibrator | None:
+        """Refuse a calibrator fitted on another encoder; warn once when fusion, precision or
+        recipe differ (its probabilities are then off by an unknown amount)."""
+        encoder = self.encoder if self.dense is not None else None
+        problems = cal.mismatches(self.config.fusion.model_dump(), encoder)
+        if any(p.startswith("encoder '") or p.startswith('encoder "') for p in problems):
+            if explicit:
+                raise CalibratorMismatch(f"the relevance calibrator ({cal.trained_on or 'unknown data'}) does "
+                                         f"not fit this set-up: {'; '.join(problems)}. Refit it with "
+                                         "`lucerag calibrate` or search with filter=False")
+            return None
+        if problems:
+            warnings.warn(f"the relevance calibrator was fitted under another set-up: {'; '.join(problems)}. "
+                          "Its probabilities may be off: refit with `lucerag calibrate` under this set-up",
+                          CalibratorWarning, stacklevel=3)
+        return cal
 
     # -- the query path ---------------------------------------------------------------
 
@@ -153,11 +182,16 @@ class Retriever:
             hits = dense.search(self.query_vector(query), k)
             return Ranking(hits.ids, hits.scores, [(dense.index, d) for d in hits.docnums])
         candidates, refs = self.candidates(query, max(k, self.config.fusion.depth))
-        f = self.config.fusion
-        fused = fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
-        order = np.argsort(-fused, kind="stable")[:k]
+        fused = self.fuse(candidates)
+        order = fused_order(candidates, fused, self.config.fusion.depth)[:k]
         return Ranking([candidates.ids[i] for i in order], fused[order], [refs[i] for i in order],
                        candidates, order)
+
+    def fuse(self, candidates: Candidates) -> np.ndarray:
+        """Fused scores under this configuration; statistics from the top ``fusion.depth`` of each
+        view whatever the candidate depth, so the first results do not depend on k."""
+        f = self.config.fusion
+        return fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k, depth=f.depth)
 
     def candidates(self, query: str, depth: int) -> tuple[Candidates, list[tuple[LuceneIndex, int]]]:
         """Union of both views' top ``depth``, each candidate with both exact scores,
@@ -217,10 +251,13 @@ class Retriever:
                 bm25_scores[pos[key]] = by_docnum.get(d, 0.0)
         return Candidates(ids, bm25_scores, dense_scores, bm25_rank, dense_rank)
 
-    def filtered(self, query: str, k: int | None = None) -> tuple[Ranking, np.ndarray]:
-        """Hybrid ranking cut by the relevance filter, and each kept passage's P(relevant).
+    def filtered(self, query: str, k: int | None = None, cut: bool = True) -> tuple[Ranking, np.ndarray]:
+        """Hybrid ranking with each passage's P(relevant), cut by the relevance filter.
 
-        An empty ranking means no candidate reached the threshold: nothing is relevant enough.
+        With ``cut`` (default) only passages whose probability reaches the threshold are kept: an
+        empty ranking means nothing is relevant enough. With ``cut=False`` the ranking is the plain
+        hybrid top ``k`` and the probabilities are only reported. Probabilities depend on the
+        candidates within the top ``fusion.depth`` of each view only, so they do not change with k.
         """
         cal = self.calibrator
         if cal is None:
@@ -230,14 +267,16 @@ class Retriever:
         k = check_k(k, self.config.limits) or self.config.search.k
         if self._no_passages("hybrid"):
             return Ranking([], np.zeros(0, np.float32), [], None, np.zeros(0, np.int64)), np.zeros(0, np.float32)
-        f = self.config.fusion
-        candidates, refs = self.candidates(query, max(k, f.depth))
-        fused = fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k)
-        order = np.argsort(-fused, kind="stable")[:f.depth]
-        probs = cal.predict(candidates, fused, query)[order]
-        threshold = self.config.filter.threshold if self.config.filter.threshold is not None else cal.threshold
-        keep = probs >= threshold
-        order, probs = order[keep][:k], probs[keep][:k]
+        depth = self.config.fusion.depth
+        candidates, refs = self.candidates(query, max(k, depth))
+        fused = self.fuse(candidates)
+        order = fused_order(candidates, fused, depth)
+        probs = cal.predict(candidates, fused, query, depth)[order]
+        if cut:
+            threshold = self.config.filter.threshold if self.config.filter.threshold is not None else cal.threshold
+            keep = probs >= threshold
+            order, probs = order[keep], probs[keep]
+        order, probs = order[:k], probs[:k]
         ranking = Ranking([candidates.ids[i] for i in order], fused[order], [refs[i] for i in order],
                           candidates, order)
         return ranking, probs
@@ -263,12 +302,16 @@ class Retriever:
         """The top ``k`` passages for ``query``, with text and per-view evidence.
 
         ``filter``: see :meth:`filter_applies`; a filtered list keeps only passages whose calibrated
-        probability of relevance reaches the threshold, so it may be empty. Raises
-        :class:`~lucerag.errors.QueryError` for a bad request (:mod:`lucerag.search.request`).
+        probability of relevance reaches the threshold, so it may be empty. Hybrid passages carry
+        ``p_relevant`` whenever a calibrator fits, with the filter on or off (off: nothing is
+        dropped, the probabilities are shown). Raises :class:`~lucerag.errors.QueryError` for a bad
+        request (:mod:`lucerag.search.request`).
         """
         probs = None
         if self.filter_applies(method, filter):
             ranking, probs = self.filtered(query, k)
+        elif method == "hybrid" and self._shown_calibrator() is not None:
+            ranking, probs = self.filtered(query, k, cut=False)  # P(relevant) shown, nothing dropped
         else:
             ranking = self.rank(query, method, k)
         passages = []
@@ -310,6 +353,14 @@ class Retriever:
             return False
         empty_bm25 = method == "dense" or self.bm25_index is None or self.bm25_index.size == 0
         return empty_bm25 and index.manifest is not None and bool(index.manifest.dim)
+
+    def _shown_calibrator(self) -> Calibrator | None:
+        """The calibrator for showing probabilities with the filter off: a mismatched one is
+        refused for filtering, and with the filter off the search goes on without probabilities."""
+        try:
+            return self.calibrator
+        except CalibratorMismatch:
+            return None
 
     def _require(self, searcher: S | None, name: str) -> S:
         if searcher is not None:
