@@ -19,5 +19,5 @@ class Passage(BaseModel):
     dense_score: float | None = None  # cosine similarity (None if the view was not used)
     bm25_rank: int | None = None      # rank in the BM25 candidate list (None: not retrieved there)
     dense_rank: int | None = None     # rank in the dense candidate list (None: not retrieved there)
-    p_relevant: float | None = None   # calibrated probability of relevance (None: filter not applied)
+    p_relevant: float | None = None   # calibrated probability of relevance (None: no calibrator fits, or not hybrid)
     metadata: dict[str, Any] = Field(default_factory=dict)
