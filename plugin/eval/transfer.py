@@ -23,13 +23,12 @@ peers' ``min_score`` on min-max fused scores; each parameter chosen for best F1 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import product
 
 import numpy as np
 
 from lucerag.search.adaptive import AdaptiveWeights, list_features
-from lucerag.search.calibration import Calibrator, features, fit
-from lucerag.search.fusion import Candidates, fuse, head, normalise, order
+from lucerag.search.calibration import Calibrator, features
+from lucerag.search.fusion import Candidates, fuse, order
 
 WEIGHTS = np.round(np.arange(0.0, 1.0001, 0.05), 2)
 
