@@ -109,7 +109,7 @@ def save_candidates(path: Path, cands: dict[str, Candidates], texts: dict[str, s
         arrays[f"{i}_bm25_rank"], arrays[f"{i}_dense_rank"] = c.bm25_rank, c.dense_rank
     meta = {"qids": list(cands), "texts": [texts[q] for q in cands], "ids": [c.ids for c in cands.values()]}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    np.savez_compressed(path, **arrays)
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds badly
 
 
 def load_candidates(path: Path) -> tuple[dict[str, Candidates], dict[str, str]]:

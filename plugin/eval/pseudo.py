@@ -28,7 +28,8 @@ def pseudo_queries(index, n: int = 200, seed: int = 0, min_words: int = 6,
     but only the drawn passage counts as relevant."""
     rng = np.random.default_rng(seed)
     size = index.size
-    queries, qrels = {}, {}
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
     for docnum in rng.permutation(size)[: 4 * n].tolist():
         if len(queries) >= n:
             break

@@ -130,9 +130,9 @@ def fit_adaptive(train: list[Judged], depth: int, sweeps: int = 4) -> AdaptiveWe
 
 def fusion_report(j: Judged, depth: int, fixed_w: float, params: AdaptiveWeights) -> dict:
     m = weight_matrix(j, depth)
-    bm25, dense = view_scores(j, "bm25", depth).mean(), view_scores(j, "dense", depth).mean()
-    oracle = m.max(axis=1).mean()
-    rows = {
+    bm25, dense = float(view_scores(j, "bm25", depth).mean()), float(view_scores(j, "dense", depth).mean())
+    oracle = float(m.max(axis=1).mean())
+    means: dict[str, float] = {
         "bm25": bm25, "dense": dense,
         "convex w=0.8": view_scores(j, "convex", depth, dense_weight=0.8, norm="minmax").mean(),
         "rrf k=60": view_scores(j, "rrf", depth, rrf_k=60).mean(),
@@ -143,10 +143,10 @@ def fusion_report(j: Judged, depth: int, fixed_w: float, params: AdaptiveWeights
     }
     best_view = max(bm25, dense)
     gap = oracle - best_view
-    rows = {k: round(float(v), 4) for k, v in rows.items()}
+    rows: dict[str, float | None] = {k: round(float(v), 4) for k, v in means.items()}
     for name in ("convex (fitted w)", "adaptive (fitted)"):
-        rows[f"{name}: margin over best view"] = round(float(rows[name] - best_view), 4)
-        rows[f"{name}: oracle gap closed"] = round(float((rows[name] - best_view) / gap), 3) if gap > 0 else None
+        rows[f"{name}: margin over best view"] = round(means[name] - best_view, 4)
+        rows[f"{name}: oracle gap closed"] = round((means[name] - best_view) / gap, 3) if gap > 0 else None
     rows["fitted w"] = fixed_w
     return rows
 
@@ -238,7 +238,7 @@ def fit_filter(train_ans: list[Labelled], train_neg: list[Labelled], **kw) -> Ca
     logistic model on every candidate, threshold for best mean F1 over the training queries."""
     from lucerag.eval.filter import fit_calibrator
 
-    return fit_calibrator(train_ans + train_neg, **kw)
+    return fit_calibrator(train_ans + train_neg, **kw)  # type: ignore[arg-type]  # uses .x and .labels only
 
 
 def filter_report(cal: Calibrator, train_ans, train_neg, test_ans, test_un, baselines: bool = True) -> dict:

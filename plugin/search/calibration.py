@@ -126,11 +126,11 @@ class Calibrator(BaseModel):
 
         Fusion settings that do not change fused scores (rrf_k under convex, weights under rrf or
         adaptive) are not compared; nor is anything the calibrator did not record."""
-        out = []
+        out: list[str] = []
         mine = self.fusion or {}
         if mine:
             keys = {"convex": ("method", "dense_weight", "norm", "depth"), "rrf": ("method", "rrf_k", "depth"),
-                    "adaptive": ("method", "depth")}.get(mine.get("method"), ("method",))
+                    "adaptive": ("method", "depth")}.get(str(mine.get("method")), ("method",))
             for key in keys:
                 if key in mine and key in fusion and mine[key] != fusion[key]:
                     out.append(f"fusion.{key} {fusion[key]!r} (fitted with {mine[key]!r})")
