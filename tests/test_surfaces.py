@@ -162,8 +162,9 @@ def test_filtered_is_reported_only_when_the_filter_ran(mini_index, encoder):
             BackgroundServer(create_app(rag, ServerSettings())) as s:
         assert not rag.filter_applies("hybrid", None)
         body = httpx.post(s.url + "/v1/retrieve", json={"query": "why does a volcano erupt", "k": 5}).json()
-        assert body["filtered"] is False and all(p["p_relevant"] is None for p in body["passages"])
-        assert len(body["passages"]) == 5
+        assert body["filtered"] is False and len(body["passages"]) == 5
+        # nothing dropped, but P(relevant) is shown whenever a calibrator fits (issue 17)
+        assert all((p["p_relevant"] is not None) == rag.supports_filter for p in body["passages"])
         if rag.supports_filter:   # an explicit true still filters, and says so
             body = httpx.post(s.url + "/v1/retrieve", json={"query": "why does a volcano erupt", "k": 5,
                                                            "filter": True}).json()
