@@ -11,7 +11,8 @@ from lucerag.search.retriever import QueryError, Retriever
 
 @pytest.mark.parametrize("method", ["bm25", "dense", "hybrid"])
 def test_each_method_finds_the_answer(retriever, method):
-    passages = retriever.search("why does a volcano erupt", k=3, method=method)
+    # unfiltered: the relevance filter (tests/test_filter.py) may rightly keep the answer alone
+    passages = retriever.search("why does a volcano erupt", k=3, method=method, filter=False)
     assert passages[0].id == "p03"
     assert len(passages) >= 2  # BM25 returns only passages sharing a term with the query
     assert [p.rank for p in passages] == list(range(1, len(passages) + 1))
