@@ -125,6 +125,14 @@ class EncoderMismatchError(EncoderError, ValueError):
     """The index was built with another encoder (name, weights or prefixes) than the one in use."""
 
 
+class CalibratorMismatch(EncoderMismatchError):
+    """The configured relevance calibrator was fitted on another encoder than the one in use."""
+
+
+class CalibratorWarning(UserWarning):
+    """The relevance calibrator was fitted under other fusion settings or encoder precision/recipe."""
+
+
 class UnsupportedModel(EncoderError, ValueError):
     """A checkpoint the numpy ONNX builder does not cover (the message says why)."""
 

@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 
 from lucerag.config import Config
-from lucerag.errors import EncoderMismatchError, QueryError, UnsupportedError
+from lucerag.errors import (CalibratorMismatch, CalibratorWarning, EncoderMismatchError, QueryError,
+                            UnsupportedError)
 from lucerag.index.reader import LuceneIndex
 from lucerag.passage import Passage
 from lucerag.search.calibration import Calibrator
@@ -21,17 +22,9 @@ from lucerag.search.fusion import Candidates, fuse, order as fused_order
 from lucerag.search.request import METHODS, Method, check_filter, check_k, check_method, check_query
 from lucerag.search.searchers import BM25Searcher, DenseSearcher, Hits
 
-__all__ = ["METHODS", "Method", "QueryError", "Ranking", "Retriever"]
+__all__ = ["METHODS", "CalibratorMismatch", "CalibratorWarning", "Method", "QueryError", "Ranking", "Retriever"]
 
 S = TypeVar("S", BM25Searcher, DenseSearcher)
-
-
-class CalibratorMismatch(EncoderMismatchError):
-    """The configured relevance calibrator was fitted on another encoder."""
-
-
-class CalibratorWarning(UserWarning):
-    """The relevance calibrator was fitted under other fusion settings or encoder precision/recipe."""
 
 
 @dataclass
