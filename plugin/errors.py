@@ -8,11 +8,14 @@ LuceragError
 │   ├── ConnectorError               a document source (file and line named)
 │   ├── ExtractionError              one file's text cannot be extracted (PDF, HTML, ...)
 │   ├── VectorFormatError            a vector file for ``lucerag import-vectors``
-│   └── UnsupportedError             the index or configuration cannot do what was asked
+│   ├── UnsupportedError             the index or configuration cannot do what was asked
+│   ├── IndexTargetError             an index path holds something lucerag did not create
+│   └── DuplicateIdError             passage ids clash (file and line named)
 ├── LuceneIndexError                 an index on disk cannot be used as asked
 │   ├── IndexNotFoundError (FileNotFoundError)
 │   │   └── IndexTooNewError         written by a newer Lucene
 │   └── IndexWriteError (RuntimeError)   Lucene refused a write
+│       └── IndexLockedError         another writer holds the index's write lock
 ├── EncoderError                     the encoder model
 │   ├── EncoderMismatchError (ValueError) the index was built with another encoder
 │   └── UnsupportedModel (ValueError)     a checkpoint the ONNX builder cannot export
@@ -38,6 +41,8 @@ catches what it caught. Java exceptions become these classes in one place:
 """
 
 from __future__ import annotations
+
+import os
 
 from pathlib import Path
 
@@ -90,6 +95,30 @@ class UnsupportedError(InputError):
     """The index or configuration cannot do what was asked (no dense view, no calibrator, ...)."""
 
 
+class IndexTargetError(InputError):
+    """The path given for an index holds something lucerag did not create: it is left untouched."""
+
+    def __init__(self, path: "os.PathLike[str] | str", reason: str):
+        self.path = path
+        super().__init__(f"refusing to write an index at {path}: {reason}; nothing was changed. "
+                         "Give a new path, an empty folder or an existing lucerag/Lucene index.")
+
+
+class DuplicateIdError(InputError):
+    """Passage ids clash: ``clashes`` lists ``(position in the batch, id, why)``."""
+
+    def __init__(self, clashes: list[tuple[int, str, str]], where: str = "", what: str = ""):
+        self.clashes, self.where = clashes, where
+        pos, pid, why = clashes[0]
+        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+        super().__init__(f"{where + ': ' if where else ''}passage id {pid!r}{' ' + what if what else ''} {why}"
+                         f"{more}: ids must be unique in an index (nothing was written)")
+
+    def located(self, where: str, what: str = "") -> "DuplicateIdError":
+        """The same error, naming where the first clashing passage came from (file and line)."""
+        return DuplicateIdError(self.clashes, where, what)
+
+
 # -- indexes -----------------------------------------------------------------------------------------
 
 class LuceneIndexError(LuceragError):
@@ -113,6 +142,10 @@ class IndexTooNewError(IndexNotFoundError):
 
 class IndexWriteError(LuceneIndexError, RuntimeError):
     """Lucene refused a write (disk full, a lock held by another writer, a corrupt segment, ...)."""
+
+
+class IndexLockedError(IndexWriteError):
+    """Another writer (this process or another) holds the index's write lock (``lucerag.index.lock``)."""
 
 
 # -- the encoder -------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ Each peer is skipped when its package is absent (they are the optional ``peers``
 import importlib.util
 import math
 
-import numpy as np
 import pytest
 
 from conftest import mini_documents

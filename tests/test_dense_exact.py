@@ -1,7 +1,6 @@
 """The dense view's exact scan (small indexes) against the HNSW graph and numpy brute force."""
 
 import numpy as np
-import pytest
 
 from lucerag.index.reader import LuceneIndex
 from lucerag.index.writer import IndexWriter

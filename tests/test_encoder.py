@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from lucerag.models import ExportDependencyError, ModelManifest, OnnxEncoder, export_model, load_encoder
-from lucerag.models.export import default_source_dir
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msmarco-dl19-5k"
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.npz"

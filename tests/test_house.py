@@ -77,7 +77,7 @@ def test_documents_and_vectors_read_the_same_id_and_text_keys(tmp_path):
 # -- no file read relative to the repository ------------------------------------------------------------
 
 def test_the_demo_corpus_ships_with_the_package():
-    from lucerag.resources import DEMO_CORPUS, DEMO_QUERIES
+    from lucerag.resources import DEMO_CORPUS
 
     pages = sorted(p.name for p in DEMO_CORPUS.glob("*.md"))
     assert len(pages) >= 4 and "fusion.md" in pages

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MINI_BEIR, mini_documents
 from lucerag.connectors import read_documents
 from lucerag.index.manifest import IndexManifest
 from lucerag.index.writer import DuplicateIdError

@@ -17,7 +17,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from conftest import MINI_BEIR
 from lucerag.index.manifest import IndexManifest

@@ -104,7 +104,8 @@ def test_old_builtin_bases_still_catch():
 
 
 def test_no_exception_class_outside_errors_py():
-    """The hierarchy is defined in one module: no other module of the package defines an exception."""
+    """The hierarchy is defined in one module: no other module of the product defines an exception
+    (the benchmarks, which the product never imports, may signal their own conditions)."""
     import ast
     from pathlib import Path
 
@@ -115,7 +116,7 @@ def test_no_exception_class_outside_errors_py():
     offenders = []
     for root in roots:
         for path in root.rglob("*.py"):
-            if path.name == "errors.py" and path.parent == roots[0]:
+            if (path.name == "errors.py" and path.parent == roots[0]) or path.parent.name == "bench":
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ClassDef) and any(

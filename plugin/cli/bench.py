@@ -289,7 +289,8 @@ def bench_peers_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object per size."),
 ):
     """lucerag against bm25s+numpy, txtai, LanceDB, Chroma and LangChain: same vectors and queries,
-    one process per size, interleaved rounds; a Markdown table (needs `make peers`: the peers extra, and txtai without its PyTorch)."""
+    one process per size, interleaved rounds; a Markdown table (needs `make peers`: the peers extra,
+    and txtai without its PyTorch)."""
     from lucerag.bench.peers import plot as plot_peers, run_sizes, table
     from lucerag.models import cache_dir
 

@@ -18,11 +18,9 @@ import fcntl
 import os
 from pathlib import Path
 
-from lucerag.errors import IndexWriteError
+from lucerag.errors import IndexLockedError
 
-
-class IndexLockedError(IndexWriteError):
-    """Another process (or writer) is writing the index."""
+__all__ = ["IndexLockedError", "WriteLock", "lock_path"]
 
 
 def lock_path(index: str | Path) -> Path:

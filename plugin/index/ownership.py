@@ -21,19 +21,12 @@ import os
 import re
 from pathlib import Path
 
-from lucerag.errors import InputError
+from lucerag.errors import IndexTargetError
+
+__all__ = ["IndexTargetError", "check_replaceable", "is_index_dir"]
 
 MANIFEST = "lucerag.json"
 _LUCENE_FILE = re.compile(r"^(segments_[0-9a-z]+|segments\.gen|pending_segments_[0-9a-z]+|write\.lock|_.+|lucerag.*)$")
-
-
-class IndexTargetError(InputError):
-    """The path given for an index holds something lucerag did not create: it is left untouched."""
-
-    def __init__(self, path: Path, reason: str):
-        self.path = path
-        super().__init__(f"refusing to write an index at {path}: {reason}; nothing was changed. "
-                         "Give a new path, an empty folder or an existing lucerag/Lucene index.")
 
 
 def is_index_dir(path: str | Path) -> bool:

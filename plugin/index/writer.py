@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lucerag.connectors.dedupe import SeenIds
-from lucerag.errors import IndexWriteError, InputError
+from lucerag.errors import DuplicateIdError, IndexWriteError
 from lucerag.index.hnsw import DEFAULT_VECTOR_FORMAT, HNSW_BEAM, HNSW_M, VECTOR_FORMATS
 from lucerag.index.lock import WriteLock
 from lucerag.index.manifest import IndexManifest
@@ -54,22 +54,7 @@ MAX_ID_BYTES = 32766  # Lucene's limit for one indexed term (the id field)
 PARENT = "parent_id"  # indexed (not stored) id of the document a passage was cut from
 
 
-__all__ = ["DEFAULT_VECTOR_FORMAT", "HNSW_BEAM", "HNSW_M", "VECTOR_FORMATS", "IndexWriter"]
-
-
-class DuplicateIdError(InputError):
-    """Passage ids clash: ``clashes`` lists ``(position in the batch, id, why)``."""
-
-    def __init__(self, clashes: list[tuple[int, str, str]], where: str = "", what: str = ""):
-        self.clashes, self.where = clashes, where
-        pos, pid, why = clashes[0]
-        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
-        super().__init__(f"{where + ': ' if where else ''}passage id {pid!r}{' ' + what if what else ''} {why}"
-                         f"{more}: ids must be unique in an index (nothing was written)")
-
-    def located(self, where: str, what: str = "") -> "DuplicateIdError":
-        """The same error, naming where the first clashing passage came from (file and line)."""
-        return DuplicateIdError(self.clashes, where, what)
+__all__ = ["DEFAULT_VECTOR_FORMAT", "HNSW_BEAM", "HNSW_M", "VECTOR_FORMATS", "DuplicateIdError", "IndexWriter"]
 
 
 def _passage_writer():
