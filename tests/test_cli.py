@@ -60,8 +60,10 @@ def test_eval_beir_builds_then_reuses_the_index(tmp_path):
     out = run("eval", "--beir", MINI_BEIR, "--index", index, "--methods", "bm25,dense,hybrid", "--json",
               "--run-dir", tmp_path / "runs")
     results = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(results) == {"bm25", "dense", "hybrid"}
-    for metrics in results.values():
+    assert set(results) == {"bm25", "dense", "hybrid", "queries", "protocol"}
+    assert results["queries"]["evaluated"] == results["queries"]["judged"] > 0
+    assert results["protocol"]["chunker"] == "none" and results["protocol"]["dense_text"] == "title+text"
+    for metrics in (results[m] for m in ("bm25", "dense", "hybrid")):
         assert set(metrics) >= {"nDCG@10", "MRR@10", "R@100"}
         assert 0.0 <= metrics["nDCG@10"] <= 1.0
     assert results["hybrid"]["nDCG@10"] > 0.8

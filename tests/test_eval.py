@@ -81,7 +81,7 @@ def test_eval_markdown_significance_and_per_query(mini_index, tmp_path):
                 "--significance", "--json", "--per-query", tmp_path / "pq.json")
     lines = out.strip().splitlines()
     result = json.loads(lines[-1])
-    assert set(result) == {"bm25", "hybrid", "hybrid-rrf", "significance"}
+    assert set(result) == {"bm25", "hybrid", "hybrid-rrf", "significance", "queries", "protocol"}
     assert result["significance"]["reference"] == "bm25"
     test = result["significance"]["tests"]["hybrid"]["nDCG@10"]
     assert set(test) == {"n", "mean_diff", "t", "p_ttest", "p_permutation"} and test["n"] == 10
@@ -126,3 +126,28 @@ def test_missing_eval_extra_is_one_clear_error():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     lines = [line for line in out.stdout.splitlines() if line.startswith("ERR")]
     assert len(lines) == 2 and all("pip install 'lucerag[eval]'" in line for line in lines), out.stderr[-2000:]
+
+
+def test_eval_warns_about_run_ids_of_no_corpus_document_and_strict_fails(mini_index, tmp_path):
+    """An index that holds documents the BEIR corpus lacks: their ids are a warning (in --json and
+    on stderr), an error under --strict; queries without judgments are counted as skipped."""
+    from lucerag.cli import app
+
+    folder = tmp_path / "beir"
+    folder.mkdir()
+    lines = (MINI_BEIR / "corpus.jsonl").read_text().splitlines()
+    (folder / "corpus.jsonl").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    queries = (MINI_BEIR / "queries.jsonl").read_text().splitlines()
+    extra = json.dumps({"_id": "unjudged-1", "text": "a query nobody judged"})
+    (folder / "queries.jsonl").write_text("\n".join(queries + [extra]) + "\n")
+    (folder / "qrels.tsv").write_text((MINI_BEIR / "qrels.tsv").read_text())
+    result = json.loads(_eval("--beir", folder, "--index", mini_index, "--methods", "bm25", "--json",
+                              "--run-dir", tmp_path / "runs").strip().splitlines()[-1])
+    assert len(result["warnings"]) == 1 and "neither corpus ids nor chunks of one" in result["warnings"][0]
+    kept = {json.loads(line)["_id"] for line in lines[: len(lines) // 2]}
+    assert {r.split()[2] for r in (tmp_path / "runs" / "run.bm25.txt").read_text().splitlines()} <= kept
+    assert result["queries"]["skipped_reasons"]["no judgments"] == 1
+    assert result["queries"]["evaluated"] == result["queries"]["judged"] == 10
+    out = CliRunner().invoke(app, ["eval", "--beir", str(folder), "--index", str(mini_index), "--methods", "bm25",
+                                   "--strict"])
+    assert out.exit_code == 2 and "--strict" in out.output and "neither corpus ids" in out.output

@@ -12,8 +12,11 @@ import typer
 from lucerag.cli.app import app, _fail, _retriever
 
 
-def _query_set(beir, topics, qrels, index_dir, config, dense: bool = True):
-    """Queries and judgments from a BEIR folder or TREC files (building a BEIR index if needed)."""
+def _query_set(beir, topics, qrels, index_dir, config, dense: bool = True, rel=None, chunk: bool = False,
+               dense_text=None, progress_every: float = 10.0):
+    """The QuerySet (queries with judgments, counts) from a BEIR folder or TREC files, building a
+    BEIR index when ``index_dir`` does not exist (one passage per document unless ``chunk``)."""
+    from lucerag.eval.protocol import query_set
     from lucerag.eval.topics import read_beir_qrels, read_beir_queries, read_trec_qrels, read_trec_topics
 
     if beir is not None:
@@ -21,15 +24,72 @@ def _query_set(beir, topics, qrels, index_dir, config, dense: bool = True):
         if index_dir is None and config is None:
             _fail("give --index DIR (built from the BEIR corpus when it does not exist)")
         if index_dir is not None and not index_dir.exists():
-            _build_beir_index(beir, index_dir, dense=dense)
+            _build_beir_index(beir, index_dir, dense=dense, chunk=chunk, dense_text=dense_text,
+                              progress_every=progress_every)
     elif topics is not None and qrels is not None:
         queries, judgments = read_trec_topics(topics), read_trec_qrels(qrels)
     else:
         _fail("give --beir FOLDER, or --topics FILE and --qrels FILE")
-    queries = {q: t for q, t in queries.items() if q in judgments}
-    if not queries:
+    qs = query_set(queries, judgments, rel)
+    if not qs.queries:
         _fail("no query has relevance judgments")
-    return queries, judgments
+    return qs
+
+
+def _index_protocol(index_dir: Optional[Path], config: Optional[Path]) -> dict:
+    """How the evaluated index was built: chunker (``none``: one passage per document), dense text."""
+    from lucerag.index.manifest import IndexManifest
+
+    if index_dir is None:
+        return {}
+    try:
+        m = IndexManifest.read(index_dir)
+    except ValueError:
+        m = None
+    if m is None:
+        return {"index": str(index_dir)}
+    out = {"index": str(index_dir), "chunker": m.settings.get("chunker", "unknown")}
+    if m.encoder:
+        out["dense_text"] = m.dense_text
+        out["encoder_max_length"] = m.encoder_max_length
+    return out
+
+
+def _run_methods(retriever, chosen, qs, depth, rel, aggregate, corpus, strict, run_dir, tag, show, label=""):
+    """Document runs and metrics of each method; returns (results, per-query scores, warnings)."""
+    from lucerag.eval.aggregate import UnknownRunIdError
+    from lucerag.eval.protocol import document_run
+    from lucerag.eval.runs import mean_scores, per_query_scores, run_queries, write_trec_run
+
+    results, by_query, warnings = {}, {}, []
+    for method in chosen:
+        def rank(text: str, method=method):
+            if method == "hybrid-rrf":
+                fusion = retriever.config.fusion
+                retriever.config.fusion = fusion.model_copy(update={"method": "rrf"})
+                try:
+                    r = retriever.rank(text, "hybrid", depth)
+                finally:
+                    retriever.config.fusion = fusion
+            else:
+                r = retriever.rank(text, method, depth)
+            return r.ids, r.scores
+
+        passages, _ = run_queries(rank, qs.queries, progress=show and sys.stderr.isatty())
+        try:
+            run, warned = document_run(passages, aggregate, corpus, strict, method=f"{label}{method}")
+        except UnknownRunIdError as exc:
+            _fail(f"{exc} (--strict)")
+        warnings += warned
+        by_query[method] = per_query_scores(run, qs.qrels, rel=rel)
+        results[method] = mean_scores(by_query[method])
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_trec_run(run, run_dir / f"run.{tag}{method}.txt", f"lucerag-{tag}{method}")
+        if show:
+            cells = "  ".join(f"{k} {v:.4f}" for k, v in results[method].items())
+            typer.echo(f"{label + method:<16} {cells}")
+    return results, by_query, warnings
 
 
 @app.command(name="eval")
@@ -37,13 +97,29 @@ def eval_(
     beir: Optional[Path] = typer.Option(None, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels."),
     topics: Optional[Path] = typer.Option(None, help="TREC topics file (qid<TAB>text)."),
     qrels: Optional[Path] = typer.Option(None, help="TREC qrels file (qid 0 docid rel)."),
-    index_dir: Optional[Path] = typer.Option(None, "--index", help="Index (built from --beir if missing)."),
+    index_dir: Optional[Path] = typer.Option(None, "--index",
+                                             help="Index (built from --beir if missing: one passage per "
+                                                  "document, the published BEIR protocol)."),
     config: Optional[Path] = typer.Option(None, help="A lucerag TOML configuration."),
     methods: str = typer.Option("bm25,dense,hybrid",
                                 help="Comma-separated methods: bm25, dense, hybrid, hybrid-rrf (RRF, k=60)."),
     depth: int = typer.Option(1000, min=10, help="Ranked list length per query (for R@100/R@1000)."),
     rel: Optional[int] = typer.Option(None, help="Lowest grade counted relevant by binary metrics."),
-    run_dir: Optional[Path] = typer.Option(None, help="Write TREC run files here."),
+    run_dir: Optional[Path] = typer.Option(None, help="Write TREC document runs here."),
+    chunked: bool = typer.Option(False, "--chunked",
+                                 help="--beir: also evaluate a chunked index (what a RAG deployment serves), "
+                                      "passage scores aggregated to documents (--aggregate); reported beside."),
+    chunked_index: Optional[Path] = typer.Option(None, "--chunked-index",
+                                                 help="--chunked: the chunked index (built if missing; "
+                                                      "default: <index>-chunked)."),
+    aggregate: str = typer.Option("maxp", help="Passage -> document scores: maxp, firstp or sum."),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Fail when a run id is neither a corpus id nor a chunk of one (else warn)."),
+    dense_text: Optional[str] = typer.Option(None, "--dense-text",
+                                             help="Index builds: encode passages from title+text (default, as "
+                                                  "BEIR/MTEB) or text."),
+    progress_every: float = typer.Option(10.0, min=0.0,
+                                         help="Index builds without a terminal: seconds between progress lines."),
     filter_: bool = typer.Option(False, "--filter", help="Also evaluate the relevance filter (5-fold CV)."),
     grade: int = typer.Option(1, help="--filter: lowest grade counted relevant."),
     negatives: list[Path] = typer.Option([], help="--filter: unanswerable queries added to every training fold."),
@@ -60,9 +136,15 @@ def eval_(
                                                 help="--filter: write the cross-validated precision/recall/F1 "
                                                      "per threshold here (JSON; a .png path plots it)."),
 ):
-    """Evaluate methods on a BEIR folder or TREC topics + qrels."""
-    from lucerag.eval.runs import compare_methods, markdown_table, mean_scores, per_query_scores, require_eval_extra, \
-        run_queries, write_trec_run
+    """Evaluate methods on a BEIR folder or TREC topics + qrels, as document runs.
+
+    Passage ids are mapped to their document (``<docid>#<n>`` -> ``<docid>``, scores combined by
+    --aggregate) before scoring against the qrels; the report counts the queries judged, evaluated
+    and skipped. JSON: ``{method: {metric: value}, "queries": counts, "protocol": {...}}`` plus
+    ``"chunked"`` (same shape) with --chunked and ``"warnings"`` when any."""
+    from lucerag.eval.aggregate import AGGREGATIONS
+    from lucerag.eval.runs import compare_methods, markdown_table, require_eval_extra
+    from lucerag.ingest.pipeline import DENSE_TEXTS
     from lucerag.search.retriever import METHODS
 
     require_eval_extra()  # before any index is built
@@ -71,55 +153,71 @@ def eval_(
     for m in chosen:
         if m not in METHODS + ("hybrid-rrf",):
             _fail(f"unknown method {m!r} in --methods: use {', '.join(METHODS + ('hybrid-rrf',))}")
+    if aggregate not in AGGREGATIONS:
+        _fail(f"--aggregate must be one of {', '.join(AGGREGATIONS)}, not {aggregate!r}")
+    if dense_text is not None and dense_text not in DENSE_TEXTS:
+        _fail(f"--dense-text must be one of {', '.join(DENSE_TEXTS)}, not {dense_text!r}")
+    if chunked and (beir is None or index_dir is None):
+        _fail("--chunked needs --beir FOLDER and --index DIR")
     if not chosen:
         _fail("--methods names no method")
     reference = reference or chosen[0]
     if (significance or markdown) and reference not in chosen:
         _fail(f"--reference {reference!r} is not one of --methods")
-    queries, judgments = _query_set(beir, topics, qrels, index_dir, config,
-                                    dense=filter_ or any(m != "bm25" for m in chosen))
-    results: dict[str, Any] = {}
-    by_query: dict = {}
-    with _retriever(index_dir, config) as retriever:
-        for method in chosen:
-            def rank(text: str, method=method):
-                if method == "hybrid-rrf":
-                    fusion = retriever.config.fusion
-                    retriever.config.fusion = fusion.model_copy(update={"method": "rrf"})
-                    try:
-                        r = retriever.rank(text, "hybrid", depth)
-                    finally:
-                        retriever.config.fusion = fusion
-                else:
-                    r = retriever.rank(text, method, depth)
-                return r.ids, r.scores
+    dense = filter_ or any(m != "bm25" for m in chosen)
+    qs = _query_set(beir, topics, qrels, index_dir, config, dense=dense, rel=rel, dense_text=dense_text,
+                    progress_every=progress_every)
+    corpus = None
+    if beir is not None:
+        from lucerag.eval.protocol import corpus_ids
 
-            run, latencies = run_queries(rank, queries, progress=not json_out)
-            by_query[method] = per_query_scores(run, judgments, rel=rel)
-            results[method] = mean_scores(by_query[method])
-            if run_dir is not None:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                write_trec_run(run, run_dir / f"run.{method}.txt", f"lucerag-{method}")
-            if not json_out and not markdown:
-                cells = "  ".join(f"{k} {v:.4f}" for k, v in results[method].items())
-                typer.echo(f"{method:<8} {cells}  ({len(queries)} queries)")
+        corpus = corpus_ids(beir)
+    show = not json_out and not markdown
+    if show:
+        typer.echo(qs.summary())
+    protocol = {**_index_protocol(index_dir, config), "aggregate": aggregate, "depth": depth}
+    with _retriever(index_dir, config) as retriever:
+        results, by_query, warnings = _run_methods(retriever, chosen, qs, depth, rel, aggregate, corpus, strict,
+                                                   run_dir, "", show)
         if filter_:
-            results["filter"] = _evaluate_filter(retriever, queries, judgments, grade, negatives, ood,
+            results["filter"] = _evaluate_filter(retriever, qs.queries, qs.qrels, grade, negatives, ood,
                                                  curve=filter_curve)
-            if not json_out and not markdown:
+            if show:
                 typer.echo(f"filter   {json.dumps(results['filter'])}")
+    extra = {}
+    if chunked:
+        chunked_index = chunked_index or index_dir.with_name(index_dir.name + "-chunked")
+        if not chunked_index.exists():
+            _build_beir_index(beir, chunked_index, dense=dense, chunk=True, dense_text=dense_text,
+                              progress_every=progress_every)
+        with _retriever(chunked_index, None) as retriever:
+            got, _, warned = _run_methods(retriever, chosen, qs, depth, rel, aggregate, corpus, strict,
+                                          run_dir, "chunked.", show, label=f"chunked/{aggregate} ")
+        warnings += warned
+        extra["chunked"] = {**got, "protocol": {**_index_protocol(chunked_index, None), "aggregate": aggregate,
+                                                "depth": depth}}
     tests = compare_methods(by_query, reference) if (significance or markdown) and len(chosen) > 1 else {}
     if per_query_out is not None:
         per_query_out.parent.mkdir(parents=True, exist_ok=True)
         per_query_out.write_text(json.dumps(by_query, indent=1))
     if markdown:
-        typer.echo(markdown_table({m: results[m] for m in chosen}, tests, reference, queries=len(queries)))
+        rows = {m: results[m] for m in chosen}
+        if "chunked" in extra:
+            rows |= {f"chunked/{aggregate} {m}": extra["chunked"][m] for m in chosen}
+        typer.echo(markdown_table(rows, tests, reference, queries=len(qs.queries)))
+        typer.echo(qs.summary() + ".")
         if filter_:
             typer.echo(_filter_markdown(results["filter"]))
     if json_out:
         if significance:
             results["significance"] = {"reference": reference, "tests": tests}
+        results |= {"queries": qs.counts, "protocol": protocol, **extra}
+        if warnings:
+            results["warnings"] = warnings
         print(json.dumps(results))
+    elif warnings:
+        for w in warnings:
+            typer.secho(f"warning: {w}", fg=typer.colors.YELLOW, err=True)
 
 
 def _filter_markdown(report: dict) -> str:
@@ -175,7 +273,8 @@ def tune(
     """Choose fusion method and weight by cross-validation over queries."""
     from lucerag.eval.tune import tune as run_tune
 
-    queries, judgments = _query_set(beir, topics, qrels, index_dir, config)
+    qs = _query_set(beir, topics, qrels, index_dir, config)
+    queries, judgments = qs.queries, qs.qrels
     with _retriever(index_dir, config) as retriever:
         report = run_tune(retriever, queries, judgments, metric, folds)
         cfg = retriever.config
@@ -217,8 +316,11 @@ def calibrate(
 
     if beir is None and topics is None and not pseudo:
         _fail("give --beir FOLDER or --topics/--qrels (judged queries), or --pseudo N (no judgments needed)")
-    queries, judgments = ({}, {}) if beir is None and topics is None else \
-        _query_set(beir, topics, qrels, index_dir, config)
+    if beir is None and topics is None:
+        queries, judgments = {}, {}
+    else:
+        qs = _query_set(beir, topics, qrels, index_dir, config)
+        queries, judgments = qs.queries, qs.qrels
     with _retriever(index_dir, config) as retriever:
         f = retriever.config.fusion
         labelled = collect(retriever, queries, judgments, grade=grade, depth=f.depth)
@@ -243,11 +345,22 @@ def calibrate(
                f"threshold {cal.threshold} ({cal.objective}); written to {path}")
 
 
-def _build_beir_index(folder: Path, index_dir: Path, dense: bool) -> None:
-    from lucerag.connectors import read_documents
-    from lucerag.ingest.pipeline import build_index
+def _build_beir_index(folder: Path, index_dir: Path, dense: bool, chunk: bool = False,
+                      dense_text: Optional[str] = None, progress_every: float = 10.0) -> None:
+    """Build ``index_dir`` from a BEIR corpus: one passage per document (the published protocol:
+    BM25 over title + text, the encoder truncating at its max length) unless ``chunk``."""
+    import logging
 
-    typer.echo(f"building {index_dir} from {folder / 'corpus.jsonl'}", err=True)
-    stream = read_documents(folder / "corpus.jsonl", "jsonl")
-    report = build_index(stream, index_dir, dense=dense, progress=sys.stderr.isatty(), stats=stream.stats)
-    typer.echo(f"indexed {report.passages} passages in {report.seconds:.1f}s", err=True)
+    from lucerag.connectors import read_documents
+    from lucerag.ingest.pipeline import build_index, estimate_total
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("lucerag.ingest.progress").setLevel(logging.INFO)
+    corpus = folder / "corpus.jsonl"
+    layout = "chunked" if chunk else "one passage per document"
+    typer.echo(f"building {index_dir} from {corpus} ({layout})", err=True)
+    stream = read_documents(corpus, "jsonl")
+    report = build_index(stream, index_dir, dense=dense, progress=True, stats=stream.stats, chunk=chunk,
+                         dense_text=dense_text, progress_every=progress_every, total=estimate_total(corpus))
+    typer.echo(f"indexed {report.indexed} documents as {report.passages} passages in {report.seconds:.1f}s", err=True)

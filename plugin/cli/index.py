@@ -34,7 +34,15 @@ def index(
     vector_format: Optional[str] = typer.Option(
         None, help="HNSW vectors: float (default), int8 (scalar-quantised) or bbq (1-bit, rescored exactly "
                    "at search time); recorded in the index, appends keep the index's own."),
-    progress: bool = typer.Option(True, help="Show a progress bar (stderr)."),
+    chunk: bool = typer.Option(True, "--chunk/--no-chunk",
+                               help="Split long documents into passages (default), or keep one passage per "
+                                    "document (the encoder truncates; the published BEIR/MS MARCO protocol)."),
+    dense_text: Optional[str] = typer.Option(None, "--dense-text",
+                                             help="Encode passages from title+text (default, as BEIR/MTEB) or "
+                                                  "text; recorded in the index manifest."),
+    progress: bool = typer.Option(True, help="Show progress on stderr: a bar on a terminal, else a line "
+                                             "every --progress-every seconds."),
+    progress_every: float = typer.Option(10.0, min=0.0, help="Seconds between progress lines without a terminal."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
     """Ingest documents into a Lucene index with BM25 text and HNSW vectors.
@@ -65,7 +73,8 @@ def index(
                              hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format,
                              stats=stream.stats, delete_missing=delete_missing, on_error=on_error,
                              on_reject=sink, ram_buffer_mb=ram_buffer_mb, progress=progress,
-                             total=estimate_total(input, format))
+                             total=estimate_total(input, format), chunk=chunk, dense_text=dense_text,
+                             progress_every=progress_every)
     except ConnectorError as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")
     except RuntimeError as exc:
@@ -79,7 +88,7 @@ def index(
         print(json.dumps(report.as_dict()))
     else:
         typer.echo(f"indexed {report.indexed} documents as {report.passages} passages into {index_dir} "
-                   f"in {report.seconds:.1f}s ({report.passages_per_s:.0f} passages/s); "
+                   f"in {report.seconds:.1f}s{_rate(report)}; "
                    f"read {report.read}, skipped {report.skipped}, rejected {report.rejected}"
                    + (f", deleted {report.deleted}" if delete_missing else "")
                    + (f"; rejected records in {rejects}" if rejects and report.rejected else "")
@@ -127,4 +136,12 @@ def import_vectors_cmd(
         print(json.dumps(report.as_dict()))
     else:
         typer.echo(f"imported {report.passages} passages ({report.dim} dimensions, {report.normalised} normalised) "
-                   f"into {index_dir} in {report.seconds:.1f}s ({report.passages_per_s:.0f} passages/s)")
+                   f"into {index_dir} in {report.seconds:.1f}s{_rate(report)}")
+
+
+def _rate(report) -> str:
+    """`` (123 passages/s)``, or nothing when no passage was written (never "0 passages/s")."""
+    from lucerag.ingest.pipeline import rate_text
+
+    text = rate_text(report.passages, report.seconds)
+    return f" ({text})" if text else ""

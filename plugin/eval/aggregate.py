@@ -19,14 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from lucerag.errors import LuceragError
+from lucerag.errors import InputError
 
 AGGREGATIONS = ("maxp", "firstp", "sum")
 
 _CHUNK = re.compile(r"^(.*)#(\d+)$")
 
 
-class UnknownRunIdError(LuceragError):
+class UnknownRunIdError(InputError):
     """A run names an id that is neither a corpus id nor a chunk (``<corpus id>#<n>``) of one."""
 
 

@@ -47,6 +47,9 @@ class IndexManifest(BaseModel):
     # option existed (Lucene 9.9) hold float vectors.
     vector_format: str = "float"
     analyzer: str = "DefaultEnglishAnalyzer"
+    # What the encoder saw of each passage: "title+text" (title + " " + text, as BEIR/MTEB encode
+    # corpora) or "text". Indexes built before this field existed encoded the text alone.
+    dense_text: str = "text"
     passages: int = 0
     built_at: str = Field(default_factory=_now)
     updated_at: str | None = None

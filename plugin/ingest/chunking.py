@@ -144,24 +144,37 @@ def chunk_document(doc: Document, tokenizer: Tokenizer, max_tokens: int = 200, o
 
 
 def chunk_documents(docs: Iterable[Document], tokenizer: Tokenizer, max_tokens: int = 200,
-                    overlap: int = 40, batch_size: int = 256) -> Iterator[Document]:
-    """Chunk a stream of documents, encoding short ones in parallel batches."""
+                    overlap: int = 40, batch_size: int = 256, with_title: bool = False) -> Iterator[Document]:
+    """Chunk a stream of documents, encoding short ones in parallel batches.
+
+    ``with_title``: each chunk will be encoded as ``title + " " + chunk`` (BEIR/MTEB style), so a
+    document's budget is ``max_tokens`` less its title's tokens (+1), keeping at least half of it
+    (a longer title is cut by the encoder's truncation instead of the text)."""
     _check(tokenizer, max_tokens, overlap)
     batch: list[Document] = []
     for doc in docs:
         batch.append(doc)
         if len(batch) >= batch_size:
-            yield from _chunk_batch(batch, tokenizer, max_tokens, overlap)
+            yield from _chunk_batch(batch, tokenizer, max_tokens, overlap, with_title)
             batch = []
-    yield from _chunk_batch(batch, tokenizer, max_tokens, overlap)
+    yield from _chunk_batch(batch, tokenizer, max_tokens, overlap, with_title)
 
 
-def _chunk_batch(batch: list[Document], tokenizer: Tokenizer, max_tokens: int, overlap: int) -> Iterator[Document]:
+def _chunk_batch(batch: list[Document], tokenizer: Tokenizer, max_tokens: int, overlap: int,
+                 with_title: bool = False) -> Iterator[Document]:
     short = [d.text for d in batch if len(d.text) <= PIECE_CHARS]
     encs = iter(tokenizer.encode_batch(short, add_special_tokens=False)) if short else iter(())
-    for d in batch:
+    budgets = [max_tokens] * len(batch)
+    if with_title:
+        titled = [i for i, d in enumerate(batch) if d.title and d.title.strip()]
+        if titled:
+            lengths = tokenizer.encode_batch([batch[i].title for i in titled], add_special_tokens=False)
+            for i, t in zip(titled, lengths):
+                budgets[i] = max(max_tokens - len(t) - 1, max_tokens // 2, 1)
+    for d, budget in zip(batch, budgets):
         enc = next(encs) if len(d.text) <= PIECE_CHARS else None
-        yield from _split(d, _encode(tokenizer, d.text, enc), max_tokens, overlap)
+        yield from _split(d, _encode(tokenizer, d.text, enc), budget,
+                          overlap if budget == max_tokens else min(overlap, budget // 2))
 
 
 # -- the ingest pipeline's chunkers: documents -> rows (id, parent_id, title, text, metadata JSON) -------
@@ -217,9 +230,22 @@ def chunk_words(doc, max_words: int = DEFAULT_MAX_WORDS, overlap: int = DEFAULT_
         i += step
 
 
-def token_chunker(encoder, max_tokens: int | None, overlap: int) -> tuple[Chunker, dict[str, Any]]:
+def whole_documents() -> tuple[Chunker, dict[str, Any]]:
+    """No chunking: one passage per document with the document's id (the published BEIR/MS MARCO
+    protocol: BM25 over the whole title + text; the encoder truncates at its own max length)."""
+
+    def chunk(docs: Iterable) -> Iterator[Chunk]:
+        for doc in docs:
+            yield (doc.id, doc.id, doc.title, doc.text, _meta(doc.metadata, doc.id, 0, 0, len(doc.text)))
+
+    return chunk, {"chunker": "none"}
+
+
+def token_chunker(encoder, max_tokens: int | None, overlap: int,
+                  with_title: bool = False) -> tuple[Chunker, dict[str, Any]]:
     """Token-aware chunking with the encoder's own tokenizer: windows of ``max_tokens`` (default:
-    the encoder's own window) minus special tokens and the passage prefix; and the settings to record."""
+    the encoder's own window) minus special tokens and the passage prefix; and the settings to record.
+    ``with_title``: each document's window also leaves room for its title (encoded with every chunk)."""
     m = encoder.manifest
     tokenizer = load_tokenizer(Path(encoder.model_dir) / "tokenizer.json")
     prefix = len(tokenizer.encode(m.passage_prefix or "", add_special_tokens=False).ids)
@@ -227,7 +253,7 @@ def token_chunker(encoder, max_tokens: int | None, overlap: int) -> tuple[Chunke
     overlap = min(overlap, budget // 2)
 
     def chunk(docs: Iterable) -> Iterator[Chunk]:
-        for c in chunk_documents(docs, tokenizer, max_tokens=budget, overlap=overlap):
+        for c in chunk_documents(docs, tokenizer, max_tokens=budget, overlap=overlap, with_title=with_title):
             meta = c.metadata
             yield (c.id, meta.get("parent_id", c.id), c.title, c.text,
                    json.dumps(meta, ensure_ascii=False, default=str))

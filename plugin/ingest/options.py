@@ -17,6 +17,9 @@ from lucerag.index.hnsw import HNSW_BEAM, HNSW_M, VECTOR_FORMATS
 from lucerag.ingest.chunking import DEFAULT_MAX_WORDS, DEFAULT_OVERLAP_WORDS
 from lucerag.models.encoder import PASSAGE_BATCH
 
+DENSE_TEXTS = ("title+text", "text")  # what the encoder sees of a passage (title + " " + text, or text)
+DEFAULT_DENSE_TEXT = "title+text"
+
 
 @dataclass(frozen=True)
 class ChunkingOptions:
@@ -26,8 +29,12 @@ class ChunkingOptions:
     overlap: int = 32               # tokens shared by consecutive passages of a document
     max_words: int = DEFAULT_MAX_WORDS          # BM25-only indexes: words per passage
     overlap_words: int = DEFAULT_OVERLAP_WORDS  # BM25-only indexes: words shared
+    chunk: bool = True              # False: one passage per document (the encoder truncates)
+    dense_text: str | None = None   # "title+text" or "text"; None: the index's own on append, else title+text
 
     def __post_init__(self) -> None:
+        if self.dense_text is not None and self.dense_text not in DENSE_TEXTS:
+            raise InputError(f"dense_text must be one of {', '.join(DENSE_TEXTS)}, not {self.dense_text!r}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"max_tokens must be >= 1, not {self.max_tokens}")
         if self.overlap < 0 or self.overlap_words < 0 or self.max_words < 1:
@@ -58,6 +65,7 @@ class IngestOptions:
     ram_buffer_mb: float = 512               # Lucene's RAM buffer before it flushes a segment
     on_error: str = "fail"                   # records the pipeline refuses: "fail" or "skip"
     delete_missing: bool = False             # append: delete documents the source no longer has
+    progress_every: float = 10.0             # without a terminal: seconds between progress log lines
 
     def __post_init__(self) -> None:
         if self.on_error not in ("fail", "skip"):

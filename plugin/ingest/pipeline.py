@@ -15,14 +15,25 @@ Chunking: with an encoder, token-aware chunks cut with the encoder's own tokeniz
 (:func:`lucerag.ingest.chunking.token_chunker`); without one (BM25 only), the same windows counted
 in words (:func:`lucerag.ingest.chunking.chunk_words`, ``max_words`` words, default 192 ~ the default encoder's 254-token
 window), which costs microseconds instead of a tokenizer pass.  Documents that fit stay one passage
-with the document's id in both cases.
+with the document's id in both cases.  ``chunk=False`` keeps every document one passage (the
+published BEIR protocol: BM25 over the whole title + text, the encoder truncating at its own
+``max_length``).
+
+Dense text: passages are encoded as ``title + " " + text`` (``dense_text="title+text"``, as BEIR and
+MTEB encode corpora) or from the text alone (``"text"``, lucerag before this option); the index
+manifest records the choice (``dense_text``).  BM25 always indexes title + text.
+
+Progress: a tqdm bar on a terminal; elsewhere (a log file, CI) a ``logging`` line every
+``progress_every`` seconds with documents, passages, passages/s and, when the total is known, an ETA.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,11 +43,22 @@ from typing import Any, Callable, Iterable, Iterator
 from lucerag.errors import InputError
 from lucerag.index.manifest import FORMAT, IndexManifest
 from lucerag.index.writer import MAX_ID_BYTES, DuplicateIdError, IndexWriter
-from lucerag.ingest.chunking import Chunk, chunk_words, token_chunker, word_chunker
-from lucerag.ingest.options import ChunkingOptions, HnswOptions, IngestOptions, resolve
+from lucerag.ingest.chunking import Chunk, chunk_words, token_chunker, whole_documents, word_chunker
+from lucerag.ingest.options import DEFAULT_DENSE_TEXT, DENSE_TEXTS, ChunkingOptions, HnswOptions, IngestOptions, resolve
+
+PROGRESS_EVERY_S = 10.0
 
 __all__ = ["ChunkingOptions", "HnswOptions", "IngestOptions", "IngestReport", "PassageRate", "build_index",
-           "chunk_words", "estimate_total", "view_ids"]
+           "chunk_words", "dense_passage_text", "estimate_total", "ProgressLog", "rate_text", "view_ids",
+           "DENSE_TEXTS", "DEFAULT_DENSE_TEXT"]
+
+
+def dense_passage_text(title: str, text: str, dense_text: str = DEFAULT_DENSE_TEXT) -> str:
+    """The text the encoder sees for a passage: ``title + " " + text`` (``"title+text"``, as BEIR's
+    and MTEB's corpus encoding; the text alone when there is no title) or ``text`` (``"text"``)."""
+    if dense_text == "title+text" and title and title.strip():
+        return f"{title.strip()} {text}"
+    return text
 
 
 
@@ -176,15 +198,17 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     ``mode="append"`` upserts by document id into an existing index built with the same encoder.
     The options come in three groups with working defaults (:mod:`lucerag.ingest.options`):
     ``chunking`` (:class:`ChunkingOptions`: ``max_tokens``, ``overlap``, ``max_words``,
-    ``overlap_words``), ``hnsw`` (:class:`HnswOptions`: ``m``, ``beam``, ``vector_format`` "float",
+    ``overlap_words``; ``chunk=False``: one passage per document; ``dense_text``: "title+text"
+    (default for a new index) or "text", an append keeps the index's own and refuses another), ``hnsw`` (:class:`HnswOptions`: ``m``, ``beam``, ``vector_format`` "float",
     "int8" or "bbq"; appends keep the index's own) and ``options`` (:class:`IngestOptions`: batch
     sizes, threads, RAM buffer, ``on_error``, ``delete_missing``: in append mode also delete the
-    documents of the index that ``documents`` lacks). Any of their fields may be given as a keyword
+    documents of the index that ``documents`` lacks; ``progress_every``). Any of their fields may be given as a keyword
     instead (``max_tokens=128``, ``hnsw_m=16``, ``batch_size=64``, ...).
     ``stats`` is the connector's ReadStats (taken from ``documents.stats`` when it has one), so
     that ``read`` counts rejected records too.  ``on_error``/``on_reject`` treat records the
     pipeline itself refuses (ids longer than Lucene allows) like the connector's rejections.
-    ``total``: documents expected, for the progress bar.
+    ``total``: documents expected, for the ETA.  ``progress``: a tqdm bar when stderr is a terminal,
+    else a log line every ``progress_every`` seconds (:class:`ProgressLog`).
 
     Raises :class:`~lucerag.errors.InputError` for bad options, ``TypeError`` for an unknown keyword.
     """
@@ -197,6 +221,7 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     batch_size, encode_batch_size, ram_buffer_mb = options.batch_size, options.encode_batch_size, options.ram_buffer_mb
     index_threads, producer_thread = options.index_threads, options.producer_thread
     on_error, delete_missing = options.on_error, options.delete_missing
+    dense_text, progress_every = chunking.dense_text, options.progress_every
 
     if mode not in ("create", "append"):
         raise InputError(f"mode must be 'create' or 'append', not {mode!r}")
@@ -211,21 +236,34 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     source = source or str(getattr(documents, "source", "documents"))
     index_dir = Path(index_dir)
 
-    if encoder is not None:
-        chunk, chunker_settings = token_chunker(encoder, max_tokens, overlap)
+    existing = IndexManifest.read(index_dir) if mode == "append" and index_dir.is_dir() else None
+    if existing is not None and encoder is not None:
+        if dense_text is not None and dense_text != existing.dense_text:
+            raise InputError(f"cannot append to {index_dir}: its passages were encoded from {existing.dense_text!r}, "
+                             f"not {dense_text!r} (queries would meet two kinds of passage vectors)")
+        dense_text = existing.dense_text
+    dense_text = dense_text or DEFAULT_DENSE_TEXT
+    if not chunking.chunk:
+        chunk, chunking = whole_documents()
+    elif encoder is not None:
+        chunk, chunking = token_chunker(encoder, max_tokens, overlap, with_title=dense_text == "title+text")
     else:
-        chunk, chunker_settings = word_chunker(max_words, overlap_words)
+        chunk, chunking = word_chunker(max_words, overlap_words)
     threads = 1 if index_threads is None else index_threads
-    settings = {**chunker_settings, "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb}
+    settings = {**chunking, "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb}
     if mode == "append":
         manifest = _append_manifest(index_dir, encoder, settings)
     else:
         manifest = IndexManifest.for_encoder(encoder, **settings)
+    if encoder is not None:
+        manifest.dense_text = dense_text
 
     report = IngestReport()
     counts = _Counts()
     start = time.perf_counter()
-    bar = tqdm(total=total, unit="doc", disable=not progress, dynamic_ncols=True, desc="ingest")
+    terminal = progress and sys.stderr.isatty()
+    bar = tqdm(total=total, unit="doc", disable=not terminal, dynamic_ncols=True, desc="ingest")
+    log = ProgressLog(total, progress_every, start=start) if progress and not terminal else None
     docs = _checked(documents, counts, on_error, on_reject, source)
     batches = _batches(chunk(docs), batch_size, counts)
     if producer_thread if producer_thread is not None else encoder is not None:
@@ -233,7 +271,8 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     track = delete_missing and mode == "append"
     with IndexWriter(index_dir, mode=mode, manifest=manifest, dim=encoder.dim if encoder is not None else None,
                      threads=threads, track_parents=track, ram_buffer_mb=ram_buffer_mb,
-                     hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format) as writer:
+                     hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format) as writer, \
+            log or contextlib.nullcontext():
         done = 0
         while True:
             t0 = time.perf_counter()
@@ -246,7 +285,9 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
             ids, parents, titles, texts, metas = map(list, zip(*batch))
             vectors = None
             if encoder is not None:
-                vectors = encoder.encode_passages(texts, batch_size=encode_batch_size)
+                seen = texts if dense_text == "text" else [dense_passage_text(t, x, dense_text)
+                                                           for t, x in zip(titles, texts)]
+                vectors = encoder.encode_passages(seen, batch_size=encode_batch_size)
                 report.encode_seconds += time.perf_counter() - t1
             try:
                 writer.add_batch(ids, texts, vectors, titles, metas, parents)
@@ -259,7 +300,9 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
             bar.update(pulled - done)
             done = pulled
             elapsed = time.perf_counter() - start
-            bar.set_postfix_str(f"{report.passages / max(elapsed, 1e-9):.0f} passages/s", refresh=False)
+            bar.set_postfix_str(rate_text(report.passages, elapsed), refresh=False)
+            if log is not None:
+                log.tick(pulled, report.passages)
         report.indexed = counts.pulled - counts.skipped - counts.rejected
         report.skipped = counts.skipped
         report.rejected = counts.rejected + (getattr(stats, "rejected", 0) if stats is not None else 0)
@@ -273,11 +316,106 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
                 report.deleted = writer.delete_missing()
         bar.update(counts.pulled - done)
     bar.close()
+    if log is not None:
+        log.done(counts.pulled, report.passages)
     report.index_passages = writer.manifest.passages
     report.seconds = time.perf_counter() - start
     if report.read != report.indexed + report.skipped + report.rejected:  # pragma: no cover - a bug
         raise AssertionError(f"ingest counts do not reconcile: {report}")
     return report
+
+
+def rate_text(passages: int, seconds: float) -> str:
+    """``"123 passages/s"`` (two decimals below 10/s); empty before anything was written."""
+    if passages <= 0 or seconds <= 0:
+        return ""
+    r = passages / seconds
+    return f"{r:.0f} passages/s" if r >= 10 else f"{r:.2f} passages/s"
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class ProgressLog:
+    """Progress for a process without a terminal: one ``logging`` line (logger
+    ``lucerag.ingest.progress``, INFO) at most every ``every`` seconds, e.g.
+    ``ingest: 1,024/5,183 documents, 2,310 passages, 65 passages/s, ETA 1m04s``.
+
+    The ETA extrapolates the document rate (needs ``total``).  When logging is not configured
+    (the root logger has no handler) the line goes to stderr, so it is never lost.  Between
+:meth:`start` and :meth:`stop` (or inside ``with``) a daemon thread also logs the latest counts when a batch takes
+    longer than ``every`` seconds (a slow encoder), so a build is never silent for long."""
+
+    logger = logging.getLogger("lucerag.ingest.progress")
+
+    def __init__(self, total: int | None = None, every: float = PROGRESS_EVERY_S, desc: str = "ingest",
+                 start: float | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.total, self.every, self.desc, self.clock = total, max(0.0, every), desc, clock
+        self.t0 = clock() if start is None else start
+        self.last = self.t0
+        self.lines: list[str] = []
+        self.counts = (0, 0)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "ProgressLog":
+        """Start the thread that logs between batches (no-op when ``every`` is 0)."""
+        if self.every > 0 and self._thread is None:
+            def run() -> None:
+                while not self._stop.wait(self.every / 2):
+                    self.tick(*self.counts)
+
+            self._thread = threading.Thread(target=run, name="lucerag-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __enter__(self) -> "ProgressLog":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def line(self, docs: int, passages: int, final: bool = False) -> str:
+        elapsed = self.clock() - self.t0
+        parts = [f"{docs:,}/{self.total:,} documents" if self.total else f"{docs:,} documents",
+                 f"{passages:,} passages"]
+        rate = rate_text(passages, elapsed)
+        if rate:
+            parts.append(rate)
+        if final:
+            parts.append(f"done in {_duration(elapsed)}")
+        elif self.total and docs > 0 and elapsed > 0:
+            parts.append(f"ETA {_duration(max(0, self.total - docs) * elapsed / docs)}")
+        return f"{self.desc}: " + ", ".join(parts)
+
+    def tick(self, docs: int, passages: int) -> None:
+        """Log a line when ``every`` seconds have passed since the last one."""
+        with self._lock:
+            self.counts = (docs, passages)
+            now = self.clock()
+            if now - self.last < self.every:
+                return
+            self.last = now
+        self._emit(self.line(docs, passages))
+
+    def done(self, docs: int, passages: int) -> None:
+        self.stop()
+        self._emit(self.line(docs, passages, final=True))
+
+    def _emit(self, text: str) -> None:
+        self.lines.append(text)
+        if logging.getLogger().handlers or self.logger.handlers:
+            self.logger.info(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
 
 def _append_manifest(index_dir: Path, encoder, settings: dict) -> IndexManifest:
