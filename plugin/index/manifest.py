@@ -53,6 +53,9 @@ class IndexManifest(BaseModel):
     passages: int = 0
     built_at: str = Field(default_factory=_now)
     updated_at: str | None = None
+    # Metadata keys indexed for filters (lucerag.index.metadata) and their kinds ("keyword", "number",
+    # "date"); None: the index was written without filter fields (before lucerag 0.3, or by Anserini).
+    metadata_fields: dict[str, list[str]] | None = None
     settings: dict = Field(default_factory=dict)   # chunking and build settings
     updates: int = 0                                # successful appends since the build
 

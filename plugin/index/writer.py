@@ -4,7 +4,8 @@ Per passage (the layout Anserini's own searchers read):
 ``id`` (StringField, stored, plus binary doc values), ``parent_id`` (StringField, indexed: the
 document the passage was cut from), ``contents`` (TextField analysed with Anserini's
 DefaultEnglishAnalyzer), ``raw`` (stored JSON: id, contents, title, metadata) and ``vector``
-(KnnFloatVectorField, DOT_PRODUCT on unit vectors).  Both views are written by one IndexWriter
+(KnnFloatVectorField, DOT_PRODUCT on unit vectors), and the metadata filter fields of
+:mod:`lucerag.index.metadata` (``meta.<key>``, ``meta_num.<key>``, ``meta_exists``).  Both views are written by one IndexWriter
 and become visible in one commit, so they always hold the same ids.  The Java side is
 ``lucerag.PassageWriter`` (plugin/java): it builds the Lucene documents, optionally on
 background threads, so Python can prepare the next batch meanwhile.
@@ -44,6 +45,7 @@ import numpy as np
 
 from lucerag.connectors.dedupe import SeenIds
 from lucerag.errors import DuplicateIdError, IndexWriteError
+from lucerag.index import metadata as meta_fields
 from lucerag.index.hnsw import DEFAULT_VECTOR_FORMAT, HNSW_BEAM, HNSW_M, VECTOR_FORMATS
 from lucerag.index.lock import WriteLock
 from lucerag.index.manifest import IndexManifest
@@ -112,7 +114,7 @@ class IndexWriter:
         self._check_target(mode)  # again, now that no other writer can change it
         if mode == "append":
             self._work = self.path
-            existing = IndexManifest.read(self.path)
+            existing = prior = IndexManifest.read(self.path)
             if self.dim is None and existing is not None and existing.dim:
                 self.dim = existing.dim  # an index holds vectors for all passages or for none
             if manifest is None and existing is not None:
@@ -124,6 +126,7 @@ class IndexWriter:
                                  "vectors; rebuild it to change the format")
             vector_format = current
         else:
+            prior = None
             self.path.parent.mkdir(parents=True, exist_ok=True)
             recover(self.path)
             self._work = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.building-{os.getpid()}-",
@@ -158,6 +161,14 @@ class IndexWriter:
         self._deleted: set[str] = set()          # ids deleted in this session (may be written again)
         self._deleted_parents: set[str] = set()  # documents deleted in this session
         self._existing = None        # appending: a reader on the last commit, for id clashes
+        # metadata key -> kinds indexed for filters; None when appending to an index whose
+        # earlier passages were written without filter fields (filters would miss them)
+        self._kinds: dict[str, set[str]] | None = {}
+        if mode == "append":
+            if prior is None or prior.metadata_fields is None:
+                self._kinds = None
+            else:
+                self._kinds = {k: set(v) for k, v in prior.metadata_fields.items()}
 
     def add(self, id: str, text: str, vector: Sequence[float] | np.ndarray | None = None,
             title: str = "", metadata: dict[str, Any] | None = None) -> None:
@@ -200,7 +211,10 @@ class IndexWriter:
         elif self.dim is not None and n:
             raise ValueError(f"{self.path} holds {self.dim}-dimensional vectors: every passage needs one")
         metas = [m if isinstance(m, str) or m is None else _json(m) for m in metadata]
-        self._call(self._passages.submit, list(ids), list(parents), list(texts), list(titles), metas, blob)
+        kinds = self._kinds if self._kinds is not None else {}
+        fields = [meta_fields.fields(m, kinds) for m in metadata]
+        self._call(self._passages.submit, list(ids), list(parents), list(texts), list(titles), metas, blob,
+                   fields)
         self.added += n
 
     def _check_ids(self, ids: Sequence[str], parents: Sequence[str | None]) -> None:
@@ -303,6 +317,8 @@ class IndexWriter:
         try:
             self._call(self._passages.finish)
             self.manifest.passages = int(self._writer.getDocStats().numDocs)
+            self.manifest.metadata_fields = (None if self._kinds is None else
+                                             {k: sorted(v) for k, v in sorted(self._kinds.items())})
             if self.dim is not None:
                 self.manifest.dim = self.dim
             self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])

@@ -55,11 +55,16 @@ class BM25Searcher:
         with java_errors():
             return self._generator.buildQuery(CONTENTS, self._analyzer, text)
 
-    def search(self, text: str, k: int = 100, parsed=None) -> Hits:
-        """The top ``k`` by BM25. Raises :class:`~lucerag.errors.QueryError` when the query has
-        more distinct terms than Lucene's clause limit."""
+    def search(self, text: str, k: int = 100, parsed=None, filter=None) -> Hits:
+        """The top ``k`` by BM25; ``filter`` (a Lucene query, lucerag.search.filters) restricts the
+        hits to its matches before the top-k (a FILTER clause: scores are unchanged). Raises
+        :class:`~lucerag.errors.QueryError` when the query has more distinct terms than Lucene's
+        clause limit."""
         with java_errors():
-            docnums, scores = _top_docs(self.searcher, parsed if parsed is not None else self.query(text), k)
+            query = parsed if parsed is not None else self.query(text)
+            if filter is not None:
+                query = java.Bridge.filtered(query, filter)
+            docnums, scores = _top_docs(self.searcher, query, k)
         return Hits(self.index.ids(docnums), scores, docnums)
 
     def score(self, text: str, docnums: list[int], parsed=None) -> dict[int, float]:
@@ -136,7 +141,12 @@ class DenseSearcher:
             self._matrix = (docnums, matrix, rows)
         return self._matrix
 
-    def search(self, vector: np.ndarray, k: int = 100) -> Hits:
+    def search(self, vector: np.ndarray, k: int = 100, filter=None) -> Hits:
+        """The ``k`` nearest passages; ``filter`` (a Lucene query, lucerag.search.filters) restricts
+        the search to its matches: the exact scan scores only them (:meth:`exact_search`), the graph
+        search is Lucene's filtered kNN (it scores the matches exhaustively when they are few)."""
+        if self.exact and filter is not None:
+            return self.exact_search(vector, k, filter)
         if self.exact:
             docnums, matrix, _ = self._all()
             # einsum, not BLAS: OpenBLAS splits a matrix-vector product over every core, and on a
@@ -152,12 +162,25 @@ class DenseSearcher:
             return Hits(self.index.ids(found), scores[top], found)
         candidates = max(k, self.ef_search)
         if self.rescore:
-            query = java.Bridge.rescoredKnnQuery(self.index.vector_field, _le_bytes(vector), candidates, k, None)
+            query = java.Bridge.rescoredKnnQuery(self.index.vector_field, _le_bytes(vector), candidates, k, filter)
         else:
-            query = java.Bridge.knnQuery(self.index.vector_field, _le_bytes(vector), candidates, None)
+            query = java.Bridge.knnQuery(self.index.vector_field, _le_bytes(vector), candidates, filter)
         docnums, scores = _top_docs(self.searcher, query, k)
         # Lucene maps a dot product d to (1 + d) / 2; give callers the cosine back.
         return Hits(self.index.ids(docnums), scores * 2.0 - 1.0, docnums)
+
+    def exact_search(self, vector: np.ndarray, k: int = 100, filter=None) -> Hits:
+        """The exact ``k`` nearest passages (every passage, or every match of ``filter``, scored
+        from its stored vector): the reference the HNSW search is measured against. Cost grows with
+        the matches (their vectors are cached per reader)."""
+        query = filter if filter is not None else java.Bridge.booleanQuery([], [], [])
+        docnums, _ = _top_docs(self.searcher, query, max(1, self.index.reader.maxDoc()))
+        if not docnums:
+            return Hits.empty()
+        scores = self.score(vector, docnums)
+        top = np.argsort(-scores, kind="stable")[:k]
+        picked = [docnums[i] for i in top]
+        return Hits(self.index.ids(picked), scores[top].astype(np.float32), picked)
 
     def score(self, vector: np.ndarray, docnums: list[int]) -> np.ndarray:
         """Exact cosine similarities of passages given by doc number, from their stored vectors."""

@@ -28,7 +28,13 @@ import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.index.Term;
 import org.apache.lucene.index.VectorSimilarityFunction;
+import org.apache.lucene.document.DoublePoint;
+import org.apache.lucene.search.BooleanClause;
+import org.apache.lucene.search.BooleanQuery;
 import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.MatchAllDocsQuery;
+import org.apache.lucene.search.MatchNoDocsQuery;
+import org.apache.lucene.search.TermQuery;
 import org.apache.lucene.search.KnnFloatVectorQuery;
 import org.apache.lucene.search.Query;
 import org.apache.lucene.search.RescoreTopNQuery;
@@ -234,6 +240,71 @@ public final class Bridge {
       out.putFloat(f);
     }
     return out.array();
+  }
+
+  /** {@code query} restricted to the matches of {@code filter} (a FILTER clause: it does not score). */
+  public static Query filtered(Query query, Query filter) {
+    if (filter == null) {
+      return query;
+    }
+    return new BooleanQuery.Builder().add(query, BooleanClause.Occur.MUST)
+        .add(filter, BooleanClause.Occur.FILTER).build();
+  }
+
+  // -- metadata filters (built by lucerag.search.filters; one call per node, no overloads) --
+
+  /** Passages whose keyword field holds any of {@code values}. */
+  public static Query keywordQuery(String field, String[] values) {
+    if (values.length == 1) {
+      return new TermQuery(new Term(field, values[0]));
+    }
+    List<BytesRef> terms = new ArrayList<>(values.length);
+    for (String v : values) {
+      terms.add(new BytesRef(v));
+    }
+    return new TermInSetQuery(field, terms);
+  }
+
+  /** Passages whose numeric field holds a value in [lo, hi] (inclusive; use Math.nextUp for exclusive). */
+  public static Query numberRange(String field, double lo, double hi) {
+    return DoublePoint.newRangeQuery(field, lo, hi);
+  }
+
+  /** Passages whose numeric field holds any of the given values (little-endian doubles). */
+  public static Query numberSet(String field, byte[] values) {
+    double[] v = new double[values.length / 8];
+    le(values).asDoubleBuffer().get(v);
+    return DoublePoint.newSetQuery(field, v);
+  }
+
+  /**
+   * All of {@code all}, at least one of {@code any} (when given), none of {@code none}; as pure
+   * filter clauses (constant score). Only negative clauses: every passage but those.
+   */
+  public static Query booleanQuery(Query[] all, Query[] any, Query[] none) {
+    BooleanQuery.Builder b = new BooleanQuery.Builder();
+    for (Query q : all) {
+      b.add(q, BooleanClause.Occur.FILTER);
+    }
+    if (any.length > 0) {
+      BooleanQuery.Builder or = new BooleanQuery.Builder();
+      for (Query q : any) {
+        or.add(q, BooleanClause.Occur.SHOULD);
+      }
+      b.add(or.setMinimumNumberShouldMatch(1).build(), BooleanClause.Occur.FILTER);
+    }
+    for (Query q : none) {
+      b.add(q, BooleanClause.Occur.MUST_NOT);
+    }
+    if (all.length == 0 && any.length == 0) {
+      b.add(new MatchAllDocsQuery(), BooleanClause.Occur.FILTER);
+    }
+    return b.build();
+  }
+
+  /** A query no passage matches. */
+  public static Query matchNone() {
+    return new MatchNoDocsQuery("empty filter");
   }
 
   /** A query matching exactly the passages with the given ids. */

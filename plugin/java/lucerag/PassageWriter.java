@@ -18,6 +18,7 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import org.apache.lucene.document.BinaryDocValuesField;
 import org.apache.lucene.document.Document;
+import org.apache.lucene.document.DoublePoint;
 import org.apache.lucene.document.Field;
 import org.apache.lucene.document.KnnFloatVectorField;
 import org.apache.lucene.document.StoredField;
@@ -44,6 +45,10 @@ import org.apache.lucene.util.BytesRef;
  * analysed), {@code raw} (stored JSON {@code {"id","contents","title"?,"metadata"?}}) and, when
  * vectors are given, {@code vector} (KnnFloatVectorField, DOT_PRODUCT).
  *
+ * <p>Metadata filter fields (prepared in Python, lucerag.index.metadata): {@code meta.<key>}
+ * (StringField, not stored: strings and booleans), {@code meta_num.<key>} (DoublePoint: numbers, and
+ * dates as epoch seconds) and {@code meta_exists} (StringField: every key the passage has).
+ *
  * <p>With {@code upsert}, the passages of one parent (consecutive in a batch) replace every passage
  * that parent had, in one {@code updateDocuments} call: a changed document loses all of its old
  * chunks in both views. Each parent must therefore arrive whole, in one batch.
@@ -56,6 +61,9 @@ public final class PassageWriter {
   public static final String PARENT = "parent_id";
   public static final String CONTENTS = "contents";
   public static final String RAW = "raw";
+  public static final String META = "meta.";
+  public static final String META_NUM = "meta_num.";
+  public static final String META_EXISTS = "meta_exists";
 
   private static final Object[] STOP = new Object[0];
 
@@ -99,18 +107,29 @@ public final class PassageWriter {
    */
   public void submit(String[] ids, String[] parents, String[] texts, String[] titles, String[] metadata,
                      byte[] vectors) throws Exception {
+    submit(ids, parents, texts, titles, metadata, vectors, null);
+  }
+
+  /**
+   * As above, with each passage's metadata filter fields: {@code fields[i]} holds entries separated
+   * by U+001E, each {@code kind U+001F key U+001F value} with kind {@code s} (a keyword), {@code n}
+   * (a number, Java's Double.parseDouble syntax) or {@code e} (the key exists; no value).
+   */
+  public void submit(String[] ids, String[] parents, String[] texts, String[] titles, String[] metadata,
+                     byte[] vectors, String[] fields) throws Exception {
     rethrow();
     if (finished) {
       throw new IllegalStateException("the writer is finished");
     }
     int n = ids.length;
-    if (parents.length != n || texts.length != n || titles.length != n || metadata.length != n) {
-      throw new IllegalArgumentException("ids, parents, texts, titles and metadata differ in length");
+    if (parents.length != n || texts.length != n || titles.length != n || metadata.length != n
+        || (fields != null && fields.length != n)) {
+      throw new IllegalArgumentException("ids, parents, texts, titles, metadata and fields differ in length");
     }
     if (vectors.length > 0 && vectors.length != n * dim * 4) {
       throw new IllegalArgumentException("expected " + n * dim + " floats, got " + vectors.length / 4);
     }
-    Object[] batch = {ids, parents, texts, titles, metadata, vectors};
+    Object[] batch = {ids, parents, texts, titles, metadata, vectors, fields};
     if (workers.length == 0) {
       write(batch);
       return;
@@ -263,6 +282,7 @@ public final class PassageWriter {
     String[] titles = (String[]) batch[3];
     String[] metadata = (String[]) batch[4];
     byte[] vectors = (byte[]) batch[5];
+    String[] fields = (String[]) batch[6];
     FloatBuffer floats = ByteBuffer.wrap(vectors).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
     boolean withVectors = vectors.length > 0;
     List<Document> block = new ArrayList<>();
@@ -277,6 +297,9 @@ public final class PassageWriter {
       doc.add(new StringField(PARENT, parent, Field.Store.NO));
       doc.add(new TextField(CONTENTS, title.isEmpty() ? texts[i] : title + "\n" + texts[i], Field.Store.NO));
       doc.add(new StoredField(RAW, raw(json, ids[i], texts[i], title, metadata[i])));
+      if (fields != null && fields[i] != null && !fields[i].isEmpty()) {
+        addFields(doc, fields[i]);
+      }
       if (withVectors) {
         float[] v = new float[dim];
         floats.get(v);
@@ -297,6 +320,28 @@ public final class PassageWriter {
       }
     }
     written.addAndGet(n);
+  }
+
+  /** Adds the metadata filter fields encoded in {@code spec} (see {@link #submit}). */
+  static void addFields(Document doc, String spec) {
+    int start = 0, n = spec.length();
+    while (start < n) {
+      int end = spec.indexOf('\u001e', start);
+      if (end < 0) {
+        end = n;
+      }
+      char kind = spec.charAt(start);
+      int sep = spec.indexOf('\u001f', start + 2);
+      String key = spec.substring(start + 2, sep < 0 || sep > end ? end : sep);
+      String value = sep < 0 || sep > end ? "" : spec.substring(sep + 1, end);
+      switch (kind) {
+        case 's': doc.add(new StringField(META + key, value, Field.Store.NO)); break;
+        case 'n': doc.add(new DoublePoint(META_NUM + key, Double.parseDouble(value))); break;
+        case 'e': doc.add(new StringField(META_EXISTS, key, Field.Store.NO)); break;
+        default: throw new IllegalArgumentException("unknown metadata field kind " + kind);
+      }
+      start = end + 1;
+    }
   }
 
   /** The stored record, JSON in the shape of Anserini's JsonCollection (plus title and metadata). */
