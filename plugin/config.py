@@ -109,6 +109,15 @@ class FilterConfig(_Section):
     threshold: float | None = Field(None, ge=0, le=1)  # override the calibrator's threshold
 
 
+class RerankConfig(_Section):
+    """The optional re-ranking stage between fusion and the relevance filter (lucerag.search.rerank)."""
+
+    model: str | None = None   # a directory with model.onnx + tokenizer.json (a cross-encoder); None: off
+    depth: int = Field(20, ge=1, le=1000)      # fused candidates re-ranked per query
+    max_length: int = Field(512, ge=8, le=8192)
+    batch_size: int = Field(32, ge=1, le=1024)
+
+
 class JvmConfig(_Section):
     heap: str = Field("2g", pattern=r"^\d+[kKmMgG]$")
 
@@ -124,6 +133,7 @@ class Config(_Section):
     search: SearchConfig = SearchConfig()
     limits: LimitsConfig = LimitsConfig()
     filter: FilterConfig = FilterConfig()
+    rerank: RerankConfig = RerankConfig()
     jvm: JvmConfig = JvmConfig()
     # Sections of the RAG layer, validated by lucerag.rag.api.load_config (LLMConfig, ContextBuilder).
     llm: dict = Field(default_factory=dict)
@@ -165,6 +175,9 @@ class Config(_Section):
         cal = self.filter.calibrator
         if cal != "auto" and not Path(cal).is_absolute():
             self.filter.calibrator = str((base / cal).resolve())
+        rerank = self.rerank.model
+        if rerank is not None and not Path(rerank).is_absolute() and (base / rerank).exists():
+            self.rerank.model = str((base / rerank).resolve())
         model = self.encoder.model
         if model != "default" and not Path(model).is_absolute() and (base / model).exists():
             self.encoder.model = str((base / model).resolve())

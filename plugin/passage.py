@@ -20,4 +20,5 @@ class Passage(BaseModel):
     bm25_rank: int | None = None      # rank in the BM25 candidate list (None: not retrieved there)
     dense_rank: int | None = None     # rank in the dense candidate list (None: not retrieved there)
     p_relevant: float | None = None   # calibrated probability of relevance (None: no calibrator fits, or not hybrid)
+    rerank_score: float | None = None  # the re-ranker's score (None: not re-ranked); rank follows it
     metadata: dict[str, Any] = Field(default_factory=dict)

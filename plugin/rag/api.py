@@ -20,6 +20,9 @@ exit attached leak a Java thread object). ``retrieve`` called directly runs in t
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import os
 import queue
 import threading
@@ -27,18 +30,19 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from lucerag.config import Config, format_errors
 from lucerag.errors import ClosedError, ConfigError, InputError, Overloaded, QueryError, UnsupportedError
 from lucerag.lucene.jvm import detach_thread
 from lucerag.passage import Passage
 from lucerag.rag.context import Context, ContextBuilder
-from lucerag.rag.llm import Answer, LLMClient, LLMConfig, answer_from
-from lucerag.search.request import QueryRequest, check_max_tokens, check_request
+from lucerag.rag.llm import Answer, AnswerStream, LLMClient, LLMConfig, answer_from
+from lucerag.search.filters import Where, canonical
+from lucerag.search.request import QueryRequest, check_max_tokens, check_offset, check_request, relevance_option
 from lucerag.search.retriever import Retriever
 
-__all__ = ["RAG", "SearchPool", "ClosedError", "Overloaded", "QueryError", "load_config"]
+__all__ = ["RAG", "SearchPool", "Page", "CursorError", "ClosedError", "Overloaded", "QueryError", "load_config"]
 
 EXTRA_SECTIONS = ("llm", "context")
 
@@ -139,6 +143,49 @@ def load_config(path: str | Path) -> tuple[Config, dict[str, dict]]:
     if tok and not Path(tok).is_absolute():
         extra["context"]["tokenizer"] = str((path.parent / tok).resolve())
     return config, extra
+
+
+class CursorError(QueryError):
+    """A pagination cursor that is malformed, belongs to another query, or outlived its index."""
+
+    def __init__(self, message: str, field: str = "cursor"):
+        super().__init__(message, field)
+
+
+class Page(BaseModel):
+    """One page of a ranked list: passages ranked ``offset + 1`` onwards, and the cursor of the next
+    page (None after the last one).
+
+    Pages are slices of one ranked list: for hybrid search the fused top ``window``
+    (``max(k, fusion.depth)``), computed the same way for every page, so concatenated pages never
+    repeat or skip a passage; BM25 and dense pages are prefixes of their views' top lists (dense:
+    within the HNSW beam, ``dense.ef_search``). A cursor records the offset, the window and a
+    fingerprint of the query, method, filters and index version; it is refused
+    (:class:`CursorError`) when any of them changed."""
+
+    passages: list[Passage]
+    offset: int = Field(ge=0, description="Ranks skipped before this page.")
+    next_cursor: str | None = Field(None, description="Pass back as `cursor` (with the same query, method and "
+                                                      "filters) for the next page; null after the last page.")
+
+
+def _write_cursor(offset: int, window: int, fingerprint: str) -> str:
+    text = json.dumps({"o": offset, "w": window, "f": fingerprint}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str, fingerprint: str) -> tuple[int, int]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        offset, window, owner = int(data["o"]), int(data["w"]), str(data["f"])
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError):
+        raise CursorError("cursor: not a cursor this service issued") from None
+    if offset < 0 or window < 0:
+        raise CursorError("cursor: not a cursor this service issued")
+    if owner != fingerprint:
+        raise CursorError("cursor: it belongs to another query, method or filter, or the index changed since "
+                          "the first page; start again without a cursor")
+    return offset, window
 
 
 # -- the API ----------------------------------------------------------------------------------------
@@ -252,38 +299,83 @@ class RAG:
         (:meth:`~lucerag.search.retriever.Retriever.filter_applies`)."""
         return self.retriever.filter_applies(method, filter)
 
-    def retrieve(self, query: str, k: int | None = None, *, filter: bool | None = None,
-                 method: str = "hybrid") -> list[Passage]:
+    def retrieve(self, query: str, k: int | None = None, *, where: Where | None = None,
+                 relevance_filter: bool | None = None, offset: int = 0, method: str = "hybrid",
+                 filter: bool | None = None, _window: int | None = None) -> list[Passage]:
         """The top ``k`` passages (default ``search.k``).
 
-        ``filter`` (hybrid only): True drops passages the calibrated relevance filter finds probably
-        irrelevant, so the list may be shorter than ``k`` or empty (each passage carries
+        ``where``: a metadata filter such as ``{"and": [{"term": {"lang": "en"}}, {"range": {"year":
+        {"gte": 2020}}}]}`` (:mod:`lucerag.search.filters`), applied inside both views before their
+        top-k: fewer than ``k`` passages (or none) come back when few match. A malformed filter, or one
+        the index cannot apply, raises :class:`~lucerag.search.filters.FilterError` (a ``QueryError``).
+
+        ``relevance_filter`` (hybrid only): True drops passages the calibrated relevance filter finds
+        probably irrelevant, so the list may be shorter than ``k`` or empty (each passage carries
         ``p_relevant``); False never filters; None follows the configuration (``[filter] enabled``).
-        bm25 and dense results are never filtered. Raises :class:`~lucerag.errors.QueryError` for a
-        bad request (empty query, ``k`` outside 1..``limits.max_k``, a non-boolean ``filter``, ...)."""
+        bm25 and dense results are never filtered. ``filter`` is its old name (deprecated).
+
+        ``offset``: skip that many ranks (ranks count from the top of the whole list); see :meth:`page`.
+        Raises :class:`~lucerag.errors.QueryError` for a bad request (empty query, ``k`` outside
+        1..``limits.max_k``, a non-boolean relevance filter, a negative offset, ...)."""
         if self._closed:
             raise ClosedError("this RAG object is closed")
-        req = self.check(query, k, filter=filter, method=method)
-        return self.retriever.search(req.query, k=req.k, method=req.method, filter=req.filter)
+        relevance = relevance_option(relevance_filter, filter)
+        req = self.check(query, k, filter=relevance, method=method)
+        return self.retriever.search(req.query, k=req.k, method=req.method, filter=req.filter, where=where,
+                                     offset=check_offset(offset), window=_window)
 
-    def retrieve_batch(self, queries: Iterable[str], k: int | None = None, *, filter: bool | None = None,
-                       method: str = "hybrid") -> list[list[Passage]]:
+    def page(self, query: str, k: int | None = None, *, cursor: str | None = None, where: Where | None = None,
+             relevance_filter: bool | None = None, method: str = "hybrid") -> Page:
+        """One page of ``k`` passages; ``cursor`` (from the previous page's ``next_cursor``) asks for
+        the next one. Pass the same query, method and filters with every page. Raises
+        :class:`CursorError` for a cursor of another query or an index that changed since."""
+        req = self.check(query, k, filter=relevance_filter, method=method)
+        k = req.k or self.retriever.config.search.k
+        window = self.retriever.window(k, req.method)
+        offset = 0
+        fingerprint = self._fingerprint(req.query, req.method, where, req.filter)
+        if cursor is not None:
+            offset, window = _read_cursor(cursor, fingerprint)
+        passages = self.retrieve(req.query, k, where=where, relevance_filter=req.filter, method=req.method,
+                                 offset=offset, _window=window or None)
+        end = offset + len(passages)
+        more = len(passages) == k and (not window or end < window)
+        return Page(passages=passages, offset=offset,
+                    next_cursor=_write_cursor(end, window, fingerprint) if more else None)
+
+    def _fingerprint(self, query: str, method: str, where: Where | None, relevance: bool | None) -> str:
+        r = self.retriever
+        versions = [int(i.reader.getVersion()) for i in (r.bm25_index, r.dense_index) if i is not None]
+        text = json.dumps([query, method, None if where is None else canonical(where), relevance, versions])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def retrieve_batch(self, queries: Iterable[str], k: int | None = None, *, where: Where | None = None,
+                       relevance_filter: bool | None = None, method: str = "hybrid",
+                       filter: bool | None = None) -> list[list[Passage]]:
         """``retrieve`` for many queries on the worker pool; results in query order."""
         queries = list(queries)
+        relevance = relevance_option(relevance_filter, filter)
         for q in queries:  # fail before any search on a bad query
-            self.check(q, k, filter=filter, method=method)
-        futures = [self.pool.submit(self.retrieve, q, k, filter=filter, method=method) for q in queries]
+            self.check(q, k, filter=relevance, method=method)
+        futures = [self.pool.submit(self.retrieve, q, k, where=where, relevance_filter=relevance, method=method)
+                   for q in queries]
         return [f.result() for f in futures]
 
-    async def aretrieve(self, query: str, k: int | None = None, *, filter: bool | None = None,
-                        method: str = "hybrid") -> list[Passage]:
+    async def aretrieve(self, query: str, k: int | None = None, *, where: Where | None = None,
+                        relevance_filter: bool | None = None, offset: int = 0, method: str = "hybrid",
+                        filter: bool | None = None) -> list[Passage]:
         """``retrieve`` on the worker pool, awaitable (the event loop never blocks on Java)."""
-        future = self.pool.submit(self.retrieve, query, k, filter=filter, method=method)
+        relevance = relevance_option(relevance_filter, filter)
+        future = self.pool.submit(self.retrieve, query, k, where=where, relevance_filter=relevance,
+                                  offset=offset, method=method)
         return await asyncio.wrap_future(future)
 
-    async def aretrieve_batch(self, queries: Iterable[str], k: int | None = None, *,
-                              filter: bool | None = None, method: str = "hybrid") -> list[list[Passage]]:
-        return list(await asyncio.gather(*(self.aretrieve(q, k, filter=filter, method=method) for q in queries)))
+    async def aretrieve_batch(self, queries: Iterable[str], k: int | None = None, *, where: Where | None = None,
+                              relevance_filter: bool | None = None, method: str = "hybrid",
+                              filter: bool | None = None) -> list[list[Passage]]:
+        relevance = relevance_option(relevance_filter, filter)
+        return list(await asyncio.gather(*(self.aretrieve(q, k, where=where, relevance_filter=relevance,
+                                                          method=method) for q in queries)))
 
     # -- prompts and answers ----------------------------------------------------------------------
 
@@ -299,18 +391,21 @@ class RAG:
         max_tokens = check_max_tokens(max_tokens, self.retriever.config.limits)
         return self.builder.build(query, passages, max_tokens=max_tokens, system_prompt=system_prompt)
 
-    def context(self, query: str, k: int | None = None, *, filter: bool | None = None, method: str = "hybrid",
-                max_tokens: int | None = None, system_prompt: str | None = None) -> Context:
+    def context(self, query: str, k: int | None = None, *, where: Where | None = None,
+                relevance_filter: bool | None = None, method: str = "hybrid", max_tokens: int | None = None,
+                system_prompt: str | None = None, filter: bool | None = None) -> Context:
         """Retrieve, then pack the passages into chat messages with numbered citations."""
-        self.check(query, k, filter=filter, method=method, max_tokens=max_tokens)
-        passages = self.retrieve(query, k, filter=filter, method=method)
+        relevance = relevance_option(relevance_filter, filter)
+        self.check(query, k, filter=relevance, method=method, max_tokens=max_tokens)
+        passages = self.retrieve(query, k, where=where, relevance_filter=relevance, method=method)
         return self.build_context(query.strip(), passages, max_tokens=max_tokens, system_prompt=system_prompt)
 
-    async def acontext(self, query: str, k: int | None = None, *, filter: bool | None = None,
-                       method: str = "hybrid", max_tokens: int | None = None,
-                       system_prompt: str | None = None) -> Context:
-        self.check(query, k, filter=filter, method=method, max_tokens=max_tokens)
-        passages = await self.aretrieve(query, k, filter=filter, method=method)
+    async def acontext(self, query: str, k: int | None = None, *, where: Where | None = None,
+                       relevance_filter: bool | None = None, method: str = "hybrid", max_tokens: int | None = None,
+                       system_prompt: str | None = None, filter: bool | None = None) -> Context:
+        relevance = relevance_option(relevance_filter, filter)
+        self.check(query, k, filter=relevance, method=method, max_tokens=max_tokens)
+        passages = await self.aretrieve(query, k, where=where, relevance_filter=relevance, method=method)
         return self.build_context(query.strip(), passages, max_tokens=max_tokens, system_prompt=system_prompt)
 
     @property
@@ -319,19 +414,31 @@ class RAG:
             self._llm = LLMClient(self._llm if isinstance(self._llm, LLMConfig) else None)
         return self._llm
 
-    def generate(self, query: str, k: int | None = None, *, filter: bool | None = None, method: str = "hybrid",
-                 max_tokens: int | None = None, system_prompt: str | None = None, **completion: Any) -> Answer:
+    def generate(self, query: str, k: int | None = None, *, where: Where | None = None,
+                 relevance_filter: bool | None = None, method: str = "hybrid", max_tokens: int | None = None,
+                 system_prompt: str | None = None, filter: bool | None = None, stream: bool = False,
+                 **completion: Any) -> Answer | AnswerStream:
         """Retrieve, build the prompt and ask the OpenAI-compatible endpoint; the answer keeps the
-        citations it uses. Raises :class:`~lucerag.rag.llm.LLMError` (or ``LLMTimeoutError``)."""
-        ctx = self.context(query, k, filter=filter, method=method, max_tokens=max_tokens,
-                           system_prompt=system_prompt)
+        citations it uses. Raises :class:`~lucerag.rag.llm.LLMError` (or ``LLMTimeoutError``).
+
+        ``stream=True`` returns an :class:`~lucerag.rag.llm.AnswerStream` at once (retrieval done):
+        iterate it for the text as the endpoint generates it, then read ``.answer`` for the whole
+        answer with its citations."""
+        ctx = self.context(query, k, where=where, relevance_filter=relevance_option(relevance_filter, filter),
+                           method=method, max_tokens=max_tokens, system_prompt=system_prompt)
+        if stream:
+            return AnswerStream(ctx, self.llm, **completion)
         return answer_from(ctx, self.llm.complete(ctx.messages, **completion))
 
-    async def agenerate(self, query: str, k: int | None = None, *, filter: bool | None = None,
-                        method: str = "hybrid", max_tokens: int | None = None, system_prompt: str | None = None,
-                        **completion: Any) -> Answer:
-        ctx = await self.acontext(query, k, filter=filter, method=method, max_tokens=max_tokens,
-                                  system_prompt=system_prompt)
+    async def agenerate(self, query: str, k: int | None = None, *, where: Where | None = None,
+                        relevance_filter: bool | None = None, method: str = "hybrid", max_tokens: int | None = None,
+                        system_prompt: str | None = None, filter: bool | None = None, stream: bool = False,
+                        **completion: Any) -> Answer | AnswerStream:
+        """``generate`` without blocking the event loop; ``stream=True``: ``async for`` the stream."""
+        ctx = await self.acontext(query, k, where=where, relevance_filter=relevance_option(relevance_filter, filter),
+                                  method=method, max_tokens=max_tokens, system_prompt=system_prompt)
+        if stream:
+            return AnswerStream(ctx, self.llm, **completion)
         return answer_from(ctx, await self.llm.acomplete(ctx.messages, **completion))
 
     # -- facts for health checks --------------------------------------------------------------------

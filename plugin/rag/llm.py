@@ -16,15 +16,21 @@ setting                     environment                              default
 
 Retried: connection errors, timeouts, HTTP 408, 409, 429 and 5xx (exponential back-off, honouring a
 short ``Retry-After``). Not retried: other 4xx (a wrong key or model stays wrong).
+
+Streaming (``stream``/``astream``): the request carries ``"stream": true`` and the endpoint answers
+server-sent events, ``data: {chat.completion.chunk}`` lines ending with ``data: [DONE]``, as OpenAI's
+API does; each chunk's ``choices[0].delta.content`` is yielded as it arrives. Retries happen only
+before the first event (a half-streamed answer is never silently restarted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Iterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -172,6 +178,20 @@ class LLMClient:
             self._client = httpx.Client(timeout=self._timeout, headers=self.config.headers())
         return self._client
 
+    def _async(self):
+        import httpx
+
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(timeout=self._timeout, headers=self.config.headers())
+        return self._aclient
+
+    def stream(self, messages: Sequence[ChatMessage | dict], **extra: Any) -> Iterator[str]:
+        """The completion's text as it is generated (deltas). See the module's notes on streaming."""
+        return _stream(self, messages, StreamedCompletion(), **extra)
+
+    def astream(self, messages: Sequence[ChatMessage | dict], **extra: Any) -> AsyncIterator[str]:
+        return _astream(self, messages, StreamedCompletion(), **extra)
+
     def complete(self, messages: Sequence[ChatMessage | dict], **extra: Any) -> Completion:
         import httpx
 
@@ -201,8 +221,7 @@ class LLMClient:
     async def acomplete(self, messages: Sequence[ChatMessage | dict], **extra: Any) -> Completion:
         import httpx
 
-        if self._aclient is None:
-            self._aclient = httpx.AsyncClient(timeout=self._timeout, headers=self.config.headers())
+        self._async()
         body = _payload(self.config, messages, **extra)
         last: Exception | None = None
         for attempt in range(self.config.max_retries + 1):
@@ -241,6 +260,174 @@ class LLMClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class StreamedCompletion:
+    """What a stream accumulated: the text so far, and once it ended the finish reason and usage."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.model = ""
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] = {}
+        self.done = False
+
+    def feed(self, line: str) -> str | None:
+        """One line of the event stream; returns the text delta it carries (None: none)."""
+        if not line.startswith("data:"):
+            return None  # blank separators, comments (":"), event names, ids
+        data = line[5:].strip()
+        if data == "[DONE]":
+            self.done = True
+            return None
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError:
+            raise LLMError(f"the endpoint's stream holds an event that is not JSON: {data[:200]!r}") from None
+        if not isinstance(chunk, dict):
+            raise LLMError(f"the endpoint's stream holds an event that is not a completion chunk: {data[:200]!r}")
+        if "error" in chunk:
+            err = chunk["error"]
+            raise LLMError(f"the endpoint failed mid-stream: {err.get('message') if isinstance(err, dict) else err}")
+        self.model = str(chunk.get("model") or self.model)
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        choices = chunk.get("choices") or []
+        if not choices:
+            return None
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+        delta = (choice.get("delta") or {}).get("content")
+        if delta:
+            self.parts.append(delta)
+            return delta
+        return None
+
+    def completion(self) -> Completion:
+        return Completion(text="".join(self.parts), model=self.model, finish_reason=self.finish_reason,
+                          usage=self.usage)
+
+
+def _stream_lines_error(status: int, body: bytes) -> LLMError:
+    class _R:  # enough of an httpx.Response for _error
+        status_code = status
+        text = body.decode("utf-8", "replace")
+
+        def json(self):
+            return json.loads(self.text)
+
+    return _error(_R())
+
+
+def _stream(client: "LLMClient", messages, state: StreamedCompletion, **extra: Any) -> Iterator[str]:
+    import httpx
+
+    body = _payload(client.config, messages, stream=True, **extra)
+    last: Exception | None = None
+    for attempt in range(client.config.max_retries + 1):
+        status = None
+        try:
+            with client._sync().stream("POST", client.config.url, json=body) as response:
+                status = response.status_code
+                if status >= 300:
+                    last = _stream_lines_error(status, response.read())
+                    if status not in RETRY_STATUS:
+                        raise last
+                else:
+                    for line in response.iter_lines():
+                        delta = state.feed(line)
+                        if delta is not None:
+                            yield delta
+                        if state.done:
+                            break
+                    if not state.done and state.finish_reason is None:
+                        raise LLMError(f"LLM endpoint {client.config.url} ended the stream before the answer "
+                                       "was complete (no finish_reason, no [DONE])")
+                    return
+        except httpx.TimeoutException as exc:
+            if state.parts:
+                raise LLMTimeoutError(f"LLM endpoint {client.config.url} stopped streaming for over "
+                                      f"{client.config.timeout:g}s") from exc
+            last = LLMTimeoutError(f"LLM endpoint {client.config.url} timed out after {client.config.timeout:g}s "
+                                   f"({attempt + 1} attempt(s))")
+        except httpx.HTTPError as exc:
+            if state.parts:
+                raise LLMError(f"LLM endpoint {client.config.url} broke off the stream: {exc}") from None
+            last = LLMError(f"cannot reach LLM endpoint {client.config.url}: {type(exc).__name__}: {exc}")
+        if attempt < client.config.max_retries:
+            time.sleep(_delay(client.config, attempt))
+    assert last is not None
+    raise last
+
+
+async def _astream(client: "LLMClient", messages, state: StreamedCompletion, **extra: Any) -> AsyncIterator[str]:
+    import httpx
+
+    body = _payload(client.config, messages, stream=True, **extra)
+    last: Exception | None = None
+    for attempt in range(client.config.max_retries + 1):
+        try:
+            async with client._async().stream("POST", client.config.url, json=body) as response:
+                status = response.status_code
+                if status >= 300:
+                    last = _stream_lines_error(status, await response.aread())
+                    if status not in RETRY_STATUS:
+                        raise last
+                else:
+                    async for line in response.aiter_lines():
+                        delta = state.feed(line)
+                        if delta is not None:
+                            yield delta
+                        if state.done:
+                            break
+                    if not state.done and state.finish_reason is None:
+                        raise LLMError(f"LLM endpoint {client.config.url} ended the stream before the answer "
+                                       "was complete (no finish_reason, no [DONE])")
+                    return
+        except httpx.TimeoutException as exc:
+            if state.parts:
+                raise LLMTimeoutError(f"LLM endpoint {client.config.url} stopped streaming for over "
+                                      f"{client.config.timeout:g}s") from exc
+            last = LLMTimeoutError(f"LLM endpoint {client.config.url} timed out after {client.config.timeout:g}s "
+                                   f"({attempt + 1} attempt(s))")
+        except httpx.HTTPError as exc:
+            if state.parts:
+                raise LLMError(f"LLM endpoint {client.config.url} broke off the stream: {exc}") from None
+            last = LLMError(f"cannot reach LLM endpoint {client.config.url}: {type(exc).__name__}: {exc}")
+        if attempt < client.config.max_retries:
+            await asyncio.sleep(_delay(client.config, attempt))
+    assert last is not None
+    raise last
+
+
+class AnswerStream:
+    """A streamed answer: iterate (or ``async for``) for the text as it arrives; then ``answer``
+    holds the whole :class:`Answer` with the citations the text uses (resolved at the end, since a
+    ``[n]`` may arrive split over two chunks). ``context`` (the prompt and every source offered) is
+    there from the start. Iterate it once; raises :class:`LLMError`/:class:`LLMTimeoutError`."""
+
+    def __init__(self, context: Context, client: "LLMClient", **completion: Any):
+        self.context = context
+        self._client, self._completion = client, completion
+        self._state = StreamedCompletion()
+        self._answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        yield from _stream(self._client, self.context.messages, self._state, **self._completion)
+        self._answer = answer_from(self.context, self._state.completion())
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for delta in _astream(self._client, self.context.messages, self._state, **self._completion):
+            yield delta
+        self._answer = answer_from(self.context, self._state.completion())
+
+    @property
+    def answer(self) -> Answer:
+        """The whole answer (after the stream ended; ``RuntimeError`` before)."""
+        if self._answer is None:
+            raise RuntimeError("the answer is complete only after the stream has been read to its end")
+        return self._answer
 
 
 def answer_from(context: Context, completion: Completion) -> Answer:

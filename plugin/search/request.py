@@ -72,11 +72,40 @@ def check_method(method: Any) -> Method:
     return cast(Method, method)
 
 
-def check_filter(filter: Any) -> bool | None:
+def check_filter(filter: Any, name: str = "filter") -> bool | None:
     """``filter`` when it is None, True or False: 0, 1, "yes" and the like are refused."""
     if filter is not None and not isinstance(filter, bool):
-        raise QueryError(f"filter must be true, false or null (unset), not {filter!r}", "filter")
+        raise QueryError(f"{name} must be true, false or null (unset), not {filter!r}", name)
     return filter
+
+
+def relevance_option(relevance_filter: Any, filter: Any = None) -> bool | None:
+    """The relevance-filter flag from its name and its old alias: the one place the alias is mapped.
+
+    ``filter`` was the relevance filter's name until metadata filters (``where``) came; it is
+    accepted for one more release with a ``DeprecationWarning``. A dict passed as ``filter`` is a
+    metadata filter given the wrong name: the :class:`QueryError` says to use ``where``.
+    """
+    if isinstance(filter, dict) or isinstance(relevance_filter, dict):
+        raise QueryError("metadata filters go in `where`; `relevance_filter` (formerly `filter`) switches "
+                         "the relevance filter (true/false)", "where")
+    if filter is None:
+        return check_filter(relevance_filter, "relevance_filter")
+    import warnings
+
+    warnings.warn("`filter=` is now `relevance_filter=` (metadata filters are `where=`); the old name goes "
+                  "in the next release", DeprecationWarning, stacklevel=3)
+    filter = check_filter(filter)
+    if relevance_filter is not None and check_filter(relevance_filter, "relevance_filter") != filter:
+        raise QueryError("`filter` and `relevance_filter` disagree; pass only relevance_filter", "relevance_filter")
+    return filter
+
+
+def check_offset(offset: Any) -> int:
+    """``offset`` (ranks to skip, pagination) when it is an integer >= 0."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise QueryError(f"offset must be an integer >= 0, not {offset!r}", "offset")
+    return offset
 
 
 def check_max_tokens(max_tokens: Any, limits: LimitsConfig | None = None) -> int | None:

@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 
+from lucerag.search.filters import FilterCache, Where
+from lucerag.search.rerank import Reranker, rerank_order
 from lucerag.config import Config
 from lucerag.errors import (CalibratorMismatch, CalibratorWarning, EncoderMismatchError, QueryError,
                             UnsupportedError)
@@ -36,12 +38,13 @@ class Ranking:
     refs: list[tuple[LuceneIndex, int]]   # where each ranked passage is stored
     candidates: Candidates | None = None
     order: np.ndarray | None = None  # candidate index of each ranked id (hybrid only)
+    rerank: np.ndarray | None = None  # the re-ranker's score of each ranked id (NaN: below its depth)
 
 
 class Retriever:
     """Hybrid retrieval over a Lucene index; use as a context manager to close the readers."""
 
-    def __init__(self, config: Config, encoder=None):
+    def __init__(self, config: Config, encoder=None, reranker: Reranker | None = None):
         from lucerag.lucene import jvm
 
         jvm.start(config.jvm.heap)
@@ -66,14 +69,17 @@ class Retriever:
         self._calibrator_found = False  # looked up yet?
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # query text -> vector (LRU)
         self._vectors_lock = threading.Lock()
+        self._filters = FilterCache()
+        self._reranker = reranker
 
     @classmethod
-    def from_config(cls, path: str | Path, encoder=None) -> "Retriever":
-        return cls(Config.load(path), encoder)
+    def from_config(cls, path: str | Path, encoder=None, reranker: Reranker | None = None) -> "Retriever":
+        return cls(Config.load(path), encoder, reranker)
 
     @classmethod
-    def from_index(cls, path: str | Path, encoder=None, **sections) -> "Retriever":
-        return cls(Config.for_index(path, **sections), encoder)
+    def from_index(cls, path: str | Path, encoder=None, reranker: Reranker | None = None,
+                   **sections) -> "Retriever":
+        return cls(Config.for_index(path, **sections), encoder, reranker)
 
     def _open(self, path: Path) -> LuceneIndex:
         index = LuceneIndex(path, self.config.index.vector_field)
@@ -120,6 +126,30 @@ class Retriever:
         return vector
 
     @property
+    def reranker(self) -> Reranker | None:
+        """The re-ranking stage (``[rerank] model``, or the one passed in); None: off."""
+        if self._reranker is None and self.config.rerank.model:
+            from lucerag.search.rerank import OnnxCrossEncoder
+
+            r = self.config.rerank
+            self._reranker = OnnxCrossEncoder(r.model, max_length=r.max_length, batch_size=r.batch_size,
+                                              threads=self.config.encoder.threads)
+        return self._reranker
+
+    def _rerank(self, query: str, order: np.ndarray, refs) -> tuple[np.ndarray, np.ndarray | None]:
+        """Re-rank the best ``rerank.depth`` of a fused order (between fusion and the relevance filter)."""
+        reranker = self.reranker
+        if reranker is None or not len(order):
+            return order, None
+        texts = []
+        for i in order[:self.config.rerank.depth]:
+            index, docnum = refs[i]
+            record = index.record(docnum)
+            title, text = record.get("title") or "", record.get("contents", "")
+            texts.append(f"{title}\n{text}" if title else text)
+        return rerank_order(reranker, query, order, texts)
+
+    @property
     def calibrator(self) -> Calibrator | None:
         """The relevance filter's calibrator (None when none fits this index and encoder)."""
         if not self._calibrator_found:
@@ -159,8 +189,28 @@ class Retriever:
 
     # -- the query path ---------------------------------------------------------------
 
-    def rank(self, query: str, method: Method = "hybrid", k: int | None = None) -> Ranking:
-        """Rank ids for ``query`` without fetching text (what evaluation needs)."""
+    def filter_query(self, where: Where | None, index: LuceneIndex | None):
+        """The Lucene query of a metadata filter for one of the opened indexes (None: no filter).
+        Raises :class:`~lucerag.search.filters.FilterError` for a filter the index cannot apply."""
+        if where is None or index is None:
+            return None
+        fields = index.manifest.metadata_fields if index.manifest is not None else None
+        return self._filters.query(where, fields, str(index.path))
+
+    def window(self, k: int, method: Method = "hybrid") -> int:
+        """The length of the ranked list that pages (``offset``) are cut from: a hybrid ranking is
+        the fused top ``max(k, fusion.depth)``; BM25 and dense lists are their views' own top-k."""
+        return max(k, self.config.fusion.depth) if method == "hybrid" else 0
+
+    def rank(self, query: str, method: Method = "hybrid", k: int | None = None, *, where: Where | None = None,
+             offset: int = 0, window: int | None = None) -> Ranking:
+        """Rank ids for ``query`` without fetching text (what evaluation needs).
+
+        ``where``: a metadata filter (:mod:`lucerag.search.filters`) applied inside both views
+        before their top-k, so fewer than ``k`` (or no) ids come back when few passages match.
+        ``offset``: skip that many ranks (pagination); a hybrid ranking is cut from the fused top
+        ``window`` (default :meth:`window`), so consecutive pages of one window never repeat or skip
+        an id; an offset beyond it gives an empty ranking."""
         query = check_query(query, self.config.limits)
         k = check_k(k, self.config.limits) or self.config.search.k
         method = check_method(method)
@@ -168,17 +218,21 @@ class Retriever:
             return Ranking([], np.zeros(0, np.float32), [], None, np.zeros(0, np.int64))
         if method == "bm25":
             bm25 = self._require(self.bm25, "bm25")
-            hits = bm25.search(query, k)
-            return Ranking(hits.ids, hits.scores, [(bm25.index, d) for d in hits.docnums])
+            hits = bm25.search(query, offset + k, filter=self.filter_query(where, bm25.index))
+            return Ranking(hits.ids[offset:], hits.scores[offset:], [(bm25.index, d) for d in hits.docnums[offset:]])
         if method == "dense":
             dense = self._require(self.dense, "dense")
-            hits = dense.search(self.query_vector(query), k)
-            return Ranking(hits.ids, hits.scores, [(dense.index, d) for d in hits.docnums])
-        candidates, refs = self.candidates(query, max(k, self.config.fusion.depth))
+            hits = dense.search(self.query_vector(query), offset + k, self.filter_query(where, dense.index))
+            return Ranking(hits.ids[offset:], hits.scores[offset:],
+                           [(dense.index, d) for d in hits.docnums[offset:]])
+        window = window or self.window(k)
+        candidates, refs = self.candidates(query, window, where=where)
         fused = self.fuse(candidates)
-        order = fused_order(candidates, fused, self.config.fusion.depth)[:k]
+        order, reranked = self._rerank(query, fused_order(candidates, fused, self.config.fusion.depth)[:window],
+                                       refs)
+        order = order[offset:offset + k]
         return Ranking([candidates.ids[i] for i in order], fused[order], [refs[i] for i in order],
-                       candidates, order)
+                       candidates, order, None if reranked is None else reranked[offset:offset + k])
 
     def fuse(self, candidates: Candidates) -> np.ndarray:
         """Fused scores under this configuration; statistics from the top ``fusion.depth`` of each
@@ -186,14 +240,17 @@ class Retriever:
         f = self.config.fusion
         return fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k, depth=f.depth)
 
-    def candidates(self, query: str, depth: int) -> tuple[Candidates, list[tuple[LuceneIndex, int]]]:
-        """Union of both views' top ``depth``, each candidate with both exact scores,
-        and where each candidate is stored."""
+    def candidates(self, query: str, depth: int, *, where: Where | None = None
+                   ) -> tuple[Candidates, list[tuple[LuceneIndex, int]]]:
+        """Union of both views' top ``depth`` (among the passages ``where`` accepts), each
+        candidate with both exact scores, and where each candidate is stored."""
         bm25, dense = self._require(self.bm25, "bm25"), self._require(self.dense, "dense")
+        sparse_filter = self.filter_query(where, bm25.index)
+        dense_filter = sparse_filter if self.shared_index else self.filter_query(where, dense.index)
         vector = self.query_vector(query)
         parsed = bm25.query(query)  # analysed once, used for the search and the exact-score fill-in
-        sparse_hits = bm25.search(query, depth, parsed)
-        dense_hits = dense.search(vector, depth)
+        sparse_hits = bm25.search(query, depth, parsed, filter=sparse_filter)
+        dense_hits = dense.search(vector, depth, filter=dense_filter)
         candidates = self._merge(query, vector, sparse_hits, dense_hits, parsed)
         refs = [(bm25.index, d) for d in sparse_hits.docnums]
         seen = set(self._keys(sparse_hits))
@@ -244,13 +301,15 @@ class Retriever:
                 bm25_scores[pos[key]] = by_docnum.get(d, 0.0)
         return Candidates(ids, bm25_scores, dense_scores, bm25_rank, dense_rank)
 
-    def filtered(self, query: str, k: int | None = None, cut: bool = True) -> tuple[Ranking, np.ndarray]:
+    def filtered(self, query: str, k: int | None = None, cut: bool = True, *, where: Where | None = None,
+                 offset: int = 0, window: int | None = None) -> tuple[Ranking, np.ndarray]:
         """Hybrid ranking with each passage's P(relevant), cut by the relevance filter.
 
         With ``cut`` (default) only passages whose probability reaches the threshold are kept: an
         empty ranking means nothing is relevant enough. With ``cut=False`` the ranking is the plain
         hybrid top ``k`` and the probabilities are only reported. Probabilities depend on the
         candidates within the top ``fusion.depth`` of each view only, so they do not change with k.
+        ``where``, ``offset`` and ``window`` as in :meth:`rank`.
         """
         cal = self.calibrator
         if cal is None:
@@ -261,17 +320,22 @@ class Retriever:
         if self._no_passages("hybrid"):
             return Ranking([], np.zeros(0, np.float32), [], None, np.zeros(0, np.int64)), np.zeros(0, np.float32)
         depth = self.config.fusion.depth
-        candidates, refs = self.candidates(query, max(k, depth))
+        candidates, refs = self.candidates(query, max(k, depth), where=where)
         fused = self.fuse(candidates)
-        order = fused_order(candidates, fused, depth)
-        probs = cal.predict(candidates, fused, query, depth)[order]
+        full = fused_order(candidates, fused, depth)
+        order, reranked = self._rerank(query, full[:window] if window else full, refs)
+        probs = cal.predict(candidates, fused, query, depth)[order] if len(order) else np.zeros(0)
         if cut:
             threshold = self.config.filter.threshold if self.config.filter.threshold is not None else cal.threshold
             keep = probs >= threshold
             order, probs = order[keep], probs[keep]
-        order, probs = order[:k], probs[:k]
+            if reranked is not None:
+                reranked = reranked[keep]
+        order, probs = order[offset:offset + k], probs[offset:offset + k]
+        if reranked is not None:
+            reranked = reranked[offset:offset + k]
         ranking = Ranking([candidates.ids[i] for i in order], fused[order], [refs[i] for i in order],
-                          candidates, order)
+                          candidates, order, reranked)
         return ranking, probs
 
     def filter_applies(self, method: str = "hybrid", filter: bool | None = None) -> bool:
@@ -291,25 +355,27 @@ class Retriever:
         return self.config.filter.enabled and self.calibrator is not None
 
     def search(self, query: str, k: int | None = None, method: Method = "hybrid",
-               filter: bool | None = None) -> list[Passage]:
+               filter: bool | None = None, *, where: Where | None = None, offset: int = 0,
+               window: int | None = None) -> list[Passage]:
         """The top ``k`` passages for ``query``, with text and per-view evidence.
 
         ``filter``: see :meth:`filter_applies`; a filtered list keeps only passages whose calibrated
         probability of relevance reaches the threshold, so it may be empty. Hybrid passages carry
         ``p_relevant`` whenever a calibrator fits, with the filter on or off (off: nothing is
-        dropped, the probabilities are shown). Raises :class:`~lucerag.errors.QueryError` for a bad
-        request (:mod:`lucerag.search.request`).
+        dropped, the probabilities are shown). ``where`` (a metadata filter), ``offset`` and
+        ``window`` (pagination) as in :meth:`rank`; ranks count from the top of the whole list.
+        Raises :class:`~lucerag.errors.QueryError` for a bad request (:mod:`lucerag.search.request`).
         """
         probs = None
         if self.filter_applies(method, filter):
-            ranking, probs = self.filtered(query, k)
+            ranking, probs = self.filtered(query, k, where=where, offset=offset, window=window)
         elif method == "hybrid" and self._shown_calibrator() is not None:
-            ranking, probs = self.filtered(query, k, cut=False)  # P(relevant) shown, nothing dropped
+            ranking, probs = self.filtered(query, k, cut=False, where=where, offset=offset, window=window)
         else:
-            ranking = self.rank(query, method, k)
+            ranking = self.rank(query, method, k, where=where, offset=offset, window=window)
         passages = []
         records = self._records(ranking)
-        for r, (pid, score, record) in enumerate(zip(ranking.ids, ranking.scores.tolist(), records), 1):
+        for r, (pid, score, record) in enumerate(zip(ranking.ids, ranking.scores.tolist(), records), offset + 1):
             p = Passage(id=pid, text=record.get("contents", ""), title=record.get("title") or "", rank=r,
                         score=score, metadata=record.get("metadata") or {})
             if method == "bm25":
@@ -317,12 +383,14 @@ class Retriever:
             elif method == "dense":
                 p.dense_score, p.dense_rank = score, r
             elif ranking.candidates is not None and ranking.order is not None:
-                c, i = ranking.candidates, ranking.order[r - 1]
+                c, i = ranking.candidates, ranking.order[r - offset - 1]
                 p.bm25_score, p.dense_score = float(c.bm25[i]), float(c.dense[i])
                 p.bm25_rank = int(c.bm25_rank[i]) or None
                 p.dense_rank = int(c.dense_rank[i]) or None
             if probs is not None:
-                p.p_relevant = float(probs[r - 1])
+                p.p_relevant = float(probs[r - offset - 1])
+            if ranking.rerank is not None and not np.isnan(ranking.rerank[r - offset - 1]):
+                p.rerank_score = float(ranking.rerank[r - offset - 1])
             passages.append(p)
         return passages
 

@@ -1,0 +1,72 @@
+"""Stable pagination: concatenated pages are the one big list, without repeats or gaps."""
+
+from __future__ import annotations
+
+import pytest
+
+from lucerag.rag.api import RAG, CursorError
+
+
+@pytest.fixture(scope="module")
+def rag(retriever):
+    with RAG(retriever, workers=2) as r:
+        yield r
+
+
+def _walk(rag, query, k, **options):
+    pages, cursor = [], None
+    while True:
+        page = rag.page(query, k, cursor=cursor, **options)
+        pages.append(page)
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+@pytest.mark.parametrize("method", ["hybrid", "bm25", "dense"])
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_pages_concatenate_to_the_whole_list(rag, method, k):
+    query = "how do living things get energy"
+    whole = rag.retrieve(query, 25, method=method, relevance_filter=False)
+    pages = _walk(rag, query, k, method=method, relevance_filter=False)
+    joined = [p for page in pages for p in page.passages]
+    assert [p.id for p in joined] == [p.id for p in whole]
+    assert [p.rank for p in joined] == list(range(1, len(whole) + 1))
+    assert [p.score for p in joined] == pytest.approx([p.score for p in whole])
+    assert [page.offset for page in pages] == [i * k for i in range(len(pages))]
+    assert all(len(page.passages) == k for page in pages[:-1]) and len(pages[-1].passages) <= k
+
+
+def test_offset_pages_match_the_cursor_pages(rag):
+    query = "volcano magma"
+    pages = _walk(rag, query, 4, relevance_filter=False)
+    for i, page in enumerate(pages):
+        by_offset = rag.retrieve(query, 4, offset=4 * i, relevance_filter=False)
+        assert [p.id for p in by_offset] == [p.id for p in page.passages]
+
+
+def test_pages_with_a_metadata_filter_and_the_relevance_filter(rag):
+    query = "why does a volcano erupt"
+    if rag.supports_filter:
+        whole = rag.retrieve(query, 25, relevance_filter=True)
+        joined = [p for page in _walk(rag, query, 2, relevance_filter=True) for p in page.passages]
+        assert [p.id for p in joined] == [p.id for p in whole]
+        assert all(p.p_relevant is not None for p in joined)
+
+
+def test_a_cursor_belongs_to_its_query(rag):
+    first = rag.page("volcano magma", 2, relevance_filter=False)
+    assert first.next_cursor
+    with pytest.raises(CursorError, match="another query"):
+        rag.page("bees and flowers", 2, cursor=first.next_cursor, relevance_filter=False)
+    with pytest.raises(CursorError, match="another query"):
+        rag.page("volcano magma", 2, cursor=first.next_cursor, method="bm25", relevance_filter=False)
+    with pytest.raises(CursorError, match="not a cursor"):
+        rag.page("volcano magma", 2, cursor="garbage!", relevance_filter=False)
+
+
+def test_offsets_past_the_window_are_empty(rag):
+    window = rag.retriever.window(5)
+    assert rag.retrieve("volcano", 5, offset=window, relevance_filter=False) == []
+    with pytest.raises(ValueError, match="offset must be an integer >= 0"):
+        rag.retrieve("volcano", 5, offset=-1)
