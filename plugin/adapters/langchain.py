@@ -13,6 +13,11 @@ Each Document has the passage text as ``page_content``, the passage id as ``id``
 ``metadata`` the source's own metadata untouched, ``source`` (the parent document id, unless the
 source set one) and lucerag's evidence under ``lucerag_*`` names (``lucerag_score``, ``lucerag_rank``,
 ``lucerag_doc_id`` ...; :func:`retrieval_fields`).
+
+Metadata filters (:mod:`lucerag.search.filters`): ``LuceragRetriever(rag=rag, where={"lang": "en"})``
+for every call, or per call ``retriever.invoke(query, where={...})`` (a per-call ``where`` replaces
+the retriever's own). ``relevance_filter`` switches the calibrated relevance filter; ``filter`` is its
+old name (deprecated).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("lucerag.adapters.langchain needs langchain-core: pip install 'lucerag[langchain]'") from exc
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from lucerag.adapters.fields import parent_id, retrieval_fields
 from lucerag.passage import Passage
@@ -54,12 +59,30 @@ class LuceragRetriever(BaseRetriever):
     # Checked by RAG.retrieve (lucerag.search.request, the index's [limits]), like every surface's.
     k: int | None = None
     method: Literal["hybrid", "bm25", "dense"] = "hybrid"
-    filter: bool | None = None   # None: [filter] enabled (Retriever.filter_applies decides)
+    relevance_filter: bool | None = None   # None: [filter] enabled (Retriever.filter_applies decides)
+    where: dict[str, Any] | None = Field(None, description="metadata filter (lucerag.search.filters)")
+    filter: bool | None = Field(None, description="deprecated name of relevance_filter")
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [to_document(p) for p in self.rag.retrieve(query, self.k, filter=self.filter, method=self.method)]
+    @model_validator(mode="after")
+    def _alias(self) -> "LuceragRetriever":
+        from lucerag.search.request import relevance_option
 
-    async def _aget_relevant_documents(self, query: str, *,
-                                       run_manager: AsyncCallbackManagerForRetrieverRun) -> list[Document]:
-        passages = await self.rag.aretrieve(query, self.k, filter=self.filter, method=self.method)
+        if self.filter is not None:
+            self.relevance_filter, self.filter = relevance_option(None, self.filter), None
+        return self
+
+    def _options(self, where: dict[str, Any] | None, k: int | None) -> dict[str, Any]:
+        return {"k": k or self.k, "where": where if where is not None else self.where,
+                "relevance_filter": self.relevance_filter, "method": self.method}
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                where: dict[str, Any] | None = None, k: int | None = None) -> list[Document]:
+        options = self._options(where, k)
+        return [to_document(p) for p in self.rag.retrieve(query, options.pop("k"), **options)]
+
+    async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
+                                       where: dict[str, Any] | None = None,
+                                       k: int | None = None) -> list[Document]:
+        options = self._options(where, k)
+        passages = await self.rag.aretrieve(query, options.pop("k"), **options)
         return [to_document(p) for p in passages]

@@ -2,8 +2,12 @@
 
 Tools:
 
-- ``search(query, k=5, method="hybrid", filter=None)``: ranked passages (id, title, text, scores);
-- ``context(query, k=8, max_tokens=3000)``: the numbered sources block and citations, ready to quote.
+- ``search(query, k=5, method="hybrid", where=None, relevance_filter=None, offset=0)``: ranked passages
+  (id, title, text, scores); ``where`` is a metadata filter (lucerag.search.filters);
+- ``context(query, k=8, max_tokens=3000, where=None)``: the numbered sources block and citations,
+  ready to quote.
+
+``filter`` is the old name of ``relevance_filter`` (deprecated).
 
 Tools are async and run the search on the RAG worker pool (threads attached to the JVM once).
 """
@@ -14,6 +18,7 @@ from typing import Any, Literal
 
 from lucerag.errors import LuceragError
 from lucerag.rag.api import RAG
+from lucerag.search.request import relevance_option
 
 
 def create_mcp(rag: RAG, name: str = "lucerag"):
@@ -28,21 +33,28 @@ def create_mcp(rag: RAG, name: str = "lucerag"):
 
     @mcp.tool(annotations={"readOnlyHint": True, "idempotentHint": True})
     async def search(query: str, k: int = 5, method: Literal["hybrid", "bm25", "dense"] = "hybrid",
-                     filter: bool | None = None) -> list[dict[str, Any]]:
-        """Ranked passages for a question or keywords (best first). An empty list means nothing relevant."""
+                     where: dict[str, Any] | None = None, relevance_filter: bool | None = None,
+                     offset: int = 0, filter: bool | None = None) -> list[dict[str, Any]]:
+        """Ranked passages for a question or keywords (best first). An empty list means nothing relevant.
+        ``where`` keeps passages whose metadata matches, e.g. {"and": [{"term": {"lang": "en"}},
+        {"range": {"year": {"gte": 2020}}}]} (also terms, exists, or, not); ``offset`` skips ranks."""
         try:
-            req = rag.check(query, k, filter=filter, method=method)
-            passages = await rag.aretrieve(req.query, req.k, filter=req.filter, method=req.method)
+            req = rag.check(query, k, filter=relevance_option(relevance_filter, filter), method=method)
+            passages = await rag.aretrieve(req.query, req.k, where=where, relevance_filter=req.filter,
+                                           offset=offset, method=req.method)
         except LuceragError as exc:
             raise ToolError(str(exc)) from None
         return [p.model_dump(exclude_none=True) for p in passages]
 
     @mcp.tool(annotations={"readOnlyHint": True, "idempotentHint": True})
-    async def context(query: str, k: int = 8, max_tokens: int = 3000, filter: bool | None = None) -> dict[str, Any]:
-        """Numbered sources for a question, within a token budget, with citations mapping [n] to passage ids."""
+    async def context(query: str, k: int = 8, max_tokens: int = 3000, where: dict[str, Any] | None = None,
+                      relevance_filter: bool | None = None, filter: bool | None = None) -> dict[str, Any]:
+        """Numbered sources for a question, within a token budget, with citations mapping [n] to passage ids.
+        ``where``: a metadata filter as in ``search``."""
         try:
-            req = rag.check(query, k, filter=filter, max_tokens=max_tokens)
-            ctx = await rag.acontext(req.query, req.k, max_tokens=req.max_tokens, filter=req.filter)
+            req = rag.check(query, k, filter=relevance_option(relevance_filter, filter), max_tokens=max_tokens)
+            ctx = await rag.acontext(req.query, req.k, max_tokens=req.max_tokens, where=where,
+                                     relevance_filter=req.filter)
         except LuceragError as exc:
             raise ToolError(str(exc)) from None
         return {"sources": ctx.messages[-1].content, "citations": [c.model_dump() for c in ctx.citations],
