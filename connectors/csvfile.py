@@ -36,7 +36,9 @@ def read_csv(
             raise ConnectorError(source, "line 1", f"malformed CSV header: {e}") from e
         missing = [c for c in (id_column, text_column) if c not in header]
         if missing:
-            raise ConnectorError(source, "line 1", f"missing column(s) {missing}; header is {header}")
+            raise ConnectorError(source, "line 1", f"missing column(s) {missing}; header is {header}: name the "
+                                 "id and text columns (lucerag index --id-column/--text-column; "
+                                 "read_csv(id_column=, text_column=))")
         index = {name: i for i, name in enumerate(header)}
         title = title_column if title_column in index else None
         meta_cols = [c for c in (metadata_columns if metadata_columns is not None else header)

@@ -64,4 +64,5 @@ def reader_for(fmt: str) -> Reader:
 
 def check_options(fmt: str, path: str, options: dict[str, Any]) -> None:
     if fmt in ("sqlite", "sql") and "query" not in options:
-        raise ConnectorError(path, "", "a SQL source needs a query, e.g. query='SELECT id, text FROM docs'")
+        raise ConnectorError(path, "", "a SQL source needs a query: lucerag index --query 'SELECT id, text FROM docs' "
+                                       "(Python: read_documents(path, query=...))")

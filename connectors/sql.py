@@ -32,7 +32,9 @@ def read_sql(
     missing = [c for c in (id_column, text_column) if c not in columns]
     if missing:
         rows.close()
-        raise ConnectorError(source, "query", f"missing column(s) {missing}; the query returns {list(columns)}")
+        raise ConnectorError(source, "query", f"missing column(s) {missing}; the query returns {list(columns)}: "
+                             "name the id and text columns (lucerag index --id-column/--text-column, or "
+                             "rename them in the query: SELECT key AS id, body AS text ...)")
     index = {c: i for i, c in enumerate(columns)}
     title = title_column if title_column in index else None
     meta_cols = [c for c in columns if c not in (id_column, text_column, title)]

@@ -31,12 +31,34 @@ def demo(
     from lucerag.connectors import read_documents
     from lucerag.ingest.pipeline import build_index
 
+    encoder = _demo_encoder()
+    typer.echo(f"indexing {corpus} ...", err=True)
     stream = read_documents(corpus, "folder")
-    report = build_index(stream, index_dir, progress=False, stats=stream.stats)
+    report = build_index(stream, index_dir, encoder=encoder, progress=False, stats=stream.stats)
     typer.echo(f"indexed {report.indexed} documents ({report.passages} passages) from {corpus} "
                f"into {index_dir} in {report.seconds:.1f}s\n")
     typer.secho(f"Q: {question}\n", bold=True)
     search(question, index_dir=index_dir, config=None, k=k, method="hybrid", filter_=None, json_out=False)
+
+
+def _demo_encoder():
+    """The default passage encoder, saying so on stderr when the first run has to export it."""
+    import time
+
+    from lucerag.models import load_encoder
+    from lucerag.models.paths import default_model_dir
+    from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
+
+    first = not (default_model_dir() / "manifest.json").is_file()
+    if first:
+        typer.echo(f"first run: exporting the default encoder (all-MiniLM-L6-v2) to ONNX in {default_model_dir()} "
+                   "and checking its int8 copy on this CPU; this happens once and takes about a minute ...",
+                   err=True)
+    start = time.perf_counter()
+    encoder = load_encoder(None, precision=DEFAULT_PASSAGE_PRECISION)
+    if first:
+        typer.echo(f"encoder ready in {time.perf_counter() - start:.0f}s", err=True)
+    return encoder
 
 
 @app.command()

@@ -12,11 +12,51 @@ from lucerag.index.hnsw import HNSW_BEAM, HNSW_M
 from lucerag.cli.app import app, _fail, _precision, _vector_format
 
 
+# Which reader option each column flag sets, per format.
+_COLUMN_OPTIONS = {
+    "csv": ("id_column", "text_column", "title_column"),
+    "sqlite": ("id_column", "text_column", "title_column"),
+    "sql": ("id_column", "text_column", "title_column"),
+    "jsonl": ("id_field", "text_field", "title_field"),
+    "jsonl.gz": ("id_field", "text_field", "title_field"),
+}
+
+
+def source_options(input: Path, format: Optional[str], *, query: Optional[str] = None,
+                   id_column: Optional[str] = None, text_column: Optional[str] = None,
+                   title_column: Optional[str] = None) -> dict:
+    """The reader options of ``lucerag index``'s source flags; raises ConnectorError (naming the
+    flag to use) when a flag does not fit the source's format or a SQL source lacks --query."""
+    from lucerag.connectors import ConnectorError
+    from lucerag.connectors.formats import guess_format
+
+    fmt = format or guess_format(input)
+    options: dict = {}
+    if fmt in ("sqlite", "sql"):
+        if not query:
+            raise ConnectorError(str(input), "", "a SQL source needs a query: pass --query "
+                                 "'SELECT id, text FROM docs' (other column names: --id-column/--text-column)")
+        options["query"] = query
+    elif query:
+        raise ConnectorError(str(input), "", f"--query applies to sqlite/sql sources, not {fmt}")
+    given = {"id": id_column, "text": text_column, "title": title_column}
+    if any(v is not None for v in given.values()):
+        names = _COLUMN_OPTIONS.get(fmt)
+        if names is None:
+            flags = ", ".join(f"--{k}-column" for k, v in given.items() if v is not None)
+            raise ConnectorError(str(input), "", f"{flags} applies to csv, jsonl and sql sources, not {fmt}")
+        for name, value in zip(names, given.values()):
+            if value is not None:
+                options[name] = value
+    return options
+
+
 @app.command()
 def index(
     input: Path = typer.Option(..., "--input", "-i", help="File or folder to ingest."),
     index_dir: Path = typer.Option(..., "--index", help="Index directory to build or update."),
-    format: Optional[str] = typer.Option(None, help="jsonl, beir, tsv, csv, folder, sqlite (guessed if absent)."),
+    format: Optional[str] = typer.Option(None, help="jsonl, jsonl.gz, beir, tsv, csv, folder, sqlite or sql (a "
+                                                     "database URL); guessed from the path if absent."),
     append: bool = typer.Option(False, help="Upsert into an existing index (by document id) instead of rebuilding it."),
     delete_missing: bool = typer.Option(False, "--delete-missing",
                                         help="With --append: delete documents that are no longer in the source."),
@@ -26,7 +66,17 @@ def index(
                                                          "fp32 (exact); dense nDCG@10 within 0.003 on DL19."),
     on_error: str = typer.Option("fail", help="fail: stop at the first bad record; skip: reject and go on."),
     rejects: Optional[Path] = typer.Option(None, help="With --on-error skip: write rejected records here (JSONL)."),
-    query: Optional[str] = typer.Option(None, help="SQL query (sqlite/sql sources)."),
+    query: Optional[str] = typer.Option(None, help="SQL query of sqlite/sql sources, e.g. "
+                                                    "'SELECT id, body AS text FROM tickets'."),
+    id_column: Optional[str] = typer.Option(None, "--id-column",
+                                            help="Column (csv, sql) or field (jsonl) holding the document id "
+                                                 "(default: id)."),
+    text_column: Optional[str] = typer.Option(None, "--text-column",
+                                              help="Column (csv, sql) or field (jsonl) holding the text "
+                                                   "(default: text)."),
+    title_column: Optional[str] = typer.Option(None, "--title-column",
+                                               help="Column (csv, sql) or field (jsonl) holding the title "
+                                                    "(default: title, when present). Other columns go to metadata."),
     batch_size: int = typer.Option(256, min=1, help="Passages per batch handed to the encoder and Lucene."),
     ram_buffer_mb: float = typer.Option(512, min=1, help="Lucene's indexing buffer; larger = fewer flushes."),
     hnsw_m: int = typer.Option(HNSW_M, min=2, max=512, help="HNSW neighbours per node (Lucene's M)."),
@@ -64,8 +114,9 @@ def index(
 
         encoder = load_encoder(model, precision=_precision(precision) or DEFAULT_PASSAGE_PRECISION)
     sink = RejectsFile(rejects) if rejects else None
-    options: dict[str, Any] = {"query": query} if query else {}
     try:
+        options: dict[str, Any] = source_options(input, format, query=query, id_column=id_column,
+                                                 text_column=text_column, title_column=title_column)
         stream = read_documents(input, format, on_error="skip" if on_error == "skip" else "fail", rejects=sink,
                                 **options)
         report = build_index(stream, index_dir, encoder=encoder, dense=not bm25_only,
