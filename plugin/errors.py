@@ -68,6 +68,27 @@ class QueryError(InputError):
         self.field = field
 
 
+class FilterError(QueryError):
+    """A metadata filter (``where``) that cannot be applied: bad syntax, a value of the wrong type
+    for its key, a key no passage has, or an index without filter fields. The message starts with
+    the path of the offending node (``where.and[1].range.year: ...``)."""
+
+    def __init__(self, message: str, field: str = "where"):
+        super().__init__(message, field)
+
+
+class CursorError(QueryError):
+    """A pagination cursor that is malformed, belongs to another query, or outlived its index."""
+
+    def __init__(self, message: str, field: str = "cursor"):
+        super().__init__(message, field)
+
+
+class RerankerError(InputError):
+    """A re-ranker that cannot be loaded (missing model.onnx or tokenizer.json, wrong inputs) or
+    returns the wrong number of scores."""
+
+
 class ConfigError(InputError):
     """The configuration file is missing, not TOML, or fails validation."""
 

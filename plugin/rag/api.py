@@ -33,7 +33,8 @@ from typing import Any, Callable, Iterable, Sequence
 from pydantic import BaseModel, Field, ValidationError
 
 from lucerag.config import Config, format_errors
-from lucerag.errors import ClosedError, ConfigError, InputError, Overloaded, QueryError, UnsupportedError
+from lucerag.errors import (ClosedError, ConfigError, CursorError, InputError, Overloaded, QueryError,
+                            UnsupportedError)
 from lucerag.lucene.jvm import detach_thread
 from lucerag.passage import Passage
 from lucerag.rag.context import Context, ContextBuilder
@@ -143,13 +144,6 @@ def load_config(path: str | Path) -> tuple[Config, dict[str, dict]]:
     if tok and not Path(tok).is_absolute():
         extra["context"]["tokenizer"] = str((path.parent / tok).resolve())
     return config, extra
-
-
-class CursorError(QueryError):
-    """A pagination cursor that is malformed, belongs to another query, or outlived its index."""
-
-    def __init__(self, message: str, field: str = "cursor"):
-        super().__init__(message, field)
 
 
 class Page(BaseModel):

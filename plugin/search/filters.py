@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lucerag.errors import QueryError
+from lucerag.errors import FilterError
 from lucerag.index.metadata import META, META_EXISTS, META_NUM, epoch_seconds
 
 Where = Mapping[str, Any]
@@ -45,13 +45,6 @@ MAX_NODES = 256     # a bound on the size of one filter (a request cannot build 
 MAX_VALUES = 1024   # values in one ``terms`` node
 
 
-class FilterError(QueryError):
-    """A metadata filter that cannot be applied: bad syntax, a wrong value type, or an index
-    without metadata filter fields. The message starts with the path of the offending node;
-    ``field`` is ``"where"``."""
-
-    def __init__(self, message: str, field: str = "where"):
-        super().__init__(message, field)
 
 
 # -- the parsed form ------------------------------------------------------------------------

@@ -19,11 +19,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from lucerag.errors import InputError
-
-
-class RerankerError(InputError):
-    """A re-ranker that cannot be loaded or scores the wrong number of passages."""
+from lucerag.errors import RerankerError
 
 
 @runtime_checkable
