@@ -120,15 +120,26 @@ def test_unknown_routes_and_methods(http):
     assert r.status_code == 405 and r.json()["error"]["type"] == "method_not_allowed"
 
 
+def _samples(text: str) -> dict:
+    """(name, sorted labels) -> value of every sample in a Prometheus text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def test_health_metrics_and_openapi(http):
     health = http.get("/healthz").json()
     assert health["status"] == "ok" and health["passages"] == 25 and health["views"] == ["bm25", "dense"]
     http.post("/v1/retrieve", json={"query": "volcano", "filter": False}, headers=AUTH)
     text = http.get("/metrics").text
-    assert 'lucerag_http_requests_total{route="/v1/retrieve",method="POST",status="200"}' in text
-    assert 'lucerag_http_requests_total{route="/v1/retrieve",method="POST",status="401"}' in text
-    assert 'lucerag_http_request_duration_seconds_bucket{route="/v1/retrieve",le="+Inf"}' in text
-    assert 'lucerag_search_duration_seconds_count{method="hybrid"}' in text
+    samples = _samples(text)
+    assert samples[("lucerag_http_requests_total", (("method", "POST"), ("route", "/v1/retrieve"),
+                                                     ("status", "200")))] >= 1
+    assert samples[("lucerag_http_requests_total", (("method", "POST"), ("route", "/v1/retrieve"),
+                                                     ("status", "401")))] >= 1
+    assert samples[("lucerag_http_request_duration_seconds_bucket", (("le", "+Inf"), ("route", "/v1/retrieve")))] >= 1
+    assert samples[("lucerag_search_duration_seconds_count", (("method", "hybrid"),))] >= 1
     schema = http.get("/openapi.json").json()
     assert {"/v1/retrieve", "/v1/context", "/healthz", "/metrics"} <= set(schema["paths"])
     request = schema["components"]["schemas"]["RetrieveRequest"]

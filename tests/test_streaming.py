@@ -3,7 +3,8 @@
 ``StreamingProvider`` is a real HTTP server on loopback, written here, that speaks the OpenAI
 streaming protocol (``"stream": true`` -> ``text/event-stream`` of ``data: {chat.completion.chunk}``
 events ending in ``data: [DONE]``): the allowed stand-in for an LLM provider. Its behaviour is
-chosen by the model name: ``ok`` streams an answer whose citation ``[1]`` is split over two chunks;
+chosen by the model name (a request without ``"stream": true`` gets the same text as one chat
+completion): ``ok`` streams an answer whose citation ``[1]`` is split over two chunks;
 ``flaky`` answers 503 once, then streams; ``denied`` answers 401; ``broken`` stops mid-stream.
 """
 
@@ -43,7 +44,10 @@ class StreamingProvider:
                 if model == "flaky" and outer.flaky < 1:
                     outer.flaky += 1
                     return self._json(503, {"error": {"message": "overloaded"}})
-                assert body.get("stream") is True
+                if not body.get("stream"):  # a plain (non-streamed) chat completion of the same text
+                    return self._json(200, {"object": "chat.completion", "model": model, "choices": [
+                        {"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "".join(CHUNKS)}}]})
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")

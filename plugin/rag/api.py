@@ -318,15 +318,16 @@ class RAG:
         return self.retriever.search(req.query, k=req.k, method=req.method, filter=req.filter, where=where,
                                      offset=check_offset(offset), window=_window)
 
-    def page(self, query: str, k: int | None = None, *, cursor: str | None = None, where: Where | None = None,
-             relevance_filter: bool | None = None, method: str = "hybrid") -> Page:
+    def page(self, query: str, k: int | None = None, *, cursor: str | None = None, offset: int = 0,
+             where: Where | None = None, relevance_filter: bool | None = None, method: str = "hybrid") -> Page:
         """One page of ``k`` passages; ``cursor`` (from the previous page's ``next_cursor``) asks for
-        the next one. Pass the same query, method and filters with every page. Raises
-        :class:`CursorError` for a cursor of another query or an index that changed since."""
+        the next one (or ``offset`` for ranks ``offset + 1`` onwards). Pass the same query, method and
+        filters with every page. Raises :class:`CursorError` for a cursor of another query or an
+        index that changed since."""
         req = self.check(query, k, filter=relevance_filter, method=method)
         k = req.k or self.retriever.config.search.k
         window = self.retriever.window(k, req.method)
-        offset = 0
+        offset = check_offset(offset)
         fingerprint = self._fingerprint(req.query, req.method, where, req.filter)
         if cursor is not None:
             offset, window = _read_cursor(cursor, fingerprint)

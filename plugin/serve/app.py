@@ -20,10 +20,12 @@ from lucerag.config import MAX_K, LimitsConfig
 from lucerag.errors import ClosedError, ConfigError, Overloaded, SearchTimeoutError, Unauthorized
 from lucerag.passage import Passage
 from lucerag.rag.api import RAG
-from lucerag.search.request import QueryRequest, check_request
+from lucerag.search.filters import parse as parse_where
+from lucerag.search.request import QueryRequest, check_offset, check_request, relevance_option
 from lucerag.serve import errors, metrics as m
+from lucerag.serve.docs import offline_docs
 from lucerag.serve.middleware import JsonBody, Metrics
-from lucerag.serve.schemas import (ERRORS, ContextResponse, Health, QueryBody, RetrieveResponse,
+from lucerag.serve.schemas import (ERRORS, ContextResponse, GenerateResponse, Health, QueryBody, RetrieveResponse,
                                    request_models)
 
 
@@ -78,19 +80,30 @@ class Searches:
                                          ["reason"])
 
     def check(self, body: QueryBody) -> QueryRequest:
-        """The one request validator, with this server's limits (raises QueryError -> 422)."""
-        return check_request(body.query, body.k, body.method, body.filter, getattr(body, "max_tokens", None),
+        """The one request validator, with this server's limits (raises QueryError -> 422); the
+        metadata filter's syntax is checked here too (FilterError -> 422 naming the node)."""
+        if body.where is not None:
+            parse_where(body.where)
+        relevance = relevance_option(body.relevance_filter, body.filter)
+        return check_request(body.query, body.k, body.method, relevance, getattr(body, "max_tokens", None),
                              limits=self.limits)
 
-    async def run(self, req: QueryRequest, route: str) -> tuple[list[Passage], float]:
-        """(passages, milliseconds) for a checked request."""
+    async def run(self, req: QueryRequest, route: str, body: QueryBody | None = None):
+        """(page, milliseconds) for a checked request: a :class:`~lucerag.rag.api.Page`."""
         rag = self.rag
+        where = body.where if body is not None else None
+        cursor, offset = getattr(body, "cursor", None), getattr(body, "offset", None)
+        if cursor is not None and offset is not None:
+            from lucerag.errors import QueryError
 
-        def search() -> list[Passage]:
+            raise QueryError("send either offset or cursor, not both", "cursor")
+
+        def search():
             t = time.perf_counter()
-            passages = rag.retrieve(req.query, req.k, filter=req.filter, method=req.method)
+            page = rag.page(req.query, req.k, cursor=cursor, offset=check_offset(offset or 0), where=where,
+                            relevance_filter=req.filter, method=req.method)
             self.latency.observe(time.perf_counter() - t, req.method)
-            return passages
+            return page
 
         start = time.perf_counter()
         try:
@@ -100,15 +113,15 @@ class Searches:
             raise
         self.pending.set(rag.pool.pending)
         try:
-            passages = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+            page = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
         except asyncio.TimeoutError:
             future.cancel()
             self.rejected.inc("timeout")
             raise SearchTimeoutError(f"search took over {self.timeout:g}s") from None
-        self.returned.inc(route, amount=len(passages))
-        if not passages:
+        self.returned.inc(route, amount=len(page.passages))
+        if not page.passages:
             self.empty.inc(route)
-        return passages, (time.perf_counter() - start) * 1000
+        return page, (time.perf_counter() - start) * 1000
 
 
 def authorizer(api_key: str | None):
@@ -133,28 +146,61 @@ def authorizer(api_key: str | None):
 
 
 def add_routes(app, searches: Searches, api_key: str | None, registry: m.Registry) -> None:
-    from fastapi import Depends
-    from fastapi.responses import PlainTextResponse
+    from fastapi import Depends, Request
+    from fastapi.responses import Response, StreamingResponse
 
     rag = searches.rag
     info = rag.info()
-    RetrieveRequest, ContextRequest = request_models(searches.limits)
+    RetrieveRequest, ContextRequest, GenerateRequest = request_models(searches.limits)
     secured = {"responses": ERRORS, "dependencies": [Depends(authorizer(api_key))]}
 
     # The request models are made here, for these limits: their annotations are set as objects
     # (this module's annotations are strings, which FastAPI would resolve in the module's globals).
     async def retrieve(body) -> RetrieveResponse:
         req = searches.check(body)
-        passages, took = await searches.run(req, "/v1/retrieve")
+        page, took = await searches.run(req, "/v1/retrieve", body)
         return RetrieveResponse(query=req.query, method=req.method, k=req.k or info["default_k"],
-                                filtered=rag.filter_applies(req.method, req.filter),
-                                passages=passages, took_ms=round(took, 3))
+                                filtered=rag.filter_applies(req.method, req.filter), passages=page.passages,
+                                offset=page.offset, next_cursor=page.next_cursor, took_ms=round(took, 3))
 
     async def context(body) -> ContextResponse:
         req = searches.check(body)
-        passages, took = await searches.run(req, "/v1/context")
-        ctx = rag.build_context(req.query, passages, max_tokens=req.max_tokens, system_prompt=body.system_prompt)
-        return ContextResponse(**ctx.model_dump(), passages=passages, took_ms=round(took, 3))
+        page, took = await searches.run(req, "/v1/context", body)
+        ctx = rag.build_context(req.query, page.passages, max_tokens=req.max_tokens, system_prompt=body.system_prompt)
+        return ContextResponse(**ctx.model_dump(), passages=page.passages, took_ms=round(took, 3))
+
+    async def generate(body):
+        from lucerag.rag.llm import AnswerStream, answer_from
+
+        req = searches.check(body)
+        page, took = await searches.run(req, "/v1/generate", body)
+        ctx = rag.build_context(req.query, page.passages, max_tokens=req.max_tokens, system_prompt=body.system_prompt)
+        if not body.stream:
+            answer = answer_from(ctx, await rag.llm.acomplete(ctx.messages))
+            return GenerateResponse(query=answer.query, text=answer.text, model=answer.model,
+                                    citations=answer.citations, finish_reason=answer.finish_reason,
+                                    usage=answer.usage, passages=page.passages, took_ms=round(took, 3))
+        stream = AnswerStream(ctx, rag.llm)
+        deltas = stream.__aiter__()
+        try:  # the first chunk before the response starts: an unreachable LLM is still an HTTP error
+            first = await anext(deltas, None)
+        except BaseException:
+            await deltas.aclose()
+            raise
+        return StreamingResponse(sse_answer(stream, deltas, first, page.passages), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    retrieve.__annotations__ = {"body": RetrieveRequest, "return": RetrieveResponse}
+    context.__annotations__ = {"body": ContextRequest, "return": ContextResponse}
+    generate.__annotations__ = {"body": GenerateRequest}
+    app.post("/v1/retrieve", response_model=RetrieveResponse, summary="Ranked passages for a query",
+             **secured)(retrieve)
+    app.post("/v1/context", response_model=ContextResponse,
+             summary="A cited LLM prompt (chat messages) for a query", **secured)(context)
+    app.post("/v1/generate", response_model=GenerateResponse, summary="An answer from the LLM with its citations "
+             "(JSON, or server-sent events with stream=true)",
+             responses={**ERRORS, 200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+             dependencies=secured["dependencies"])(generate)
 
     retrieve.__annotations__ = {"body": RetrieveRequest, "return": RetrieveResponse}
     context.__annotations__ = {"body": ContextRequest, "return": ContextResponse}
@@ -169,10 +215,40 @@ def add_routes(app, searches: Searches, api_key: str | None, registry: m.Registr
             raise ClosedError("closed")
         return Health(status="ok", version=version(), **info)
 
-    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-    async def metrics_():
+    async def metrics_(request):
         searches.pending.set(rag.pool.pending if not rag.closed else 0)
-        return PlainTextResponse(registry.render(), media_type=m.CONTENT_TYPE)
+        body, content_type = registry.render(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
+    metrics_.__annotations__ = {"request": Request}
+    app.get("/metrics", summary="Prometheus metrics (text format; OpenMetrics when the scraper asks for it)",
+            responses={200: {"content": {m.CONTENT_TYPE: {}}}})(metrics_)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    import json
+
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def sse_answer(stream, deltas, first: str | None, passages: list[Passage]):
+    """The server-sent events of a streamed answer: ``context``, ``delta``..., then ``answer`` (the
+    citations are resolved once the whole text is known) or ``error``."""
+    from lucerag.errors import LLMError
+
+    yield _sse("context", {"citations": [c.model_dump() for c in stream.context.citations],
+                           "passages": [p.id for p in passages]})
+    try:
+        if first is not None:
+            yield _sse("delta", {"text": first})
+        async for delta in deltas:
+            yield _sse("delta", {"text": delta})
+    except LLMError as exc:
+        yield _sse("error", {"type": "llm_error", "message": str(exc)})
+        return
+    answer = stream.answer
+    yield _sse("answer", {"text": answer.text, "model": answer.model, "finish_reason": answer.finish_reason,
+                          "usage": answer.usage, "citations": [c.model_dump() for c in answer.citations]})
 
 
 def create_app(rag: RAG, settings: ServerSettings | None = None, *, close_rag: bool = False):
@@ -193,8 +269,9 @@ def create_app(rag: RAG, settings: ServerSettings | None = None, *, close_rag: b
         if close_rag:
             await asyncio.get_running_loop().run_in_executor(None, rag.close)
 
-    app = FastAPI(title="lucerag", version=version(), lifespan=lifespan,
+    app = FastAPI(title="lucerag", version=version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Hybrid BM25 + HNSW retrieval over Lucene, and LLM prompts with citations.")
+    offline_docs(app)
     add_routes(app, Searches(rag, limits, settings.search_timeout, registry), settings.api_key, registry)
     errors.install(app)
     app.add_middleware(JsonBody, limit=limits.max_body_bytes)

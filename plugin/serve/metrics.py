@@ -1,159 +1,134 @@
-"""Prometheus metrics without a dependency: counters, gauges and histograms, text format 0.0.4.
+"""Prometheus metrics of the HTTP service, kept by ``prometheus-client``.
 
-Small on purpose: the HTTP service needs request counts by route and status and latency
-histograms, all updated from many threads. Every update takes one lock for a few dict operations.
+One :class:`Registry` per server (so tests and several apps in one process do not share counts)
+holds lucerag's counters, gauges and histograms plus the client library's process metrics (CPU
+seconds, resident memory, open file descriptors, start time: ``process_*``), platform and Python
+GC metrics. :meth:`Registry.render` answers the Prometheus text format, or OpenMetrics when the
+scraper asks for it (``Accept: application/openmetrics-text``).
+
+Several worker processes: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty, writable directory
+before the server starts (prometheus-client's multiprocess mode); ``/metrics`` then aggregates the
+files every process writes there (process metrics are per process and left out in that mode).
+
+Label values are bounded: each labelled metric keeps at most ``max_series`` label sets (default
+64); further values are counted under ``"other"``, so a client cannot grow the registry by
+sending new routes or methods.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
+import os
 import threading
-from typing import Iterable, Sequence, TypeVar
+from typing import Iterable, Sequence
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as _Counter
+from prometheus_client import Gauge as _Gauge
+from prometheus_client import Histogram as _Histogram
+from prometheus_client import exposition, gc_collector, platform_collector, process_collector
+
+CONTENT_TYPE = exposition.CONTENT_TYPE_LATEST
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 # Seconds: 1 ms .. 10 s, dense around the 5-100 ms a hybrid search takes.
 LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
                                       0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MAX_SERIES = 64
+OTHER = "other"
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Bounded:
+    """A prometheus-client metric whose label sets are capped at ``max_series``."""
 
-
-def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    parts = [f'{n}="{_escape(str(v))}"' for n, v in zip(names, values)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def _num(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-class _Metric:
-    kind = ""
-
-    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()):
-        self.name, self.help, self.labelnames = name, help, tuple(labelnames)
+    def __init__(self, metric, labelnames: Sequence[str], max_series: int):
+        self._metric, self.labelnames, self.max_series = metric, tuple(labelnames), max_series
+        self._seen: set[tuple[str, ...]] = set()
         self._lock = threading.Lock()
 
-    def _key(self, labels: Sequence[str]) -> tuple[str, ...]:
+    def _child(self, labels: Sequence[str]):
         if len(labels) != len(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
-        return tuple(str(v) for v in labels)
+            raise ValueError(f"{self._metric._name} takes labels {self.labelnames}, got {tuple(labels)}")
+        if not self.labelnames:
+            return self._metric
+        key = tuple(str(v) for v in labels)
+        if key not in self._seen:
+            with self._lock:
+                if key not in self._seen:
+                    if len(self._seen) >= self.max_series:
+                        key = (OTHER,) * len(key)
+                    self._seen.add(key)
+        return self._metric.labels(*key)
 
-    def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
 
-    def render(self) -> list[str]:
-        raise NotImplementedError
-
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()):
-        super().__init__(name, help, labelnames)
-        self._values: dict[tuple[str, ...], float] = {}
-
+class Counter(_Bounded):
     def inc(self, *labels: str, amount: float = 1.0) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
+        self._child(labels).inc(amount)
 
     def value(self, *labels: str) -> float:
-        return self._values.get(self._key(labels), 0.0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return self.header() + [f"{self.name}{_labels(self.labelnames, k)} {_num(v)}" for k, v in items]
+        return float(self._child(labels)._value.get())
 
 
-class Gauge(Counter):
-    kind = "gauge"
-
+class Gauge(_Bounded):
     def set(self, value: float, *labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = float(value)
+        self._child(labels).set(value)
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        self._child(labels).inc(amount)
 
     def dec(self, *labels: str, amount: float = 1.0) -> None:
-        self.inc(*labels, amount=-amount)
+        self._child(labels).dec(amount)
 
 
-class Histogram(_Metric):
-    kind = "histogram"
-
-    def __init__(self, name: str, help: str, labelnames: Sequence[str] = (),
-                 buckets: Iterable[float] = LATENCY_BUCKETS):
-        super().__init__(name, help, labelnames)
-        self.buckets = tuple(sorted(buckets))
-        # per label set: [count per bucket (non-cumulative, last = +Inf)], sum, count
-        self._values: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
-
+class Histogram(_Bounded):
     def observe(self, value: float, *labels: str) -> None:
-        key = self._key(labels)
-        i = bisect.bisect_left(self.buckets, value)
-        with self._lock:
-            entry = self._values.get(key)
-            if entry is None:
-                entry = self._values[key] = ([0] * (len(self.buckets) + 1), [0.0, 0.0])
-            entry[0][i] += 1
-            entry[1][0] += value
-            entry[1][1] += 1
+        self._child(labels).observe(value)
 
     def count(self, *labels: str) -> int:
-        entry = self._values.get(self._key(labels))
-        return int(entry[1][1]) if entry else 0
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted((k, (list(c), list(s))) for k, (c, s) in self._values.items())
-        lines = self.header()
-        for key, (counts, (total, n)) in items:
-            running = 0
-            for bound, c in zip(self.buckets + (math.inf,), counts):
-                running += c
-                le = 'le="' + _num(bound) + '"'
-                lines.append(f"{self.name}_bucket{_labels(self.labelnames, key, le)} {running}")
-            lines.append(f"{self.name}_sum{_labels(self.labelnames, key)} {repr(total)}")
-            lines.append(f"{self.name}_count{_labels(self.labelnames, key)} {int(n)}")
-        return lines
-
-
-M = TypeVar("M", bound=_Metric)
+        child = self._child(labels)
+        return int(sum(b.get() for b in child._buckets))
 
 
 class Registry:
-    """A set of metrics rendered together (one per server, so tests do not share counts)."""
+    """The metrics of one server: lucerag's, and the process's (``process_*``, ``python_*``)."""
 
-    def __init__(self):
-        self._metrics: list[_Metric] = []
+    def __init__(self, max_series: int = MAX_SERIES, process: bool = True):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.max_series = max_series
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        if process and self.multiprocess_dir is None:
+            process_collector.ProcessCollector(registry=self.registry)
+            platform_collector.PlatformCollector(registry=self.registry)
+            gc_collector.GCCollector(registry=self.registry)
 
-    def register(self, metric: M) -> M:
-        self._metrics.append(metric)
-        return metric
+    @staticmethod
+    def _base(name: str, suffix: str) -> str:
+        return name[: -len(suffix)] if name.endswith(suffix) else name
 
     def counter(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Counter:
-        return self.register(Counter(name, help, labelnames))
+        # prometheus-client appends "_total" to counters itself
+        metric = _Counter(self._base(name, "_total"), help, list(labelnames), registry=self.registry)
+        return Counter(metric, labelnames, self.max_series)
 
     def gauge(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Gauge:
-        return self.register(Gauge(name, help, labelnames))
+        mode = {"multiprocess_mode": "livesum"} if self.multiprocess_dir else {}
+        metric = _Gauge(name, help, list(labelnames), registry=self.registry, **mode)
+        return Gauge(metric, labelnames, self.max_series)
 
     def histogram(self, name: str, help: str, labelnames: Sequence[str] = (),
                   buckets: Iterable[float] = LATENCY_BUCKETS) -> Histogram:
-        return self.register(Histogram(name, help, labelnames, buckets))
+        metric = _Histogram(name, help, list(labelnames), registry=self.registry, buckets=tuple(buckets))
+        return Histogram(metric, labelnames, self.max_series)
 
-    def render(self) -> str:
-        lines: list[str] = []
-        for metric in self._metrics:
-            lines.extend(metric.render())
-        return "\n".join(lines) + "\n"
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition for a scrape: (body, content type); OpenMetrics when ``accept`` asks for it."""
+        registry = self.registry
+        if self.multiprocess_dir is not None:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+        if accept and "application/openmetrics-text" in accept:
+            from prometheus_client.openmetrics import exposition as openmetrics
+
+            return openmetrics.generate_latest(registry), OPENMETRICS_CONTENT_TYPE
+        return exposition.generate_latest(registry), CONTENT_TYPE

@@ -119,7 +119,8 @@ class JsonBody:
 class Metrics:
     """Counts requests by route, method and status, and times them."""
 
-    ROUTES = ("/v1/retrieve", "/v1/context", "/healthz", "/metrics", "/openapi.json", "/docs")
+    ROUTES = ("/v1/retrieve", "/v1/context", "/v1/generate", "/healthz", "/metrics", "/openapi.json", "/docs",
+              "/redoc")
 
     def __init__(self, app: Any, registry: m.Registry):
         self.app = app

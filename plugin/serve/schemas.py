@@ -26,13 +26,21 @@ class QueryBody(BaseModel):
     query: StrictStr = Field(..., description="The question or keywords.")
     k: StrictInt | None = Field(None, description="Passages wanted (default: the index's search.k).")
     method: Literal["hybrid", "bm25", "dense"] = "hybrid"
-    filter: StrictBool | None = Field(None, description="Drop passages the relevance filter finds probably "
-                                                        "irrelevant (hybrid only; default: [filter] enabled "
-                                                        "when a calibrator fits the index).")
+    where: dict[str, Any] | None = Field(
+        None, description="Metadata filter applied inside both views before their top-k: term, terms, range "
+                          "(numbers, ISO dates), exists, and/or/not; a plain object means the AND of equalities.",
+        examples=[{"and": [{"term": {"lang": "en"}}, {"range": {"year": {"gte": 2020}}}]}])
+    relevance_filter: StrictBool | None = Field(
+        None, description="Drop passages the relevance filter finds probably irrelevant (hybrid only; default: "
+                          "[filter] enabled when a calibrator fits the index).")
+    filter: StrictBool | None = Field(None, deprecated=True,
+                                      description="Old name of relevance_filter (one more release).")
 
 
 class RetrieveRequest(QueryBody):
-    pass
+    offset: StrictInt | None = Field(None, ge=0, description="Ranks to skip (pagination); or use cursor.")
+    cursor: StrictStr | None = Field(None, max_length=512,
+                                     description="next_cursor of the previous page (same query and filters).")
 
 
 class ContextRequest(QueryBody):
@@ -40,8 +48,15 @@ class ContextRequest(QueryBody):
     system_prompt: StrictStr | None = Field(None, max_length=MAX_SYSTEM_PROMPT_CHARS)
 
 
-def request_models(limits: LimitsConfig) -> tuple[type[RetrieveRequest], type[ContextRequest]]:
-    """The two request models with ``limits`` written into their JSON schema (same names in OpenAPI)."""
+class GenerateRequest(ContextRequest):
+    stream: StrictBool = Field(False, description="Answer as server-sent events: `context` (the sources), "
+                                                  "`delta` (text as generated), then `answer` (the whole text "
+                                                  "with the citations it uses) or `error`.")
+
+
+def request_models(limits: LimitsConfig) -> tuple[type[RetrieveRequest], type[ContextRequest],
+                                                  type[GenerateRequest]]:
+    """The request models with ``limits`` written into their JSON schema (same names in OpenAPI)."""
 
     def bounds(low: int, high: int) -> dict[str, Any]:
         return {"anyOf": [{"type": "integer", "minimum": low, "maximum": high}, {"type": "null"}]}
@@ -59,7 +74,7 @@ def request_models(limits: LimitsConfig) -> tuple[type[RetrieveRequest], type[Co
         return type(base.__name__, (base,), {"__module__": __name__, "__qualname__": base.__name__,
                                              "model_config": ConfigDict(json_schema_extra=with_limits)})
 
-    return subclass(RetrieveRequest), subclass(ContextRequest)
+    return subclass(RetrieveRequest), subclass(ContextRequest), subclass(GenerateRequest)
 
 
 class RetrieveResponse(BaseModel):
@@ -68,6 +83,9 @@ class RetrieveResponse(BaseModel):
     k: int
     filtered: bool = Field(description="Whether the relevance filter was applied.")
     passages: list[Passage]
+    offset: int = Field(0, description="Ranks skipped before this page.")
+    next_cursor: str | None = Field(None, description="Send as `cursor` (same query and filters) for the next "
+                                                      "page; null after the last one.")
     took_ms: float
 
 
@@ -80,6 +98,17 @@ class ContextResponse(BaseModel):
     empty: bool
     duplicates: list[str]
     dropped: list[str]
+    passages: list[Passage]
+    took_ms: float
+
+
+class GenerateResponse(BaseModel):
+    query: str
+    text: str
+    model: str
+    citations: list[Citation] = Field(description="The sources the answer cites ([n] in text), in first-use order.")
+    finish_reason: str | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
     passages: list[Passage]
     took_ms: float
 
