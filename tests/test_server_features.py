@@ -172,3 +172,26 @@ def test_docs_render_from_local_assets(http):
     assert scripts and all(not s.startswith("http") for s in scripts)
     assert http.get(scripts[0]).status_code == 200
     assert "fonts.googleapis" not in redoc.text
+
+
+def _browser() -> str | None:
+    import shutil
+
+    return next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+@pytest.mark.skipif(_browser() is None, reason="no headless Chromium on this machine")
+def test_docs_render_in_a_headless_browser(http):
+    """Swagger UI builds the operation list in the browser: it appears only when its JavaScript
+    loaded (from this server: the machine running the tests may have no network at all)."""
+    import subprocess
+
+    def dom(path: str) -> str:
+        out = subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",
+                              "--dump-dom", f"{http.base_url}{path}"], capture_output=True, text=True, timeout=120)
+        return out.stdout
+
+    swagger = dom("/docs")
+    for path in ("/v1/retrieve", "/v1/context", "/v1/generate", "/metrics"):
+        assert f'data-path="{path}"' in swagger
+    assert "Ranked passages for a query" in dom("/redoc")   # ReDoc renders the summaries

@@ -346,3 +346,26 @@ def bench_transfer(
         path = cal.save(write_calibrator)
         typer.echo(f"fitted on all collections: convex min-max dense weight {w}; calibrator "
                    f"(threshold {cal.threshold}) written to {path}", err=True)
+
+
+@bench_app.command("filters")
+def bench_filters_cmd(
+    work: Path = typer.Option(..., help="Folder for the benchmark indexes (built once, reused)."),
+    sizes: str = typer.Option("5000", help="Corpus sizes (comma-separated), e.g. 5000,50000."),
+    data: Optional[Path] = typer.Option(None, help="Folder holding msmarco-dl19-5k/ (default: $LUCERAG_DATA), "
+                                                   "e.g. ../shared/data."),
+    queries: Optional[Path] = typer.Option(None, help="Queries (default: the DL19 slice's queries.jsonl)."),
+    repeat: int = typer.Option(3, min=1, help="Timed passes over the queries."),
+    seed: int = typer.Option(7, help="Seed of the synthetic passages beyond the 5K slice."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a Markdown table."),
+):
+    """Filtered hybrid latency and recall@10 vs exact filtered search, at 1%/10%/50% selectivity."""
+    from lucerag.bench.data import DL19_SLICE, data_path
+    from lucerag.bench.filters import run_filter_bench, table
+    from lucerag.bench.load import read_queries
+
+    chosen = [int(s) for s in sizes.split(",") if s.strip()]
+    slice_dir = data_path(DL19_SLICE, data)
+    qs = read_queries(queries or slice_dir / "queries.jsonl")
+    result = run_filter_bench(chosen, work=work, queries=qs, seed=seed, repeat=repeat, slice_dir=slice_dir)
+    print(json.dumps(result) if json_out else table(result))
