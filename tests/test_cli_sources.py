@@ -39,6 +39,12 @@ def test_csv_columns_are_named_by_flags(tmp_path, tickets):
     found = run("search", "--index", index, "printer jams pages", "--k", "1", "--method", "bm25")
     assert "T-1" in found.stdout
 
+    hits = run("search", "--index", index, "VPN printer badge", "--method", "bm25", "--json",
+               "--where", '{"term": {"lang": "de"}}').stdout.splitlines()
+    assert [json.loads(h)["id"] for h in hits] == ["T-3"]
+    bad = run("search", "--index", index, "vpn", "--method", "bm25", "--where", '{"range": {"lang": {"gte": 1}}}', check=False)
+    assert bad.returncode == 2 and "where.range.lang: 'lang' holds keyword values" in bad.stderr
+
     from lucerag.rag.api import RAG
 
     with RAG.from_index(index) as rag:

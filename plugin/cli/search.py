@@ -20,11 +20,22 @@ def search(
     filter_: Optional[bool] = typer.Option(None, "--filter/--no-filter",
                                            help="Drop passages the calibrated filter finds irrelevant "
                                                 "(default: on for hybrid when a calibrator fits)."),
+    where: Optional[str] = typer.Option(None, help="Metadata filter as JSON, e.g. "
+                                                   "'{\"and\": [{\"term\": {\"lang\": \"en\"}}, "
+                                                   "{\"range\": {\"year\": {\"gte\": 2020}}}]}'."),
     json_out: bool = typer.Option(False, "--json", help="Print passages as JSON lines."),
 ):
     """Search an index and print ranked passages with their scores."""
+    import json
+
+    from lucerag.cli.app import _fail
+
+    try:
+        where_ = json.loads(where) if where is not None else None
+    except json.JSONDecodeError as exc:
+        _fail(f"--where is not JSON: {exc}")
     with _retriever(index_dir, config) as retriever:
-        passages = retriever.search(query, k=k, method=method, filter=filter_)
+        passages = retriever.search(query, k=k, method=method, filter=filter_, where=where_)
         filtered = retriever.filter_applies(method, filter_)
     if json_out:
         for p in passages:
