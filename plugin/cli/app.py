@@ -12,7 +12,8 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Hybrid BM25 + HNSW retrieval for RAG on Lucene/Anserini.")
-models_app = typer.Typer(no_args_is_help=True, help="Export ONNX encoders (`lucerag info` shows the default model and its int8 self-check).")
+models_app = typer.Typer(no_args_is_help=True, help="Export ONNX encoders (`lucerag info` shows the default model and its "
+                                                         "int8 self-check).")
 app.add_typer(models_app, name="models")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on this machine (JSON with --json).")
 app.add_typer(bench_app, name="bench")

@@ -221,13 +221,13 @@ class LLMClient:
     async def acomplete(self, messages: Sequence[ChatMessage | dict], **extra: Any) -> Completion:
         import httpx
 
-        self._async()
+        client = self._async()
         body = _payload(self.config, messages, **extra)
         last: Exception | None = None
         for attempt in range(self.config.max_retries + 1):
             response = None
             try:
-                response = await self._aclient.post(self.config.url, json=body)
+                response = await client.post(self.config.url, json=body)
             except httpx.TimeoutException:
                 last = LLMTimeoutError(f"LLM endpoint {self.config.url} timed out after {self.config.timeout:g}s "
                                        f"({attempt + 1} attempt(s))")

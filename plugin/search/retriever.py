@@ -128,10 +128,10 @@ class Retriever:
     @property
     def reranker(self) -> Reranker | None:
         """The re-ranking stage (``[rerank] model``, or the one passed in); None: off."""
-        if self._reranker is None and self.config.rerank.model:
+        r = self.config.rerank
+        if self._reranker is None and r.model:
             from lucerag.search.rerank import OnnxCrossEncoder
 
-            r = self.config.rerank
             self._reranker = OnnxCrossEncoder(r.model, max_length=r.max_length, batch_size=r.batch_size,
                                               threads=self.config.encoder.threads)
         return self._reranker

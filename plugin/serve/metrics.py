@@ -110,8 +110,8 @@ class Registry:
         return Counter(metric, labelnames, self.max_series)
 
     def gauge(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Gauge:
-        mode = {"multiprocess_mode": "livesum"} if self.multiprocess_dir else {}
-        metric = _Gauge(name, help, list(labelnames), registry=self.registry, **mode)
+        metric = _Gauge(name, help, list(labelnames), registry=self.registry,
+                        multiprocess_mode="livesum" if self.multiprocess_dir else "all")
         return Gauge(metric, labelnames, self.max_series)
 
     def histogram(self, name: str, help: str, labelnames: Sequence[str] = (),
