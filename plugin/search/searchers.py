@@ -165,9 +165,9 @@ class DenseSearcher:
             query = java.Bridge.rescoredKnnQuery(self.index.vector_field, _le_bytes(vector), candidates, k, filter)
         else:
             query = java.Bridge.knnQuery(self.index.vector_field, _le_bytes(vector), candidates, filter)
-        docnums, scores = _top_docs(self.searcher, query, k)
+        hit_docs, scores = _top_docs(self.searcher, query, k)
         # Lucene maps a dot product d to (1 + d) / 2; give callers the cosine back.
-        return Hits(self.index.ids(docnums), scores * 2.0 - 1.0, docnums)
+        return Hits(self.index.ids(hit_docs), scores * 2.0 - 1.0, hit_docs)
 
     def exact_search(self, vector: np.ndarray, k: int = 100, filter=None) -> Hits:
         """The exact ``k`` nearest passages (every passage, or every match of ``filter``, scored
