@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lucerag.bench.scale import SLICE, synthesise
+from lucerag.bench.data import DL19_SLICE, data_path
+from lucerag.bench.scale import synthesise
 
 
 def write_sample(size: int, out: Path, slice_dir: Path | None = None, seed: int = 7) -> dict:
     """Write ``size`` passages to ``out`` (TSV); returns ``{"passages", "bytes", "real"}``."""
     ids, texts = [], []
-    with open(Path(slice_dir or SLICE) / "corpus.jsonl", encoding="utf-8") as f:
+    with open(Path(slice_dir or data_path(DL19_SLICE, option="--slice")) / "corpus.jsonl", encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
             ids.append(str(r["_id"]))

@@ -369,7 +369,7 @@ class LangchainSystem:
         pass
 
 
-FACTORIES = {"lucerag": LuceragSystem,
+FACTORIES: dict[str, Any] = {"lucerag": LuceragSystem,
              # lucerag searching its HNSW graph at every size (the exact scan of small indexes off)
              "lucerag-graph": lambda encoder, **o: LuceragSystem(encoder, dense={"exact": False}, **o),
              "bm25s+numpy": Bm25sNumpySystem, "txtai": TxtaiSystem,
@@ -499,7 +499,8 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
     tmp = Path(tempfile.mkdtemp(prefix=f"peers-{size}-", dir=work))
     try:
         for name in systems:
-            entry = result["systems"][name] = {}
+            entry: dict[str, Any] = {}
+            result["systems"][name] = entry
             try:
                 if not name.startswith("lucerag"):
                     _need(name)
@@ -635,8 +636,8 @@ def plot(results: list[dict], out: Path) -> Path:
         pts = [(r["size"], r["systems"][name]["latency"]["lucerag-encoder"]["p50_ms"]) for r in results
                if "lucerag-encoder" in r["systems"].get(name, {}).get("latency", {})]
         if pts:
-            x, y = zip(*sorted(pts))
-            ax.plot(x, y, "o-", lw=2.2 if name == "lucerag" else 1.3, label=name)
+            xs, ys = zip(*sorted(pts))
+            ax.plot(xs, ys, "o-", lw=2.2 if name == "lucerag" else 1.3, label=name)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("passages")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -185,7 +185,7 @@ def eval_(
             if show:
                 typer.echo(f"filter   {json.dumps(results['filter'])}")
     extra = {}
-    if chunked:
+    if chunked and beir is not None and index_dir is not None:  # both checked above
         chunked_index = chunked_index or index_dir.with_name(index_dir.name + "-chunked")
         if not chunked_index.exists():
             _build_beir_index(beir, chunked_index, dense=dense, chunk=True, dense_text=dense_text,

@@ -199,8 +199,9 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     The options come in three groups with working defaults (:mod:`lucerag.ingest.options`):
     ``chunking`` (:class:`ChunkingOptions`: ``max_tokens``, ``overlap``, ``max_words``,
     ``overlap_words``; ``chunk=False``: one passage per document; ``dense_text``: "title+text"
-    (default for a new index) or "text", an append keeps the index's own and refuses another), ``hnsw`` (:class:`HnswOptions`: ``m``, ``beam``, ``vector_format`` "float",
-    "int8" or "bbq"; appends keep the index's own) and ``options`` (:class:`IngestOptions`: batch
+    (default for a new index) or "text", an append keeps the index's own and refuses another),
+    ``hnsw`` (:class:`HnswOptions`: ``m``, ``beam``, ``vector_format`` "float", "int8" or "bbq";
+    appends keep the index's own) and ``options`` (:class:`IngestOptions`: batch
     sizes, threads, RAM buffer, ``on_error``, ``delete_missing``: in append mode also delete the
     documents of the index that ``documents`` lacks; ``progress_every``). Any of their fields may be given as a keyword
     instead (``max_tokens=128``, ``hnsw_m=16``, ``batch_size=64``, ...).
@@ -244,13 +245,13 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
         dense_text = existing.dense_text
     dense_text = dense_text or DEFAULT_DENSE_TEXT
     if not chunking.chunk:
-        chunk, chunking = whole_documents()
+        chunk, chunk_settings = whole_documents()
     elif encoder is not None:
-        chunk, chunking = token_chunker(encoder, max_tokens, overlap, with_title=dense_text == "title+text")
+        chunk, chunk_settings = token_chunker(encoder, max_tokens, overlap, with_title=dense_text == "title+text")
     else:
-        chunk, chunking = word_chunker(max_words, overlap_words)
+        chunk, chunk_settings = word_chunker(max_words, overlap_words)
     threads = 1 if index_threads is None else index_threads
-    settings = {**chunking, "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb}
+    settings = {**chunk_settings, "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb}
     if mode == "append":
         manifest = _append_manifest(index_dir, encoder, settings)
     else:

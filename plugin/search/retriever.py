@@ -452,5 +452,5 @@ def _records(refs: list[tuple[LuceneIndex, int]]) -> list[dict]:
     for index, where in by_index.values():
         for i, record in zip(where, index.records([refs[i][1] for i in where])):
             out[i] = record
-    return out
+    return [record if record is not None else {} for record in out]  # every slot is filled above
 
