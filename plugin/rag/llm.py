@@ -341,24 +341,36 @@ def _stream(client: "LLMClient", messages, state: StreamedCompletion, **extra: A
                             yield delta
                         if state.done:
                             break
-                    if not state.done and state.finish_reason is None:
-                        raise LLMError(f"LLM endpoint {client.config.url} ended the stream before the answer "
-                                       "was complete (no finish_reason, no [DONE])")
+                    _check_complete(client, state)
                     return
-        except httpx.TimeoutException as exc:
-            if state.parts:
-                raise LLMTimeoutError(f"LLM endpoint {client.config.url} stopped streaming for over "
-                                      f"{client.config.timeout:g}s") from exc
-            last = LLMTimeoutError(f"LLM endpoint {client.config.url} timed out after {client.config.timeout:g}s "
-                                   f"({attempt + 1} attempt(s))")
         except httpx.HTTPError as exc:
-            if state.parts:
-                raise LLMError(f"LLM endpoint {client.config.url} broke off the stream: {exc}") from None
-            last = LLMError(f"cannot reach LLM endpoint {client.config.url}: {type(exc).__name__}: {exc}")
+            last = _stream_failure(client, state, exc, attempt)  # raises once text has been streamed
         if attempt < client.config.max_retries:
             time.sleep(_delay(client.config, attempt))
     assert last is not None
     raise last
+
+
+def _check_complete(client: "LLMClient", state: StreamedCompletion) -> None:
+    """Raises LLMError when the stream ended without a finish_reason or ``[DONE]``."""
+    if not state.done and state.finish_reason is None:
+        raise LLMError(f"LLM endpoint {client.config.url} ended the stream before the answer "
+                       "was complete (no finish_reason, no [DONE])")
+
+
+def _stream_failure(client: "LLMClient", state: StreamedCompletion, exc: Exception, attempt: int) -> Exception:
+    """The error of a failed streaming attempt, to retry with; raised at once (no retry) when text was
+    already streamed, since a retry would repeat it."""
+    import httpx
+
+    url, timeout = client.config.url, client.config.timeout
+    if isinstance(exc, httpx.TimeoutException):
+        if state.parts:
+            raise LLMTimeoutError(f"LLM endpoint {url} stopped streaming for over {timeout:g}s") from exc
+        return LLMTimeoutError(f"LLM endpoint {url} timed out after {timeout:g}s ({attempt + 1} attempt(s))")
+    if state.parts:
+        raise LLMError(f"LLM endpoint {url} broke off the stream: {exc}") from None
+    return LLMError(f"cannot reach LLM endpoint {url}: {type(exc).__name__}: {exc}")
 
 
 async def _astream(client: "LLMClient", messages, state: StreamedCompletion, **extra: Any) -> AsyncIterator[str]:
@@ -381,20 +393,10 @@ async def _astream(client: "LLMClient", messages, state: StreamedCompletion, **e
                             yield delta
                         if state.done:
                             break
-                    if not state.done and state.finish_reason is None:
-                        raise LLMError(f"LLM endpoint {client.config.url} ended the stream before the answer "
-                                       "was complete (no finish_reason, no [DONE])")
+                    _check_complete(client, state)
                     return
-        except httpx.TimeoutException as exc:
-            if state.parts:
-                raise LLMTimeoutError(f"LLM endpoint {client.config.url} stopped streaming for over "
-                                      f"{client.config.timeout:g}s") from exc
-            last = LLMTimeoutError(f"LLM endpoint {client.config.url} timed out after {client.config.timeout:g}s "
-                                   f"({attempt + 1} attempt(s))")
         except httpx.HTTPError as exc:
-            if state.parts:
-                raise LLMError(f"LLM endpoint {client.config.url} broke off the stream: {exc}") from None
-            last = LLMError(f"cannot reach LLM endpoint {client.config.url}: {type(exc).__name__}: {exc}")
+            last = _stream_failure(client, state, exc, attempt)  # raises once text has been streamed
         if attempt < client.config.max_retries:
             await asyncio.sleep(_delay(client.config, attempt))
     assert last is not None
