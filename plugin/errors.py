@@ -9,6 +9,7 @@ LuceragError
 │   ├── ExtractionError              one file's text cannot be extracted (PDF, HTML, ...)
 │   ├── VectorFormatError            a vector file for ``lucerag import-vectors``
 │   ├── UnsupportedError             the index or configuration cannot do what was asked
+│   ├── UnknownRunIdError            a run id of no corpus document (``eval --strict``)
 │   ├── IndexTargetError             an index path holds something lucerag did not create
 │   └── DuplicateIdError             passage ids clash (file and line named)
 ├── LuceneIndexError                 an index on disk cannot be used as asked
@@ -114,6 +115,10 @@ class VectorFormatError(InputError):
 
 class UnsupportedError(InputError):
     """The index or configuration cannot do what was asked (no dense view, no calibrator, ...)."""
+
+
+class UnknownRunIdError(InputError):
+    """A run names an id that is neither a corpus id nor a chunk (``<corpus id>#<n>``) of one."""
 
 
 class IndexTargetError(InputError):

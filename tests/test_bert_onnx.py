@@ -187,7 +187,7 @@ def test_other_architectures_still_need_torch(tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="backend"):
         export_model(src, tmp_path / "out", backend="jax")
-    assert ExportDependencyError.__mro__[1] is ImportError
+    assert issubclass(ExportDependencyError, ImportError)  # the CLI's one-line ImportError message
 
 
 # --- a tiny random BERT, written as safetensors by hand, checked against a plain numpy forward pass ---

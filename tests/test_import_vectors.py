@@ -21,8 +21,10 @@ QUERIES = [json.loads(x)["text"] for x in (MINI_BEIR / "queries.jsonl").read_tex
 
 @pytest.fixture(scope="module")
 def mini_vectors(encoder):
-    docs = mini_documents()
-    return docs, encoder.encode_passages([d.text for d in docs])
+    from lucerag.ingest.pipeline import dense_passage_text
+
+    docs = mini_documents()  # encoded as build_index encodes them (title + text), to compare the two indexes
+    return docs, encoder.encode_passages([dense_passage_text(d.title, d.text) for d in docs])
 
 
 def _same_rankings(a, b, encoder, queries, methods=("bm25", "dense", "hybrid"), k=10):

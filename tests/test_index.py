@@ -29,7 +29,11 @@ def test_stored_vectors_are_the_encoder_output(mini_index, encoder):
     index = LuceneIndex(mini_index)
     doc = mini_documents()[0]
     docnum = index.docnums([doc.id])[doc.id]
-    expected = encoder.encode_passages([doc.text])[0]
+    from lucerag.ingest.pipeline import dense_passage_text
+
+    # a new index encodes title + text, as BEIR/MTEB do (its manifest says so)
+    assert index.manifest.dense_text == "title+text"
+    expected = encoder.encode_passages([dense_passage_text(doc.title, doc.text)])[0]
     assert float(index.vectors([docnum])[0] @ expected) > 0.9999
 
 

@@ -51,7 +51,9 @@ class _Run:
     """A ``lucerag index`` process whose progress bar (stderr) is followed on a thread."""
 
     def __init__(self, args: list):
-        self.proc = subprocess.Popen([sys.executable, "-m", "lucerag", "index", *map(str, args)],
+        # stderr is a pipe, not a terminal: progress comes as log lines, asked for often here
+        self.proc = subprocess.Popen([sys.executable, "-m", "lucerag", "index", *map(str, args),
+                                      "--progress-every", "0.1"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env={**os.environ, "COLUMNS": "200"})
         self.seen = 0
@@ -61,9 +63,10 @@ class _Run:
     def _read(self) -> None:
         while chunk := os.read(self.proc.stderr.fileno(), 4096):
             self.err.extend(chunk)
-            found = re.findall(rb"(\d+)/(\d+) \[", chunk)
+            # "ingest: 16,500/40,000 documents, ..." (log line) or "16500/40000 [" (a terminal's bar)
+            found = re.findall(rb"([\d,]+)/([\d,]+) (?:documents|\[)", chunk)
             if found:
-                self.seen = int(found[-1][0])
+                self.seen = int(found[-1][0].replace(b",", b""))
 
     def wait_for(self, at_least: int, index_dir: Path, need_new_files: bool = False, timeout: float = 120) -> int:
         """Wait until the progress bar shows >= at_least documents (and, with need_new_files, until

@@ -130,8 +130,10 @@ def test_dense_over_two_indexes_reads_the_text_from_the_bm25_index(tmp_path, min
     """Issue 15 item 14: an Anserini-style HNSW index stores ids and vectors only."""
     from test_ids import _lucene_index
 
-    docs = mini_documents()
-    vectors = encoder.encode_passages([d.text for d in docs])
+    from lucerag.ingest.pipeline import dense_passage_text
+
+    docs = mini_documents()  # encoded as the one-index reference was (title + text)
+    vectors = encoder.encode_passages([dense_passage_text(d.title, d.text) for d in docs])
     dense_dir = _lucene_index(tmp_path / "hnsw", [(d.id, None, v) for d, v in zip(docs, vectors)], mini_index)
     bm25_dir = tmp_path / "bm25"
     build_index(docs, bm25_dir, dense=False, progress=False)

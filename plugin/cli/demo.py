@@ -38,7 +38,7 @@ def demo(
     typer.echo(f"indexed {report.indexed} documents ({report.passages} passages) from {corpus} "
                f"into {index_dir} in {report.seconds:.1f}s\n")
     typer.secho(f"Q: {question}\n", bold=True)
-    search(question, index_dir=index_dir, config=None, k=k, method="hybrid", filter_=None, json_out=False)
+    search(question, index_dir=index_dir, config=None, k=k, method="hybrid", filter_=None, where=None, json_out=False)
 
 
 def _demo_encoder():

@@ -19,15 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from lucerag.errors import InputError
 
 AGGREGATIONS = ("maxp", "firstp", "sum")
 
 _CHUNK = re.compile(r"^(.*)#(\d+)$")
-
-
-class UnknownRunIdError(InputError):
-    """A run names an id that is neither a corpus id nor a chunk (``<corpus id>#<n>``) of one."""
 
 
 def split_passage_id(pid: str, corpus_ids: Collection[str] | None = None) -> tuple[str, int] | None:
