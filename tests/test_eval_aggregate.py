@@ -3,7 +3,8 @@
 import pytest
 
 from lucerag.errors import LuceragError
-from lucerag.eval.aggregate import UnknownRunIdError, aggregate_run, split_passage_id, unknown_ids
+from lucerag.errors import UnknownRunIdError
+from lucerag.eval.aggregate import aggregate_run, split_passage_id, unknown_ids
 
 RUN = {"q1": {"d1#0": 1.0, "d1#2": 3.0, "d2": 2.5, "d3#1": 4.0, "a#b#1": 0.5, "ghost#0": 9.0}}
 CORPUS = {"d1", "d2", "d3", "a#b"}

@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from conftest import DL19_SLICE, SHARED, needs_shared
 

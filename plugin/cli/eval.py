@@ -57,7 +57,7 @@ def _index_protocol(index_dir: Optional[Path], config: Optional[Path]) -> dict:
 
 def _run_methods(retriever, chosen, qs, depth, rel, aggregate, corpus, strict, run_dir, tag, show, label=""):
     """Document runs and metrics of each method; returns (results, per-query scores, warnings)."""
-    from lucerag.eval.aggregate import UnknownRunIdError
+    from lucerag.errors import UnknownRunIdError
     from lucerag.eval.protocol import document_run
     from lucerag.eval.runs import mean_scores, per_query_scores, run_queries, write_trec_run
 

@@ -20,7 +20,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lucerag.eval.aggregate import UnknownRunIdError, aggregate_run
+from lucerag.errors import UnknownRunIdError
+from lucerag.eval.aggregate import aggregate_run
 
 log = logging.getLogger("lucerag.eval")
 
