@@ -299,6 +299,29 @@ class IndexWriter:
             self._call(self._passages.flush)
             java.Bridge.deleteParents(self._writer, list(parents))
 
+    def add_indexes(self, paths: Sequence[str | Path]) -> None:
+        """Add every passage of other Lucene indexes (shards) in one call, in the order given.
+
+        Lucene's ``IndexWriter.addIndexes(Directory...)`` copies the shards' segments as they are
+        (their BM25 postings, stored fields and HNSW graphs; nothing is re-analysed or re-encoded).
+        The shards must have been written by an :class:`IndexWriter` with the same field layout,
+        vector dimension and vectors format. Deletes issued before this call do not touch the added
+        passages; deletes after it do. Nothing is visible before ``close()`` commits.
+
+        Raises:
+            RuntimeError: Lucene refused a shard (other fields, dimension, or a broken shard).
+        """
+        if not paths:
+            return
+        self._call(self._passages.flush)
+        dirs = [java.FSDirectory.open(java.File(str(p)).toPath()) for p in paths]
+        try:
+            self._call(self._writer.addIndexes, dirs)
+        finally:
+            for d in dirs:
+                with contextlib.suppress(Exception):
+                    d.close()
+
     def delete_missing(self) -> int:
         """Delete documents not written in this session (needs ``track_parents``); returns how many."""
         self._call(self._passages.finish)

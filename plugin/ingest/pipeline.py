@@ -189,7 +189,7 @@ def _in_thread(items: Iterator, depth: int = 4) -> Iterator:
 def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, dense: bool = True,
                 mode: str = "create", chunking: ChunkingOptions | None = None, hnsw: HnswOptions | None = None,
                 options: IngestOptions | None = None, progress: bool = True, total: int | None = None,
-                stats=None, on_reject: Callable | None = None, source: str | None = None,
+                stats=None, on_reject: Callable | None = None, source: str | None = None, ray=None,
                 **keywords: Any) -> IngestReport:
     """Chunk, encode and index ``documents`` (objects with id, title, text, metadata); returns
     the :class:`IngestReport`.
@@ -211,6 +211,11 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     ``total``: documents expected, for the ETA.  ``progress``: a tqdm bar when stderr is a terminal,
     else a log line every ``progress_every`` seconds (:class:`ProgressLog`).
 
+    ``ray``: build on a Ray cluster instead (:mod:`lucerag.ingest.distributed`; needs
+    ``lucerag[ray]``): True or "local" starts a local cluster, an address ("auto",
+    "ray://host:10001") joins one, a :class:`~lucerag.ingest.distributed.RayOptions` says more;
+    the result is the same index, and a :class:`~lucerag.ingest.distributed.RayIngestReport`.
+
     Raises :class:`~lucerag.errors.InputError` for bad options, ``TypeError`` for an unknown keyword.
     """
     from tqdm import tqdm
@@ -223,6 +228,18 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     index_threads, producer_thread = options.index_threads, options.producer_thread
     on_error, delete_missing = options.on_error, options.delete_missing
     dense_text, progress_every = chunking.dense_text, options.progress_every
+
+    if ray is not None and ray is not False:
+        from lucerag.ingest.distributed import RayOptions, build_index_ray
+
+        cluster = ray if isinstance(ray, RayOptions) else RayOptions(address=None if ray is True else str(ray))
+        return build_index_ray(documents, index_dir, options=cluster, encoder=encoder, dense=dense, mode=mode,
+                               batch_size=batch_size, max_tokens=max_tokens, overlap=overlap,
+                               max_words=max_words, overlap_words=overlap_words, total=total,
+                               progress=progress, stats=stats, delete_missing=delete_missing,
+                               on_error=on_error, on_reject=on_reject, ram_buffer_mb=ram_buffer_mb,
+                               encode_batch_size=encode_batch_size, source=source, hnsw_m=hnsw_m,
+                               hnsw_beam=hnsw_beam, vector_format=vector_format)
 
     if mode not in ("create", "append"):
         raise InputError(f"mode must be 'create' or 'append', not {mode!r}")

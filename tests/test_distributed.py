@@ -1,0 +1,216 @@
+"""Distributed ingest on a real local Ray cluster: the index equals a single-process build.
+
+Real parts throughout: ``ray.init(num_cpus=2)`` (raylet, object store, worker processes), encoder
+actors running the real ONNX model, shard writers with their own JVMs writing real Lucene indexes,
+merged by Lucene's ``addIndexes`` on the driver.  Killed workers are real process exits
+(``os._exit`` in the worker, once, guarded by a marker file).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DL19_SLICE, MINI_BEIR, mini_documents
+
+ray = pytest.importorskip("ray")
+
+from lucerag.index.manifest import IndexManifest  # noqa: E402
+from lucerag.ingest.distributed import DistributedIngestError, RayOptions, RayNotInstalledError  # noqa: E402
+from lucerag.ingest.pipeline import build_index  # noqa: E402
+
+BATCH = 32        # passages per batch: several batches per shard
+SHARD = 64        # passages per shard: several shards for a few hundred passages
+
+
+def _corpus() -> tuple[list, list[str]]:
+    """A few hundred passages and 20 queries: the DL19 slice when the shared data is there, else
+    the mini BEIR corpus (its 10 queries plus 10 document titles)."""
+    from lucerag.connectors import Document
+
+    if DL19_SLICE.exists():
+        with open(DL19_SLICE / "corpus.jsonl") as f:
+            docs = []
+            for line in f:
+                o = json.loads(line)
+                docs.append(Document(id=o["_id"], title=o.get("title", ""), text=o["text"]))
+                if len(docs) == 300:
+                    break
+        queries = [json.loads(line)["text"] for line in (DL19_SLICE / "queries.jsonl").read_text().splitlines()]
+        return docs, queries[:20]
+    docs = mini_documents()
+    queries = [json.loads(line)["text"] for line in (MINI_BEIR / "queries.jsonl").read_text().splitlines()]
+    return docs, (queries + [d.title for d in docs if d.title])[:20]
+
+
+DOCS, QUERIES = _corpus()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if ray.is_initialized():  # pragma: no cover - another module left one running
+        ray.shutdown()
+    ray.init(num_cpus=2, object_store_memory=300 << 20, include_dashboard=False, logging_level=logging.WARNING)
+    yield ray
+    ray.shutdown()
+
+
+def _options(**kw) -> RayOptions:
+    return RayOptions(shard_passages=SHARD, progress_every_s=0, **kw)
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, encoder) -> Path:
+    path = tmp_path_factory.mktemp("single") / "index"
+    build_index(DOCS, path, encoder=encoder, batch_size=BATCH, progress=False)
+    return path
+
+
+def _contents(path: Path) -> tuple[list[str], np.ndarray, list[dict]]:
+    """Every live passage of an index in doc order: ids, stored vectors, stored records."""
+    from lucerag.index.reader import LuceneIndex
+
+    index = LuceneIndex(path)
+    try:
+        live = [d for d in range(int(index.reader.maxDoc()))]
+        bits = index.reader.numDocs() == index.reader.maxDoc()
+        assert bits, "a freshly built index has no deleted passages"
+        ids = index.ids(live)
+        vectors = index.vectors(live) if index.has_vectors() else np.zeros((len(ids), 0), np.float32)
+        records = [index.record(d) for d in live]
+        return ids, vectors, records
+    finally:
+        index.close()
+
+
+def _answers(path: Path, encoder, methods=("bm25", "dense", "hybrid")) -> dict:
+    from lucerag.search.retriever import Retriever
+
+    out = {}
+    with Retriever.from_index(path, encoder=encoder) as r:
+        for q in QUERIES:
+            for m in methods:
+                ranking = r.rank(q, m, 10)
+                out[(q, m)] = (ranking.ids, np.asarray(ranking.scores, np.float64))
+    return out
+
+
+def _assert_same_index(built: Path, reference: Path, encoder) -> None:
+    ids, vectors, records = _contents(built)
+    ref_ids, ref_vectors, ref_records = _contents(reference)
+    assert len(ids) == len(set(ids)), "duplicate passages"
+    assert ids == ref_ids  # same passages, same order
+    assert records == ref_records
+    cos = np.einsum("ij,ij->i", vectors, ref_vectors) / (
+        np.linalg.norm(vectors, axis=1) * np.linalg.norm(ref_vectors, axis=1))
+    assert cos.min() >= 0.9999, f"min cosine {cos.min()}"
+    got, want = _answers(built, encoder), _answers(reference, encoder)
+    for (q, m), (ref_ids_q, ref_scores) in want.items():
+        ids_q, scores = got[(q, m)]
+        assert ids_q == ref_ids_q, f"{m} ranking differs for {q!r}"
+        if m == "bm25":
+            assert np.array_equal(scores, ref_scores), f"BM25 scores differ for {q!r}"
+        else:
+            np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=1e-4)
+
+
+def test_ray_build_equals_single_process_build(cluster, single, encoder, tmp_path, caplog):
+    path = tmp_path / "index"
+    with caplog.at_level(logging.INFO, logger="lucerag.ingest.distributed"):
+        report = build_index(DOCS, path, encoder=encoder, batch_size=BATCH, progress=False, total=len(DOCS),
+                             ray=_options())
+    assert report.encoders == 2 and report.shards >= 3, report
+    assert report.shard_attempts == report.shards and report.encoder_restarts == 0
+    assert report.passages == report.index_passages == IndexManifest.read(single).passages
+    _assert_same_index(path, single, encoder)
+    # the same manifest: everything but the build time and the record of the cluster
+    mine, theirs = IndexManifest.read(path).model_dump(), IndexManifest.read(single).model_dump()
+    assert mine["settings"].pop("ray") == {"encoders": 2, "shards": report.shards, "shard_passages": SHARD}
+    for m in (mine, theirs):
+        m.pop("built_at")
+    assert mine == theirs
+    # progress: passages/s and ETA in plain log lines
+    lines = [r.getMessage() for r in caplog.records if "passages/s" in r.getMessage()]
+    assert lines and any("ETA" in line for line in lines), lines
+    assert not list(tmp_path.glob(".index.*")), "work folders left behind"
+
+
+def test_bm25_only_ray_build_equals_single_process(cluster, tmp_path, encoder):
+    single = tmp_path / "single"
+    build_index(DOCS, single, dense=False, batch_size=BATCH, progress=False)
+    build_index(DOCS, tmp_path / "ray", dense=False, batch_size=BATCH, progress=False, ray=_options())
+    ids, _, records = _contents(tmp_path / "ray")
+    assert (ids, records) == _contents(single)[::2]
+    got = _answers(tmp_path / "ray", None, ("bm25",))
+    want = _answers(single, None, ("bm25",))
+    assert all(got[k][0] == want[k][0] and np.array_equal(got[k][1], want[k][1]) for k in want)
+
+
+def test_killed_encoder_actor_is_restarted_without_duplicates(cluster, single, encoder, tmp_path):
+    marker = tmp_path / "encode-crashed"
+    report = build_index(DOCS, tmp_path / "index", encoder=encoder, batch_size=BATCH, progress=False,
+                         ray=_options(crash_once={"encode": str(marker)}))
+    assert marker.exists(), "no encoder actor was killed"
+    assert report.encoder_restarts == 1
+    _assert_same_index(tmp_path / "index", single, encoder)
+
+
+def test_killed_shard_writer_is_retried_without_duplicates(cluster, single, encoder, tmp_path):
+    marker = tmp_path / "write-crashed"
+    report = build_index(DOCS, tmp_path / "index", encoder=encoder, batch_size=BATCH, progress=False,
+                         ray=_options(crash_once={"write": str(marker)}))
+    assert marker.exists(), "no shard writer was killed"
+    assert report.shard_attempts == report.shards + 1  # the half-written attempt was not merged
+    _assert_same_index(tmp_path / "index", single, encoder)
+
+
+def test_failure_after_retries_publishes_nothing(cluster, single, encoder, tmp_path):
+    import shutil
+
+    path = tmp_path / "index"
+    shutil.copytree(single, path)
+    before = sorted(p.name for p in path.iterdir())
+    marker = tmp_path / "encode-crashed"
+    with pytest.raises(DistributedIngestError, match="nothing was published"):
+        build_index(DOCS[:50], path, encoder=encoder, batch_size=BATCH, progress=False,
+                    ray=_options(max_retries=0, crash_once={"encode": str(marker)}))
+    assert marker.exists()
+    assert sorted(p.name for p in path.iterdir()) == before
+    assert _contents(path)[0] == _contents(single)[0]  # the previous index answers as before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["encode-crashed", "index"]
+
+
+def test_ray_append_upserts_like_a_single_process_append(cluster, encoder, tmp_path):
+    from lucerag.connectors import Document
+
+    base, changes = DOCS[:120], DOCS[100:140]
+    changes = [Document(id=d.id, title=d.title, text=d.text + " volcano espresso") if i % 2 else d
+               for i, d in enumerate(changes)]
+    for name, ray_options in (("single", None), ("ray", _options())):
+        build_index(base, tmp_path / name, encoder=encoder, batch_size=BATCH, progress=False)
+        build_index(changes, tmp_path / name, encoder=encoder, mode="append", batch_size=BATCH,
+                    progress=False, ray=ray_options)
+    got, want = _contents(tmp_path / "ray"), None
+    from lucerag.ingest.pipeline import view_ids
+
+    ray_ids, single_ids = view_ids(tmp_path / "ray"), view_ids(tmp_path / "single")
+    assert ray_ids == single_ids and ray_ids[0] == {d.id for d in DOCS[:140]}
+    assert IndexManifest.read(tmp_path / "ray").passages == 140
+    a = _answers(tmp_path / "ray", encoder, ("bm25", "hybrid"))
+    b = _answers(tmp_path / "single", encoder, ("bm25", "hybrid"))
+    for key in b:
+        assert a[key][0] == b[key][0], key
+        np.testing.assert_allclose(a[key][1], b[key][1], rtol=0, atol=1e-4)
+    del got, want
+
+
+def test_missing_ray_is_named(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(RayNotInstalledError, match=r"lucerag\[ray\]"):
+        build_index(DOCS[:3], tmp_path / "x", dense=False, progress=False, ray=True)
+    assert not (tmp_path / "x").exists()
