@@ -84,6 +84,39 @@ def bench_ingest(
     typer.echo(json.dumps(result, indent=2))
 
 
+@bench_app.command("distributed")
+def bench_distributed(
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Input (default: the MS MARCO DL19-5K slice corpus)."),
+    format: Optional[str] = typer.Option(None, help="Input format (guessed if absent)."),
+    limit: Optional[int] = typer.Option(2000, min=1, help="Use the first N documents."),
+    repeat: int = typer.Option(3, min=1, help="Interleaved runs per configuration (medians are reported)."),
+    workers: str = typer.Option("1,2", help="Ray encoder-actor counts to measure, comma-separated."),
+    cpus: Optional[int] = typer.Option(None, min=1, help="num_cpus of the local Ray cluster (default: all cores)."),
+    object_store_mb: int = typer.Option(400, min=64, help="Object store of the local Ray cluster (MB)."),
+    precision: Optional[str] = typer.Option(None, help="Passage encoder precision (default int8)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Ingest throughput: the single-process pipeline vs Ray with 1 and 2 encoder workers, interleaved."""
+    try:
+        from lucerag.bench.distributed import run_distributed_bench, table
+    except ImportError as exc:  # pragma: no cover
+        _fail(str(exc))
+    try:
+        counts = tuple(int(x) for x in workers.split(",") if x.strip())
+    except ValueError:
+        _fail(f"--workers must be comma-separated integers, not {workers!r}")
+    try:
+        result = run_distributed_bench(input, format, limit=limit, repeat=repeat, workers=counts, cpus=cpus,
+                                       object_store_mb=object_store_mb, precision=_precision(precision))
+    except ModuleNotFoundError as exc:
+        _fail(f"{exc}: lucerag bench distributed needs Ray (pip install 'lucerag[ray]')")
+    if json_out:
+        print(json.dumps(result))
+        return
+    typer.echo(json.dumps(result, indent=2))
+    typer.echo(table(result))
+
+
 @bench_app.command("load")
 def bench_load(
     index_dir: Optional[Path] = typer.Option(None, "--index", help="Index to serve (a server is started on 127.0.0.1)."),

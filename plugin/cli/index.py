@@ -93,6 +93,16 @@ def index(
     progress: bool = typer.Option(True, help="Show progress on stderr: a bar on a terminal, else a line "
                                              "every --progress-every seconds."),
     progress_every: float = typer.Option(10.0, min=0.0, help="Seconds between progress lines without a terminal."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+        help="Encode and write shards on a Ray cluster (pip install 'lucerag[ray]'): --ray alone starts a "
+             "local one, --ray auto joins this machine's cluster, --ray ray://HOST:10001 a remote one."),
+    ray_encoders: Optional[int] = typer.Option(None, min=1, help="With --ray: encoder actors (default: one per CPU, "
+                                                                 "or per GPU with --ray-gpus)."),
+    ray_gpus: float = typer.Option(0.0, min=0, help="With --ray: GPUs per encoder actor (CUDA provider; needs "
+                                                    "onnxruntime-gpu on the workers)."),
+    ray_shard_passages: int = typer.Option(50_000, min=1, help="With --ray: passages per Lucene shard."),
+    ray_retries: int = typer.Option(3, min=0, help="With --ray: retries of a failed encoder call or shard."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
     """Ingest documents into a Lucene index with BM25 text and HNSW vectors.
@@ -113,6 +123,21 @@ def index(
         from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
 
         encoder = load_encoder(model, precision=_precision(precision) or DEFAULT_PASSAGE_PRECISION)
+    ray_options = None
+    if ray is not None:
+        import logging
+        import sys
+
+        from lucerag.ingest.distributed import RayOptions
+
+        ray_options = RayOptions(address=None if ray == "local" else ray, encoders=ray_encoders,
+                                 encoder_gpus=ray_gpus,
+                                 shard_passages=ray_shard_passages, max_retries=ray_retries)
+        handler = logging.StreamHandler(sys.stderr)  # progress lines (passages/s, ETA) without a terminal
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger = logging.getLogger("lucerag.ingest.distributed")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     sink = RejectsFile(rejects) if rejects else None
     try:
         options: dict[str, Any] = source_options(input, format, query=query, id_column=id_column,
@@ -125,11 +150,13 @@ def index(
                              stats=stream.stats, delete_missing=delete_missing, on_error=on_error,
                              on_reject=sink, ram_buffer_mb=ram_buffer_mb, progress=progress,
                              total=estimate_total(input, format), chunk=chunk, dense_text=dense_text,
-                             progress_every=progress_every)
+                             progress_every=progress_every, ray=ray_options)
     except ConnectorError as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")
     except RuntimeError as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")
+    except ImportError as exc:  # RayNotInstalledError
+        _fail(str(exc))
     finally:
         if sink is not None:
             sink.close()

@@ -314,9 +314,11 @@ class IndexWriter:
         if not paths:
             return
         self._call(self._passages.flush)
+        from jnius import cast
+
         dirs = [java.FSDirectory.open(java.File(str(p)).toPath()) for p in paths]
-        try:
-            self._call(self._writer.addIndexes, dirs)
+        try:  # pyjnius takes varargs one by one, and matches Directory... only with elements cast to Directory
+            self._call(self._writer.addIndexes, *[cast("org.apache.lucene.store.Directory", d) for d in dirs])
         finally:
             for d in dirs:
                 with contextlib.suppress(Exception):

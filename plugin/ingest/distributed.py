@@ -115,6 +115,7 @@ class RayIngestReport(IngestReport):
     shard_attempts: int = 0        # shard tasks started (more than ``shards`` after a retry)
     encoder_restarts: int = 0      # encoder actors that were restarted after dying
     providers: list[str] = field(default_factory=list)
+    write_seconds: float = 0.0     # shard tasks' time writing Lucene (summed over shards)
     merge_seconds: float = 0.0     # addIndexes + commit on the driver
 
 
@@ -363,6 +364,7 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
         if started:
             ray.shutdown()
     report.shards = len(shards)
+    report.write_seconds = round(sum(result["seconds"] for result, _ in shards), 3)
     report.indexed = counts.pulled - counts.skipped - counts.rejected
     report.skipped = counts.skipped
     report.rejected = counts.rejected + (getattr(stats, "rejected", 0) if stats is not None else 0)

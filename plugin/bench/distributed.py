@@ -1,0 +1,116 @@
+"""Distributed ingest throughput: the single-process pipeline vs Ray with 1 and 2 encoder workers.
+
+``lucerag bench distributed [--input PATH] [--limit N] [--repeat R] [--workers 1,2] --json``
+builds the same documents into a temporary index with each configuration, ``repeat`` times,
+interleaved (single, ray x1, ray x2, single, ...) so that a change in the machine's load hits every
+configuration alike; it reports each run's passages/s and the median per configuration.
+
+* ``single``: :func:`lucerag.ingest.pipeline.build_index` in this process (onnxruntime's default
+  threads: every core);
+* ``ray_<n>``: the same call with ``ray=RayOptions(encoders=n)`` on one local Ray cluster started
+  once (``ray.init(num_cpus=--cpus)``; its start-up is reported apart, not in the runs), one
+  onnxruntime thread per encoder actor.  A run includes starting the actors (model load) and the
+  shard writers' JVMs, and the final ``addIndexes`` merge (``merge_seconds``).
+
+Everything is real (files, JVMs, Lucene, the ONNX model).  The load average is recorded before
+and after: on a shared machine, runs taken while others compute are not comparable across time,
+only within one interleaved run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from lucerag.bench.ingest import DEFAULT_INPUT
+
+
+def _load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return []
+
+
+def run_distributed_bench(input: Path | None = None, fmt: str | None = None, *, limit: int | None = 2000,
+                          repeat: int = 3, workers: tuple[int, ...] = (1, 2), cpus: int | None = None,
+                          object_store_mb: int = 400, shard_passages: int | None = None,
+                          batch_size: int = 256, model: str | None = None,
+                          precision: str | None = None) -> dict[str, Any]:
+    """Run the benchmark; one JSON-able dict (see the module docstring)."""
+    import ray
+
+    from lucerag.connectors import read_documents
+    from lucerag.ingest.distributed import RayOptions
+    from lucerag.ingest.pipeline import build_index
+    from lucerag.lucene import jvm
+    from lucerag.models import load_encoder
+    from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
+
+    path = Path(input) if input is not None else DEFAULT_INPUT.resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"no benchmark input at {path} (pass --input)")
+    docs = list(islice(read_documents(path, fmt), limit))
+    cpus = cpus or os.cpu_count() or 1
+    encoder = load_encoder(model, precision=precision or DEFAULT_PASSAGE_PRECISION)
+    jvm.start()
+    result: dict[str, Any] = {
+        "input": str(path), "documents": len(docs), "repeat": repeat, "batch_size": batch_size,
+        "encoder": {"name": encoder.manifest.name, "precision": encoder.manifest.precision},
+        "machine": {"cpus": os.cpu_count(), "ray_num_cpus": cpus, "python": platform.python_version(),
+                    "platform": platform.platform(), "ray": ray.__version__, "load_before": _load()},
+    }
+    t = time.perf_counter()
+    ray.init(num_cpus=cpus, object_store_memory=object_store_mb << 20, include_dashboard=False,
+             logging_level="WARNING")
+    result["ray_start_seconds"] = round(time.perf_counter() - t, 2)
+    configs = ["single"] + [f"ray_{n}" for n in workers]
+    runs: dict[str, list[dict]] = {c: [] for c in configs}
+    tmp = Path(tempfile.mkdtemp(prefix="lucerag-bench-ray-"))
+    try:
+        for r in range(max(1, repeat)):
+            for config in configs:
+                options = None
+                if config != "single":
+                    n = int(config.split("_")[1])
+                    per_shard = shard_passages or max(batch_size, -(-len(docs) // (2 * n)))
+                    options = RayOptions(encoders=n, shard_passages=per_shard, progress_every_s=1e9)
+                target = tmp / f"{config}-{r}"
+                report = build_index(docs, target, encoder=encoder, batch_size=batch_size, progress=False,
+                                     ray=options)
+                row = {"passages": report.passages, "seconds": round(report.seconds, 2),
+                       "passages_per_s": round(report.passages_per_s, 1)}
+                if options is not None:
+                    row.update(shards=report.shards, merge_seconds=round(report.merge_seconds, 2),
+                               # one shard writer's Lucene rate (its JVM start-up included)
+                               writer_passages_per_s=round(report.passages / report.write_seconds, 1)
+                               if report.write_seconds else None)
+                runs[config].append(row)
+                shutil.rmtree(target, ignore_errors=True)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+    single = statistics.median(x["passages_per_s"] for x in runs["single"])
+    result["runs"] = runs
+    result["median_passages_per_s"] = {c: round(statistics.median(x["passages_per_s"] for x in runs[c]), 1)
+                                       for c in configs}
+    result["speedup_vs_single"] = {c: round(v / single, 2) if single else None
+                                   for c, v in result["median_passages_per_s"].items()}
+    result["machine"]["load_after"] = _load()
+    return result
+
+
+def table(result: dict) -> str:
+    """A Markdown table of the medians."""
+    lines = ["| configuration | median passages/s | vs single | runs (passages/s) |", "|---|---:|---:|---|"]
+    for c, v in result["median_passages_per_s"].items():
+        each = ", ".join(str(x["passages_per_s"]) for x in result["runs"][c])
+        lines.append(f"| {c} | {v} | {result['speedup_vs_single'][c]} | {each} |")
+    return "\n".join(lines)
