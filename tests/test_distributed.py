@@ -18,10 +18,13 @@ import pytest
 
 from conftest import DL19_SLICE, MINI_BEIR, mini_documents
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 
 from lucerag.index.manifest import IndexManifest  # noqa: E402
-from lucerag.ingest.distributed import DistributedIngestError, RayOptions, RayNotInstalledError  # noqa: E402
+from lucerag.ingest.distributed import (  # noqa: E402
+    DistributedIngestError, RayNotInstalledError, RayOptions, jvm_safe_ray)
+
+ray = jvm_safe_ray()  # this process hosts the JVM too: Ray's crash handler must stay off
 from lucerag.ingest.pipeline import build_index  # noqa: E402
 
 BATCH = 32        # passages per batch: several batches per shard
@@ -206,3 +209,40 @@ def test_missing_ray_is_named(monkeypatch, tmp_path):
     with pytest.raises(RayNotInstalledError, match=r"lucerag\[ray\]"):
         build_index(DOCS[:3], tmp_path / "x", dense=False, progress=False, ray=True)
     assert not (tmp_path / "x").exists()
+
+
+_HANDLER_PROBE = r"""
+import ctypes, signal
+def handler_library():
+    action = ctypes.create_string_buffer(256)       # struct sigaction: the handler comes first
+    ctypes.CDLL(None).sigaction(signal.SIGSEGV, None, action)
+    address = int.from_bytes(action.raw[:8], "little")
+    for line in open("/proc/self/maps"):
+        span, *rest = line.split()
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        if lo <= address < hi:
+            return rest[-1].rsplit("/", 1)[-1]
+    return hex(address)
+from lucerag.lucene.classes import java
+java.analyzer                                       # the JVM runs first, as after a search
+from lucerag.ingest.distributed import RayOptions, _connect, _import_ray
+ray = _import_ray()
+before = handler_library()
+_connect(ray, RayOptions(num_cpus=1, object_store_mb=100))
+print(before, handler_library())
+ray.shutdown()
+"""
+
+
+def test_joining_ray_keeps_the_jvm_signal_handler():
+    """The JVM raises SIGSEGV on purpose and must see it first: a process whose JVM is running when
+    it joins Ray keeps the JVM's handler (Ray's crash handlers over it killed Lucene's HNSW builder)."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    out = subprocess.run([sys.executable, "-c", _HANDLER_PROBE], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = out.stdout.split()[-2:]
+    assert before == "libjvm.so" and after == "libjvm.so", (before, after)

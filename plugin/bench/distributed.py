@@ -45,15 +45,14 @@ def run_distributed_bench(input: Path | None = None, fmt: str | None = None, *, 
                           batch_size: int = 256, model: str | None = None,
                           precision: str | None = None) -> dict[str, Any]:
     """Run the benchmark; one JSON-able dict (see the module docstring)."""
-    import ray
-
     from lucerag.connectors import read_documents
-    from lucerag.ingest.distributed import RayOptions
+    from lucerag.ingest.distributed import RayOptions, jvm_safe_ray
     from lucerag.ingest.pipeline import build_index
     from lucerag.lucene import jvm
     from lucerag.models import load_encoder
     from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
 
+    ray = jvm_safe_ray()  # before the JVM and the cluster start
     path = Path(input) if input is not None else DEFAULT_INPUT.resolve()
     if not path.exists():
         raise FileNotFoundError(f"no benchmark input at {path} (pass --input)")
@@ -93,9 +92,14 @@ def run_distributed_bench(input: Path | None = None, fmt: str | None = None, *, 
                                writer_passages_per_s=round(report.passages / report.write_seconds, 1)
                                if report.write_seconds else None)
                 runs[config].append(row)
-                shutil.rmtree(target, ignore_errors=True)
-    finally:
+                if r < repeat - 1 or config not in ("single", configs[-1]):
+                    shutil.rmtree(target, ignore_errors=True)
         ray.shutdown()
+        result["search"] = compare_search(tmp / f"single-{repeat - 1}", tmp / f"{configs[-1]}-{repeat - 1}",
+                                          encoder, path.parent / "queries.jsonl")
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     single = statistics.median(x["passages_per_s"] for x in runs["single"])
     result["runs"] = runs
@@ -105,6 +109,45 @@ def run_distributed_bench(input: Path | None = None, fmt: str | None = None, *, 
                                    for c, v in result["median_passages_per_s"].items()}
     result["machine"]["load_after"] = _load()
     return result
+
+
+def compare_search(one: Path, sharded: Path, encoder, queries_path: Path, methods=("bm25", "dense", "hybrid"),
+                   k: int = 10, repeats: int = 3) -> dict[str, Any]:
+    """The single-process index (one segment) vs the Ray-built one (a segment per shard): segments, size,
+    p50 latency of ``Retriever.rank`` per method (median over queries of the best of ``repeats``), and
+    the share of queries whose top-k ids are identical."""
+    import json
+
+    from lucerag.bench.query import dir_size
+    from lucerag.search.retriever import Retriever
+
+    if not queries_path.is_file():
+        return {"skipped": f"no queries at {queries_path}"}
+    queries = [json.loads(line)["text"] for line in queries_path.read_text().splitlines() if line.strip()]
+    out: dict[str, Any] = {"queries": len(queries), "k": k}
+    rankings: dict[str, dict] = {}
+    for name, path in (("single", one), ("ray", sharded)):
+        with Retriever.from_index(path, encoder=encoder) as r:
+            row: dict[str, Any] = {"segments": int(r.bm25_index.reader.leaves().size()),
+                                   "mb": round(dir_size(path) / 2**20, 2)}
+            rankings[name] = {}
+            for m in methods:
+                for q in queries[:5]:
+                    r.rank(q, m, k)  # warm-up
+                best = []
+                for q in queries:
+                    times = []
+                    for _ in range(repeats):
+                        t = time.perf_counter()
+                        ranking = r.rank(q, m, k)
+                        times.append(time.perf_counter() - t)
+                    best.append(min(times))
+                    rankings[name][(q, m)] = ranking.ids
+                row[f"{m}_p50_ms"] = round(1000 * statistics.median(best), 3)
+            out[name] = row
+    out["same_top_k"] = {m: round(sum(rankings["single"][(q, m)] == rankings["ray"][(q, m)] for q in queries)
+                                  / len(queries), 3) for m in methods}
+    return out
 
 
 def table(result: dict) -> str:

@@ -34,6 +34,7 @@ model folder must exist at the same path on every worker (docs/scale.md).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -52,6 +53,11 @@ from lucerag.models.encoder import PASSAGE_BATCH
 
 log = logging.getLogger("lucerag.ingest.distributed")
 RAY_INSTALL = "pip install 'lucerag[ray]'"
+# Ray's C++ crash handler (absl's failure signal handler) takes SIGSEGV before the JVM does. The JVM
+# raises SIGSEGV on purpose (implicit null checks, safepoint polls in compiled code) and handles it;
+# re-raised by absl it kills the process (seen here in Lucene's HNSW builder). Ray documents this
+# variable for processes that host a JVM; it is read when a Ray process starts.
+JVM_SAFE_ENV = {"RAY_DISABLE_FAILURE_SIGNAL_HANDLER": "1"}
 
 
 class RayNotInstalledError(LuceragError, ImportError):
@@ -120,11 +126,53 @@ class RayIngestReport(IngestReport):
 
 
 def _import_ray():
+    for key, value in JVM_SAFE_ENV.items():
+        os.environ.setdefault(key, value)  # read by `import ray` (this driver) and by the processes it starts
     try:
         import ray
     except ImportError:
         raise RayNotInstalledError(f"a distributed build needs Ray: {RAY_INSTALL}") from None
     return ray
+
+
+def jvm_safe_ray():
+    """Import Ray so that this process (and the local cluster it starts) can also host a JVM.
+
+    Call it before ``ray.init`` in a process that runs Lucene (lucerag starts its JVM in the same
+    process): it sets ``RAY_DISABLE_FAILURE_SIGNAL_HANDLER=1`` (see ``JVM_SAFE_ENV``), also when ray
+    was imported already. Returns the ``ray`` module. Raises RayNotInstalledError."""
+    import faulthandler
+
+    import jnius_config
+
+    ray = _import_ray()
+    from ray._private import ray_constants
+
+    ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+    if not jnius_config.vm_running and not faulthandler.is_enabled():
+        # ray.init enables Python's faulthandler unless it is on: on before the JVM starts, the JVM's
+        # handler stays on top of it (faulthandler re-raises a SIGSEGV, which the JVM then takes for a crash).
+        faulthandler.enable()
+    return ray
+
+
+@contextlib.contextmanager
+def _keep_jvm_signal_handlers():
+    """During ``ray.init`` in a process whose JVM already runs: keep ray from enabling faulthandler
+    over the JVM's SIGSEGV handler (see :func:`jvm_safe_ray`)."""
+    import faulthandler
+
+    import jnius_config
+
+    if not jnius_config.vm_running or faulthandler.is_enabled():
+        yield
+        return
+    real = faulthandler.is_enabled
+    faulthandler.is_enabled = lambda: True
+    try:
+        yield
+    finally:
+        faulthandler.is_enabled = real
 
 
 def _crash_if_first(options: RayOptions, stage: str) -> None:
@@ -198,19 +246,26 @@ def _write_shard(work: str, shard: int, settings: dict, options: RayOptions, *pa
 def _connect(ray, options: RayOptions) -> bool:
     """Join or start a cluster; True when this call started it (and should shut it down)."""
     if ray.is_initialized():
+        if os.environ.get("RAY_DISABLE_FAILURE_SIGNAL_HANDLER") not in ("1", "true", "True"):
+            log.warning("Ray was initialised without RAY_DISABLE_FAILURE_SIGNAL_HANDLER=1: its crash handler "
+                        "can kill this process's JVM (call lucerag.ingest.distributed.jvm_safe_ray() before ray.init)")
         return False
+    jvm_safe_ray()
+    kwargs_env = {"env_vars": dict(JVM_SAFE_ENV)}
     address = options.address
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                              "log_to_driver": True}
+                              "log_to_driver": True, "runtime_env": kwargs_env}
     if address in (None, "", "local"):
         if options.num_cpus is not None:
             kwargs["num_cpus"] = options.num_cpus
         if options.object_store_mb is not None:
             kwargs["object_store_memory"] = int(options.object_store_mb) << 20
-        ray.init(**kwargs)
+        with _keep_jvm_signal_handlers():
+            ray.init(**kwargs)
     else:
         try:
-            ray.init(address=address, **kwargs)
+            with _keep_jvm_signal_handlers():
+                ray.init(address=address, **kwargs)
         except Exception as exc:  # ConnectionError, ValueError, ... from Ray's client
             raise DistributedIngestError(f"cannot join the Ray cluster at {address}: {exc}") from None
     return True
@@ -395,7 +450,8 @@ def _start_encoders(ray, encoder, options: RayOptions) -> list:
 def _run(ray, documents, chunk, counts, on_error, on_reject, source, batch_size, encode_batch_size,
          actors, options, shard_settings, work, bar, report, append: bool) -> list[tuple[dict, set]]:
     """Stream batches through the encoders into shard tasks; returns the finished shards in order."""
-    write = ray.remote(_write_shard).options(num_cpus=options.writer_cpus, max_retries=options.max_retries)
+    write = ray.remote(_write_shard).options(num_cpus=options.writer_cpus, max_retries=options.max_retries,
+                                             runtime_env={"env_vars": dict(JVM_SAFE_ENV)})
     docs = _checked(documents, counts, on_error, on_reject, source)
     batches = _in_thread(_batches(chunk(docs), batch_size, counts))
     encoding: dict = {}            # vectors ref -> (actor index, passages, documents pulled)
