@@ -246,3 +246,22 @@ def test_joining_ray_keeps_the_jvm_signal_handler():
     assert out.returncode == 0, out.stderr[-2000:]
     before, after = out.stdout.split()[-2:]
     assert before == "libjvm.so" and after == "libjvm.so", (before, after)
+
+
+def test_cli_index_ray_joins_a_cluster(cluster, tmp_path):
+    """`lucerag index --ray ADDRESS` in another process joins the running cluster and builds the
+    index a plain `lucerag index` builds; progress lines go to stderr."""
+    import os
+    import subprocess
+
+    address = ray.get_runtime_context().gcs_address
+    common = ["--input", str(MINI_BEIR), "--bm25-only", "--no-progress", "--json"]
+    out = {}
+    for name, extra in (("plain", []), ("ray", ["--ray", address, "--ray-shard-passages", "8"])):
+        proc = subprocess.run([sys.executable, "-m", "lucerag", "index", *common, "--index", str(tmp_path / name),
+                               *extra], capture_output=True, text=True, timeout=600, env=dict(os.environ))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[name] = (json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr)
+    assert out["ray"][0]["shards"] >= 3 and out["ray"][0]["passages"] == out["plain"][0]["passages"]
+    assert "passages/s" in out["ray"][1]
+    assert _contents(tmp_path / "ray")[::2] == _contents(tmp_path / "plain")[::2]

@@ -12,9 +12,15 @@ configuration alike; it reports each run's passages/s and the median per configu
   onnxruntime thread per encoder actor.  A run includes starting the actors (model load) and the
   shard writers' JVMs, and the final ``addIndexes`` merge (``merge_seconds``).
 
+Besides wall-clock passages/s, each run reports CPU time (user + system, all threads): of this
+process for ``single``; of the driver, the encoder actors and the shard tasks for Ray.  Passages per
+CPU-second, and ``encoder_passages_per_cpu_s`` (one actor, one onnxruntime thread: what one dedicated
+core encodes), hold up on a machine shared with other work, where wall-clock rates only measure the
+share of the CPUs the scheduler gave each configuration.  (onnxruntime's intra-op threads spin while
+waiting, which inflates ``single``'s CPU time when it runs more than one thread.)
+
 Everything is real (files, JVMs, Lucene, the ONNX model).  The load average is recorded before
-and after: on a shared machine, runs taken while others compute are not comparable across time,
-only within one interleaved run.
+and after.
 """
 
 from __future__ import annotations
@@ -82,15 +88,26 @@ def run_distributed_bench(input: Path | None = None, fmt: str | None = None, *, 
                     per_shard = shard_passages or max(batch_size, -(-len(docs) // (2 * n)))
                     options = RayOptions(encoders=n, shard_passages=per_shard, progress_every_s=1e9)
                 target = tmp / f"{config}-{r}"
+                c0 = time.process_time()
                 report = build_index(docs, target, encoder=encoder, batch_size=batch_size, progress=False,
                                      ray=options)
+                cpu = time.process_time() - c0  # this process: the whole single build, the Ray driver
                 row = {"passages": report.passages, "seconds": round(report.seconds, 2),
                        "passages_per_s": round(report.passages_per_s, 1)}
+                if options is None:
+                    row.update(cpu_seconds=round(cpu, 2), passages_per_cpu_s=round(report.passages / cpu, 1))
                 if options is not None:
                     row.update(shards=report.shards, merge_seconds=round(report.merge_seconds, 2),
                                # one shard writer's Lucene rate (its JVM start-up included)
                                writer_passages_per_s=round(report.passages / report.write_seconds, 1)
-                               if report.write_seconds else None)
+                               if report.write_seconds else None,
+                               driver_cpu_seconds=report.driver_cpu_seconds,
+                               encoder_cpu_seconds=report.encoder_cpu_seconds,
+                               writer_cpu_seconds=report.writer_cpu_seconds)
+                    total = report.driver_cpu_seconds + report.encoder_cpu_seconds + report.writer_cpu_seconds
+                    row.update(cpu_seconds=round(total, 2), passages_per_cpu_s=round(report.passages / total, 1),
+                               # one encoder actor (one onnxruntime thread) per CPU-second: a dedicated core's rate
+                               encoder_passages_per_cpu_s=round(report.passages / report.encoder_cpu_seconds, 1))
                 runs[config].append(row)
                 if r < repeat - 1 or config not in ("single", configs[-1]):
                     shutil.rmtree(target, ignore_errors=True)
@@ -107,6 +124,10 @@ def run_distributed_bench(input: Path | None = None, fmt: str | None = None, *, 
                                        for c in configs}
     result["speedup_vs_single"] = {c: round(v / single, 2) if single else None
                                    for c, v in result["median_passages_per_s"].items()}
+    result["median_passages_per_cpu_s"] = {
+        c: round(statistics.median(x["passages_per_cpu_s"] for x in runs[c]), 1) for c in configs}
+    result["median_encoder_passages_per_cpu_s"] = {
+        c: round(statistics.median(x["encoder_passages_per_cpu_s"] for x in runs[c]), 1) for c in configs[1:]}
     result["machine"]["load_after"] = _load()
     return result
 
@@ -152,8 +173,10 @@ def compare_search(one: Path, sharded: Path, encoder, queries_path: Path, method
 
 def table(result: dict) -> str:
     """A Markdown table of the medians."""
-    lines = ["| configuration | median passages/s | vs single | runs (passages/s) |", "|---|---:|---:|---|"]
+    lines = ["| configuration | median passages/s | vs single | runs (passages/s) | passages per CPU-second |",
+             "|---|---:|---:|---|---:|"]
     for c, v in result["median_passages_per_s"].items():
         each = ", ".join(str(x["passages_per_s"]) for x in result["runs"][c])
-        lines.append(f"| {c} | {v} | {result['speedup_vs_single'][c]} | {each} |")
+        lines.append(f"| {c} | {v} | {result['speedup_vs_single'][c]} | {each} | "
+                     f"{result['median_passages_per_cpu_s'][c]} |")
     return "\n".join(lines)

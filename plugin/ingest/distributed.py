@@ -122,6 +122,11 @@ class RayIngestReport(IngestReport):
     encoder_restarts: int = 0      # encoder actors that were restarted after dying
     providers: list[str] = field(default_factory=list)
     write_seconds: float = 0.0     # shard tasks' time writing Lucene (summed over shards)
+    # CPU time (user + system, all threads) of the driver, the encoder actors and the shard tasks: on a
+    # machine shared with other work, passages per CPU-second says more than passages per second.
+    driver_cpu_seconds: float = 0.0
+    encoder_cpu_seconds: float = 0.0
+    writer_cpu_seconds: float = 0.0
     merge_seconds: float = 0.0     # addIndexes + commit on the driver
 
 
@@ -209,7 +214,7 @@ class _Encoder:
         self.options = options
 
     def info(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "providers": self.encoder.providers}
+        return {"pid": os.getpid(), "providers": self.encoder.providers, "cpu": time.process_time()}
 
     def encode(self, batch: dict, batch_size: int):
         _crash_if_first(self.options, "encode")
@@ -223,8 +228,8 @@ def _write_shard(work: str, shard: int, settings: dict, options: RayOptions, *pa
     writes its own folder (``shard-<n>-<attempt>``), published only once committed."""
     from lucerag.lucene import jvm
 
+    t0, c0 = time.perf_counter(), time.process_time()
     jvm.start(options.jvm_heap)
-    t0 = time.perf_counter()
     folder = Path(work) / f"shard-{shard:06d}-{uuid.uuid4().hex[:8]}"
     step = 2 if settings["dense"] else 1
     passages = 0
@@ -240,7 +245,7 @@ def _write_shard(work: str, shard: int, settings: dict, options: RayOptions, *pa
             if i == 0 and len(parts) > step:
                 _crash_if_first(options, "write")  # a shard half written: the attempt is lost
     return {"shard": shard, "path": str(folder), "passages": passages, "pid": os.getpid(),
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
 
 
 def _connect(ray, options: RayOptions) -> bool:
@@ -360,7 +365,7 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
     started = _connect(ray, options)
     report = RayIngestReport()
     counts = _Counts()
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     actors: list = []
     work: Path | None = None
     writer: IndexWriter | None = None
@@ -379,6 +384,7 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
             infos = ray.get([a.info.remote() for a in actors])
             report.providers = sorted({p for i in infos for p in i["providers"]})
             first_pids = [i["pid"] for i in infos]
+            first_cpu = [i["cpu"] for i in infos]
         report.encoders = len(actors)
         bar = _Progress(total, options.progress_every_s, progress)
         log.info("ray ingest: %d encoder actor(s) %s, shards of %d passages, %s", len(actors),
@@ -390,6 +396,8 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
         if actors:
             infos = ray.get([a.info.remote() for a in actors])
             report.encoder_restarts = sum(i["pid"] != p for i, p in zip(infos, first_pids))
+            report.encoder_cpu_seconds = round(sum(i["cpu"] - (c if i["pid"] == p else 0.0)
+                                                   for i, p, c in zip(infos, first_pids, first_cpu)), 3)
         t_merge = time.perf_counter()
         if mode == "append":
             for result, parents in shards:  # later shards replace earlier ones: stream order
@@ -420,6 +428,8 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
             ray.shutdown()
     report.shards = len(shards)
     report.write_seconds = round(sum(result["seconds"] for result, _ in shards), 3)
+    report.writer_cpu_seconds = round(sum(result["cpu"] for result, _ in shards), 3)
+    report.driver_cpu_seconds = round(time.process_time() - c_start, 3)
     report.indexed = counts.pulled - counts.skipped - counts.rejected
     report.skipped = counts.skipped
     report.rejected = counts.rejected + (getattr(stats, "rejected", 0) if stats is not None else 0)
