@@ -255,7 +255,7 @@ def test_cli_index_ray_joins_a_cluster(cluster, tmp_path):
     import subprocess
 
     address = ray.get_runtime_context().gcs_address
-    common = ["--input", str(MINI_BEIR), "--bm25-only", "--no-progress", "--json"]
+    common = ["--input", str(MINI_BEIR), "--bm25-only", "--batch-size", "4", "--no-progress", "--json"]
     out = {}
     for name, extra in (("plain", []), ("ray", ["--ray", address, "--ray-shard-passages", "8"])):
         proc = subprocess.run([sys.executable, "-m", "lucerag", "index", *common, "--index", str(tmp_path / name),
