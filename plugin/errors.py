@@ -16,14 +16,16 @@ LuceragError
 │   ├── IndexNotFoundError (FileNotFoundError)
 │   │   └── IndexTooNewError         written by a newer Lucene
 │   └── IndexWriteError (RuntimeError)   Lucene refused a write
-│       └── IndexLockedError         another writer holds the index's write lock
+│       ├── IndexLockedError         another writer holds the index's write lock
+│       └── DistributedIngestError   a Ray build failed after its retries; nothing was published
 ├── EncoderError                     the encoder model
 │   ├── EncoderMismatchError (ValueError) the index was built with another encoder
 │   └── UnsupportedModel (ValueError)     a checkpoint the ONNX builder cannot export
 ├── SetupError                       the installation lacks something (HTTP 500: the operator's to fix)
 │   ├── JavaNotFoundError (RuntimeError)
 │   │   └── AnseriniNotFoundError
-│   └── ExportDependencyError (ImportError)
+│   ├── ExportDependencyError (ImportError)
+│   └── RayNotInstalledError (ImportError)   ``lucerag index --ray`` without ``lucerag[ray]``
 ├── ServiceError (RuntimeError)      the service cannot take the request now; HTTP 503
 │   ├── Overloaded
 │   ├── ClosedError
@@ -174,6 +176,11 @@ class IndexLockedError(IndexWriteError):
     """Another writer (this process or another) holds the index's write lock (``lucerag.index.lock``)."""
 
 
+class DistributedIngestError(IndexWriteError):
+    """A distributed (Ray) build failed: a worker kept failing after Ray's retries, or the cluster
+    cannot be joined. Nothing was published: the previous index is as it was."""
+
+
 # -- the encoder -------------------------------------------------------------------------------------
 
 class EncoderError(LuceragError):
@@ -215,6 +222,10 @@ class AnseriniNotFoundError(JavaNotFoundError):
 
 class ExportDependencyError(SetupError, ImportError):
     """An optional dependency of the export (torch/transformers for ``backend='torch'``) is missing."""
+
+
+class RayNotInstalledError(SetupError, ImportError):
+    """A distributed build was asked for and ``ray`` is not installed (``pip install 'lucerag[ray]'``)."""
 
 
 # -- the service -------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from lucerag.bench.ingest import DEFAULT_INPUT
+from lucerag.bench.data import DL19_SLICE, data_path
 
 
 def _load() -> list[float]:
@@ -59,7 +59,7 @@ def run_distributed_bench(input: Path | None = None, fmt: str | None = None, *, 
     from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
 
     ray = jvm_safe_ray()  # before the JVM and the cluster start
-    path = Path(input) if input is not None else DEFAULT_INPUT.resolve()
+    path = Path(input) if input is not None else data_path(f"{DL19_SLICE}/corpus.jsonl", option="--input")
     if not path.exists():
         raise FileNotFoundError(f"no benchmark input at {path} (pass --input)")
     docs = list(islice(read_documents(path, fmt), limit))

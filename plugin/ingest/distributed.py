@@ -44,12 +44,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from lucerag.errors import LuceragError
+from lucerag.errors import DistributedIngestError, InputError, RayNotInstalledError, UnsupportedError
 from lucerag.index.writer import HNSW_BEAM, HNSW_M, IndexWriter, recover
 from lucerag.ingest.chunking import DEFAULT_MAX_WORDS, DEFAULT_OVERLAP_WORDS, token_chunker, word_chunker
 from lucerag.ingest.pipeline import IngestReport, _append_manifest, _batches, _checked, _Counts, _in_thread
 from lucerag.index.manifest import IndexManifest
 from lucerag.models.encoder import PASSAGE_BATCH
+
+__all__ = ["DistributedIngestError", "RayIngestReport", "RayNotInstalledError", "RayOptions", "build_index_ray",
+           "jvm_safe_ray"]
 
 log = logging.getLogger("lucerag.ingest.distributed")
 RAY_INSTALL = "pip install 'lucerag[ray]'"
@@ -58,14 +61,6 @@ RAY_INSTALL = "pip install 'lucerag[ray]'"
 # re-raised by absl it kills the process (seen here in Lucene's HNSW builder). Ray documents this
 # variable for processes that host a JVM; it is read when a Ray process starts.
 JVM_SAFE_ENV = {"RAY_DISABLE_FAILURE_SIGNAL_HANDLER": "1"}
-
-
-class RayNotInstalledError(LuceragError, ImportError):
-    """``ray`` is not installed (it is the optional extra ``lucerag[ray]``)."""
-
-
-class DistributedIngestError(LuceragError, RuntimeError):
-    """A distributed build failed after Ray's retries; nothing was published."""
 
 
 @dataclass
@@ -103,13 +98,13 @@ class RayOptions:
     def __post_init__(self) -> None:
         for name in ("shard_passages", "shards_in_flight", "in_flight"):
             if getattr(self, name) < 1:
-                raise ValueError(f"ray option {name} must be >= 1, not {getattr(self, name)}")
+                raise InputError(f"ray option {name} must be >= 1, not {getattr(self, name)}")
         if self.encoders is not None and self.encoders < 1:
-            raise ValueError(f"ray option encoders must be >= 1, not {self.encoders}")
+            raise InputError(f"ray option encoders must be >= 1, not {self.encoders}")
         if self.max_retries < 0:
-            raise ValueError(f"ray option max_retries must be >= 0, not {self.max_retries}")
+            raise InputError(f"ray option max_retries must be >= 0, not {self.max_retries}")
         if self.encoder_cpus <= 0 and self.encoder_gpus <= 0:
-            raise ValueError("ray options encoder_cpus and encoder_gpus cannot both be 0")
+            raise InputError("ray options encoder_cpus and encoder_gpus cannot both be 0")
 
 
 @dataclass
@@ -336,13 +331,14 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
         RayNotInstalledError: ray is not installed.
         DistributedIngestError: a worker failed more often than the retries allow, or the cluster
             cannot be joined; nothing was published.
-        ValueError: ``delete_missing`` (not supported by a distributed build yet), bad options.
+        UnsupportedError: ``delete_missing`` (not supported by a distributed build yet).
+        InputError: bad ``mode``.
     """
     ray = _import_ray()
     if mode not in ("create", "append"):
-        raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
+        raise InputError(f"mode must be 'create' or 'append', not {mode!r}")
     if delete_missing:
-        raise ValueError("delete_missing is not supported by a distributed (Ray) build yet; "
+        raise UnsupportedError("delete_missing is not supported by a distributed (Ray) build yet; "
                          "run that append without ray")
     if dense and encoder is None:
         from lucerag.models import load_encoder
