@@ -95,7 +95,7 @@ def index(
     progress_every: float = typer.Option(10.0, min=0.0, help="Seconds between progress lines without a terminal."),
     ray: Optional[str] = typer.Option(
         None, "--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
-        help="Encode and write shards on a Ray cluster (pip install 'lucerag[ray]'): --ray alone starts a "
+        help="Encode and write shards on a Ray cluster (pip install 'lucerag\\[ray]'): --ray alone starts a "
              "local one, --ray auto joins this machine's cluster, --ray ray://HOST:10001 a remote one."),
     ray_encoders: Optional[int] = typer.Option(None, min=1, help="With --ray: encoder actors (default: one per CPU, "
                                                                  "or per GPU with --ray-gpus)."),
