@@ -52,7 +52,7 @@ def run_distributed_bench(input: Path | None = None, fmt: str | None = None, *, 
                           precision: str | None = None) -> dict[str, Any]:
     """Run the benchmark; one JSON-able dict (see the module docstring)."""
     from lucerag.connectors import read_documents
-    from lucerag.ingest.distributed import RayOptions, jvm_safe_ray
+    from lucerag.ingest.distributed import RayIngestReport, RayOptions, jvm_safe_ray
     from lucerag.ingest.pipeline import build_index
     from lucerag.lucene import jvm
     from lucerag.models import load_encoder
@@ -92,11 +92,12 @@ def run_distributed_bench(input: Path | None = None, fmt: str | None = None, *, 
                 report = build_index(docs, target, encoder=encoder, batch_size=batch_size, progress=False,
                                      ray=options)
                 cpu = time.process_time() - c0  # this process: the whole single build, the Ray driver
-                row = {"passages": report.passages, "seconds": round(report.seconds, 2),
-                       "passages_per_s": round(report.passages_per_s, 1)}
+                row: dict[str, Any] = {"passages": report.passages, "seconds": round(report.seconds, 2),
+                                       "passages_per_s": round(report.passages_per_s, 1)}
                 if options is None:
                     row.update(cpu_seconds=round(cpu, 2), passages_per_cpu_s=round(report.passages / cpu, 1))
                 if options is not None:
+                    assert isinstance(report, RayIngestReport)
                     row.update(shards=report.shards, merge_seconds=round(report.merge_seconds, 2),
                                # one shard writer's Lucene rate (its JVM start-up included)
                                writer_passages_per_s=round(report.passages / report.write_seconds, 1)
@@ -149,6 +150,7 @@ def compare_search(one: Path, sharded: Path, encoder, queries_path: Path, method
     rankings: dict[str, dict] = {}
     for name, path in (("single", one), ("ray", sharded)):
         with Retriever.from_index(path, encoder=encoder) as r:
+            assert r.bm25_index is not None
             row: dict[str, Any] = {"segments": int(r.bm25_index.reader.leaves().size()),
                                    "mb": round(dir_size(path) / 2**20, 2)}
             rankings[name] = {}
