@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -418,7 +419,9 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
         for actor in actors:
             ray.kill(actor, no_restart=True)
         if work is not None:
-            report.shard_attempts = sum(1 for p in work.iterdir() if "shard-" in p.name)
+            # one attempt = one shard-<n>-<attempt> name, whatever files it left (folder, building dir, lock)
+            report.shard_attempts = len({m.group(0) for p in work.iterdir()
+                                         if (m := re.search(r"shard-\d{6}-[0-9a-f]{8}", p.name))})
             shutil.rmtree(work, ignore_errors=True)
         if started:
             ray.shutdown()
@@ -492,7 +495,7 @@ def _run(ray, documents, chunk, counts, on_error, on_reject, source, batch_size,
         parts, parents, shard_size = [], set(), 0
 
     t0 = time.perf_counter()
-    for batch, pulled in batches:
+    for batch, pulled, _where in batches:  # where each document was read: unused here
         report.wait_seconds += time.perf_counter() - t0
         ids, batch_parents, titles, texts, metas = map(list, zip(*batch))
         if append and not parents.isdisjoint(batch_parents) and parts:
