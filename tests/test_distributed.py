@@ -20,6 +20,7 @@ from conftest import DL19_SLICE, MINI_BEIR, mini_documents
 
 pytest.importorskip("ray")
 
+from lucerag.errors import DuplicateIdError, InputError  # noqa: E402
 from lucerag.index.manifest import IndexManifest  # noqa: E402
 from lucerag.ingest.distributed import (  # noqa: E402
     DistributedIngestError, RayNotInstalledError, RayOptions, jvm_safe_ray)
@@ -265,3 +266,89 @@ def test_cli_index_ray_joins_a_cluster(cluster, tmp_path):
     assert out["ray"][0]["shards"] >= 3 and out["ray"][0]["passages"] == out["plain"][0]["passages"]
     assert "passages/s" in out["ray"][1]
     assert _contents(tmp_path / "ray")[::2] == _contents(tmp_path / "plain")[::2]
+
+
+def _titled_corpus(n: int = 36) -> list:
+    """Documents with titles and metadata (strings, numbers, lists, dates, nesting); some long
+    enough to be cut into several passages."""
+    from lucerag.connectors import Document
+
+    topics = ["volcano", "espresso", "glacier", "violin", "harbour", "orchard"]
+    docs = []
+    for i in range(n):
+        topic = topics[i % len(topics)]
+        words = " ".join(f"{topic} note {j} about item {i} and its {topics[(i + j) % len(topics)]}" for j in range(
+            4 if i % 3 else 60))
+        docs.append(Document(id=f"doc-{i}", title=f"The {topic} report {i}", text=words,
+                             metadata={"lang": "en" if i % 2 else "de", "year": 2000 + i, "tags": [topic, "x"],
+                                       "published": f"2024-01-{1 + i % 28:02d}", "source": {"kind": topic}}))
+    return docs
+
+
+@pytest.mark.parametrize("dense_text, chunk", [("title+text", True), ("text", False)])
+def test_ray_build_with_titles_and_metadata_equals_single_process(cluster, encoder, tmp_path, dense_text, chunk,
+                                                                  caplog):
+    """dense_text, chunk=False, metadata filter fields and progress_every: the same index both ways."""
+    from lucerag.search.retriever import Retriever
+
+    docs = _titled_corpus()
+    common = dict(encoder=encoder, batch_size=8, progress=False, dense_text=dense_text, chunk=chunk)
+    build_index(docs, tmp_path / "single", **common)
+    with caplog.at_level(logging.INFO, logger="lucerag.ingest.distributed"):
+        report = build_index(docs, tmp_path / "ray", ray=RayOptions(shard_passages=16, progress_every_s=3600),
+                             progress_every=0, **common)
+    assert report.shards >= 3, report
+    assert any("passages/s" in r.getMessage() for r in caplog.records)  # progress_every=0 beat the option's hour
+    mine, theirs = IndexManifest.read(tmp_path / "ray").model_dump(), IndexManifest.read(tmp_path / "single").model_dump()
+    mine["settings"].pop("ray")
+    for m in (mine, theirs):
+        m.pop("built_at")
+    assert mine == theirs
+    assert mine["dense_text"] == dense_text and (mine["settings"]["chunker"] == "none") != chunk
+    assert {"lang", "year", "tags", "published", "source.kind"} <= set(mine["metadata_fields"])
+    ids, vectors, records = _contents(tmp_path / "ray")
+    ref_ids, ref_vectors, ref_records = _contents(tmp_path / "single")
+    assert ids == ref_ids and records == ref_records
+    assert (len(ids) > len(docs)) == chunk  # chunk=False: one passage per document
+    cos = np.einsum("ij,ij->i", vectors, ref_vectors) / (
+        np.linalg.norm(vectors, axis=1) * np.linalg.norm(ref_vectors, axis=1))
+    assert cos.min() >= 0.9999, f"min cosine {cos.min()}"
+    where = {"and": [{"term": {"lang": "en"}}, {"range": {"year": {"gte": 2010}}}, {"term": {"source.kind": "violin"}}]}
+    results = []
+    for name in ("ray", "single"):
+        with Retriever.from_index(tmp_path / name, encoder=encoder) as r:
+            results.append([r.rank(q, m, 10, where=where).ids for q in ("violin report", "harbour") for m in
+                            ("bm25", "dense", "hybrid")])
+    assert results[0] == results[1] and all(results[0]) and all(
+        i.split("#")[0] in {"doc-15", "doc-21", "doc-27", "doc-33"} for r in results[0] for i in r)
+
+
+def test_ray_append_keeps_the_index_dense_text(cluster, encoder, tmp_path):
+    docs = _titled_corpus(6)
+    build_index(docs, tmp_path / "index", encoder=encoder, progress=False, dense_text="text", chunk=False)
+    with pytest.raises(InputError, match="encoded from 'text'"):
+        build_index(docs, tmp_path / "index", encoder=encoder, progress=False, mode="append",
+                    dense_text="title+text", ray=_options())
+    build_index(docs[:2], tmp_path / "index", encoder=encoder, progress=False, mode="append", chunk=False,
+                ray=_options())
+    assert IndexManifest.read(tmp_path / "index").dense_text == "text"
+
+
+def test_duplicate_id_in_another_shard_is_named_and_nothing_published(cluster, tmp_path):
+    """A chunk id ('d3#1') that is also a later document's id, batches and shards apart: refused on
+    the driver like the single-process build (file and line), nothing written."""
+    from lucerag.connectors import read_documents
+
+    source = tmp_path / "docs.jsonl"
+    lines = [json.dumps({"_id": f"d{i}", "text": f"text number {i} " * (60 if i == 3 else 5)}) for i in range(40)]
+    lines.append(json.dumps({"_id": "d3#1", "text": "my own document named d3#1"}))
+    source.write_text("\n".join(lines) + "\n")
+    messages = []
+    for name, ray_options in (("single", None), ("ray", RayOptions(shard_passages=8, progress_every_s=0))):
+        with pytest.raises(DuplicateIdError) as info:
+            build_index(read_documents(source), tmp_path / name, dense=False, batch_size=4, progress=False,
+                        max_words=40, overlap_words=5, ray=ray_options)
+        messages.append(str(info.value))
+    assert f"{source}: line 41: passage id 'd3#1' (document 'd3#1')" in messages[1]
+    assert messages[0] == messages[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs.jsonl"]

@@ -197,7 +197,7 @@ class IndexWriter:
             if len(pid) > MAX_ID_BYTES // 4 and len(pid.encode("utf-8")) > MAX_ID_BYTES:
                 raise ValueError(f"passage id of {len(pid.encode('utf-8'))} bytes is longer than "
                                  f"Lucene's {MAX_ID_BYTES}-byte limit")
-        self._check_ids(ids, parents)
+        self.check_ids(ids, parents)
         blob = b""
         if vectors is not None:
             vectors = np.ascontiguousarray(vectors, dtype="<f4")
@@ -217,8 +217,10 @@ class IndexWriter:
                    fields)
         self.added += n
 
-    def _check_ids(self, ids: Sequence[str], parents: Sequence[str | None]) -> None:
-        """Raise DuplicateIdError when an id of this batch is already taken (see the module doc)."""
+    def check_ids(self, ids: Sequence[str], parents: Sequence[str | None]) -> None:
+        """Raise DuplicateIdError when an id of this batch is already taken (see the module doc);
+        else note the ids as written.  ``add_batch`` calls it; a distributed build calls it on the
+        driver for batches that shard writers will write."""
         clashes = []
         if self.mode == "append":
             clashes = self._clashes_with_index(ids, parents)
@@ -299,7 +301,8 @@ class IndexWriter:
             self._call(self._passages.flush)
             java.Bridge.deleteParents(self._writer, list(parents))
 
-    def add_indexes(self, paths: Sequence[str | Path]) -> None:
+    def add_indexes(self, paths: Sequence[str | Path],
+                    metadata_fields: Sequence[dict[str, list[str]] | None] | None = None) -> None:
         """Add every passage of other Lucene indexes (shards) in one call, in the order given.
 
         Lucene's ``IndexWriter.addIndexes(Directory...)`` copies the shards' segments as they are
@@ -307,12 +310,18 @@ class IndexWriter:
         The shards must have been written by an :class:`IndexWriter` with the same field layout,
         vector dimension and vectors format. Deletes issued before this call do not touch the added
         passages; deletes after it do. Nothing is visible before ``close()`` commits.
+        ``metadata_fields``: the shards' manifests' ``metadata_fields`` (their filter fields), recorded
+        in this index's manifest as if their passages had been added here.
 
         Raises:
             RuntimeError: Lucene refused a shard (other fields, dimension, or a broken shard).
         """
         if not paths:
             return
+        for shard_fields in metadata_fields or ():
+            if self._kinds is not None:
+                for key, kinds in (shard_fields or {}).items():
+                    self._kinds.setdefault(key, set()).update(kinds)
         self._call(self._passages.flush)
         from jnius import cast
 

@@ -41,16 +41,17 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from lucerag.errors import DistributedIngestError, InputError, RayNotInstalledError, UnsupportedError
-from lucerag.index.writer import HNSW_BEAM, HNSW_M, IndexWriter, recover
-from lucerag.ingest.chunking import DEFAULT_MAX_WORDS, DEFAULT_OVERLAP_WORDS, token_chunker, word_chunker
-from lucerag.ingest.pipeline import IngestReport, _append_manifest, _batches, _checked, _Counts, _in_thread
+from lucerag.errors import (DistributedIngestError, DuplicateIdError, InputError, RayNotInstalledError,
+                            UnsupportedError)
 from lucerag.index.manifest import IndexManifest
-from lucerag.models.encoder import PASSAGE_BATCH
+from lucerag.index.writer import IndexWriter, recover
+from lucerag.ingest.options import ChunkingOptions, HnswOptions, IngestOptions
+from lucerag.ingest.pipeline import (IngestReport, _batches, _checked, _Counts, _in_thread, _prepare, dense_texts,
+                                     located)
 
 __all__ = ["DistributedIngestError", "RayIngestReport", "RayNotInstalledError", "RayOptions", "build_index_ray",
            "jvm_safe_ray"]
@@ -214,7 +215,7 @@ class _Encoder:
 
     def encode(self, batch: dict, batch_size: int):
         _crash_if_first(self.options, "encode")
-        return self.encoder.encode_passages(batch["texts"], batch_size=batch_size)
+        return self.encoder.encode_passages(batch["encode"], batch_size=batch_size)
 
 
 def _write_shard(work: str, shard: int, settings: dict, options: RayOptions, *parts) -> dict[str, Any]:
@@ -241,6 +242,7 @@ def _write_shard(work: str, shard: int, settings: dict, options: RayOptions, *pa
             if i == 0 and len(parts) > step:
                 _crash_if_first(options, "write")  # a shard half written: the attempt is lost
     return {"shard": shard, "path": str(folder), "passages": passages, "pid": os.getpid(),
+            "metadata_fields": writer.manifest.metadata_fields,
             "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
 
 
@@ -314,33 +316,38 @@ def _hms(seconds: float) -> str:
 
 
 def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayOptions, encoder=None,
-                    dense: bool = True, mode: str = "create", batch_size: int = 256,
-                    max_tokens: int | None = None, overlap: int = 32, max_words: int = DEFAULT_MAX_WORDS,
-                    overlap_words: int = DEFAULT_OVERLAP_WORDS, total: int | None = None,
-                    progress: bool = True, stats=None, delete_missing: bool = False, on_error: str = "fail",
-                    on_reject: Callable | None = None, ram_buffer_mb: float = 512,
-                    encode_batch_size: int = PASSAGE_BATCH, source: str | None = None,
-                    hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
-                    vector_format: str | None = None) -> RayIngestReport:
+                    dense: bool = True, mode: str = "create", chunking: ChunkingOptions | None = None,
+                    hnsw: HnswOptions | None = None, ingest: IngestOptions | None = None,
+                    total: int | None = None, progress: bool = True, stats=None,
+                    on_reject: Callable | None = None, source: str | None = None) -> RayIngestReport:
     """:func:`lucerag.ingest.pipeline.build_index` on a Ray cluster (see the module docstring).
 
-    Same arguments and result as the single-process build, plus ``options``; ``encoder`` is used on
-    the driver for chunking and the manifest, and its model folder (``encoder.model_dir``) is loaded
-    by every encoder actor.
+    Same arguments and result as the single-process build (``chunking``, ``hnsw`` and ``ingest`` are
+    its option groups: the same chunker, ``dense_text``, ``chunk=False``, metadata filter fields and
+    manifest), plus ``options``; ``encoder`` is used on the driver for chunking and the manifest, and
+    its model folder (``encoder.model_dir``) is loaded by every encoder actor.  The driver checks
+    every passage id with the writer's own checker before dispatching, so an id that comes twice
+    (in any two shards) fails like the single-process build, naming file and line.
+    ``ingest.progress_every`` (when not the default) sets the log interval, else ``options.progress_every_s``.
 
     Raises:
         RayNotInstalledError: ray is not installed.
         DistributedIngestError: a worker failed more often than the retries allow, or the cluster
             cannot be joined; nothing was published.
+        DuplicateIdError: a passage id comes twice, or clashes with the index appended to; nothing
+            was published.
         UnsupportedError: ``delete_missing`` (not supported by a distributed build yet).
-        InputError: bad ``mode``.
+        InputError: bad ``mode``, or a ``dense_text`` other than the appended index's.
     """
     ray = _import_ray()
+    chunking, hnsw, ingest = chunking or ChunkingOptions(), hnsw or HnswOptions(), ingest or IngestOptions()
+    batch_size, ram_buffer_mb = ingest.batch_size, ingest.ram_buffer_mb
+    hnsw_m, hnsw_beam, vector_format = hnsw.m, hnsw.beam, hnsw.vector_format
     if mode not in ("create", "append"):
         raise InputError(f"mode must be 'create' or 'append', not {mode!r}")
-    if delete_missing:
+    if ingest.delete_missing:
         raise UnsupportedError("delete_missing is not supported by a distributed (Ray) build yet; "
-                         "run that append without ray")
+                               "run that append without ray")
     if dense and encoder is None:
         from lucerag.models import load_encoder
         from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
@@ -351,13 +358,10 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
     stats = stats if stats is not None else getattr(documents, "stats", None)
     source = source or str(getattr(documents, "source", "documents"))
     index_dir = Path(index_dir)
-    if encoder is not None:
-        chunk, chunking = token_chunker(encoder, max_tokens, overlap)
-    else:
-        chunk, chunking = word_chunker(max_words, overlap_words)
-    settings = {**chunking, "batch_size": batch_size, "index_threads": 1, "ram_buffer_mb": ram_buffer_mb}
-    manifest = (_append_manifest(index_dir, encoder, settings) if mode == "append"
-                else IndexManifest.for_encoder(encoder, **settings))
+    chunk, manifest, dense_text = _prepare(index_dir, mode, encoder, chunking, {
+        "batch_size": batch_size, "index_threads": 1, "ram_buffer_mb": ram_buffer_mb})
+    if ingest.progress_every != IngestOptions.progress_every:
+        options = replace(options, progress_every_s=ingest.progress_every)
 
     started = _connect(ray, options)
     report = RayIngestReport()
@@ -386,8 +390,8 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
         bar = _Progress(total, options.progress_every_s, progress)
         log.info("ray ingest: %d encoder actor(s) %s, shards of %d passages, %s", len(actors),
                  report.providers, options.shard_passages, ray.cluster_resources())
-        shards = _run(ray, documents, chunk, counts, on_error, on_reject, source, batch_size, encode_batch_size,
-                      actors, options, shard_settings, work, bar, report, append=mode == "append")
+        shards = _run(ray, documents, chunk, counts, ingest, on_reject, source, dense_text, writer,
+                      actors, options, shard_settings, work, bar, report)
         bar.close()
         log.info("%s", bar.line())
         if actors:
@@ -399,9 +403,10 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
         if mode == "append":
             for result, parents in shards:  # later shards replace earlier ones: stream order
                 writer.delete_parents(sorted(parents))
-                writer.add_indexes([result["path"]])
+                writer.add_indexes([result["path"]], [result["metadata_fields"]])
         else:
-            writer.add_indexes([result["path"] for result, _ in shards])
+            writer.add_indexes([result["path"] for result, _ in shards],
+                               [result["metadata_fields"] for result, _ in shards])
         manifest.settings["ray"] = {"encoders": len(actors), "shards": len(shards),
                                     "shard_passages": options.shard_passages}
         writer.close()
@@ -456,13 +461,16 @@ def _start_encoders(ray, encoder, options: RayOptions) -> list:
     return [cls.remote(str(encoder.model_dir), threads, gpu, options) for _ in range(n)]
 
 
-def _run(ray, documents, chunk, counts, on_error, on_reject, source, batch_size, encode_batch_size,
-         actors, options, shard_settings, work, bar, report, append: bool) -> list[tuple[dict, set]]:
-    """Stream batches through the encoders into shard tasks; returns the finished shards in order."""
+def _run(ray, documents, chunk, counts, ingest: IngestOptions, on_reject, source, dense_text, writer,
+         actors, options, shard_settings, work, bar, report) -> list[tuple[dict, set]]:
+    """Stream batches through the encoders into shard tasks; returns the finished shards in order.
+    Every batch's ids are checked on the driver (``writer.check_ids``, as ``add_batch`` checks them)
+    before it is dispatched."""
+    append = writer.mode == "append"
     write = ray.remote(_write_shard).options(num_cpus=options.writer_cpus, max_retries=options.max_retries,
                                              runtime_env={"env_vars": dict(JVM_SAFE_ENV)})
-    docs = _checked(documents, counts, on_error, on_reject, source)
-    batches = _in_thread(_batches(chunk(docs), batch_size, counts))
+    docs = _checked(documents, counts, ingest.on_error, on_reject, source)
+    batches = _in_thread(_batches(chunk(docs), ingest.batch_size, counts))
     encoding: dict = {}            # vectors ref -> (actor index, passages, documents pulled)
     load = [0] * len(actors)       # unfinished calls per actor
     writing: dict = {}             # shard task ref -> (shard number, parents)
@@ -495,16 +503,21 @@ def _run(ray, documents, chunk, counts, on_error, on_reject, source, batch_size,
         parts, parents, shard_size = [], set(), 0
 
     t0 = time.perf_counter()
-    for batch, pulled, _where in batches:  # where each document was read: unused here
+    for batch, pulled, where in batches:
         report.wait_seconds += time.perf_counter() - t0
         ids, batch_parents, titles, texts, metas = map(list, zip(*batch))
+        try:
+            writer.check_ids(ids, batch_parents)
+        except DuplicateIdError as exc:
+            raise located(exc, batch_parents, where, source) from None
         if append and not parents.isdisjoint(batch_parents) and parts:
             submit_shard()  # a document seen again replaces its earlier copy: keep them in separate shards
-        ref = ray.put({"ids": ids, "parents": batch_parents, "titles": titles, "texts": texts, "metas": metas})
+        ref = ray.put({"ids": ids, "parents": batch_parents, "titles": titles, "texts": texts, "metas": metas,
+                       "encode": dense_texts(titles, texts, dense_text) if actors else None})
         parts.append(ref)
         if actors:
             a = min(range(len(actors)), key=load.__getitem__)
-            vectors = actors[a].encode.remote(ref, encode_batch_size)
+            vectors = actors[a].encode.remote(ref, ingest.encode_batch_size)
             load[a] += 1
             encoding[vectors] = (a, len(ids), pulled)
             parts.append(vectors)

@@ -61,6 +61,48 @@ def dense_passage_text(title: str, text: str, dense_text: str = DEFAULT_DENSE_TE
     return text
 
 
+def dense_texts(titles: list[str], texts: list[str], dense_text: str) -> list[str]:
+    """The texts the encoder sees for a batch of passages (:func:`dense_passage_text`)."""
+    return texts if dense_text == "text" else [dense_passage_text(t, x, dense_text) for t, x in zip(titles, texts)]
+
+
+def located(exc: DuplicateIdError, parents: list[str], where: dict[str, str], source: str) -> DuplicateIdError:
+    """``exc`` naming where its first clashing passage was read (``where``: document id -> "file:line")."""
+    pos, pid, _ = exc.clashes[0]
+    parent = parents[pos]
+    what = f"(document {parent!r})" if parent == pid else f"(a chunk of document {parent!r})"
+    return exc.located(f"{source}: {where.get(parent) or 'a document'}", what)
+
+
+def _prepare(index_dir: Path, mode: str, encoder, chunking: ChunkingOptions,
+             settings: dict[str, Any]) -> tuple[Callable, IndexManifest, str]:
+    """The chunker, the manifest to write and the dense text of a build (single-process or Ray):
+    an append keeps the index's ``dense_text`` and refuses another (InputError)."""
+    existing = IndexManifest.read(index_dir) if mode == "append" and index_dir.is_dir() else None
+    dense_text = chunking.dense_text
+    if existing is not None and encoder is not None:
+        if dense_text is not None and dense_text != existing.dense_text:
+            raise InputError(f"cannot append to {index_dir}: its passages were encoded from {existing.dense_text!r}, "
+                             f"not {dense_text!r} (queries would meet two kinds of passage vectors)")
+        dense_text = existing.dense_text
+    dense_text = dense_text or DEFAULT_DENSE_TEXT
+    if not chunking.chunk:
+        chunk, chunk_settings = whole_documents()
+    elif encoder is not None:
+        chunk, chunk_settings = token_chunker(encoder, chunking.max_tokens, chunking.overlap,
+                                              with_title=dense_text == "title+text")
+    else:
+        chunk, chunk_settings = word_chunker(chunking.max_words, chunking.overlap_words)
+    settings = {**chunk_settings, **settings}
+    if mode == "append":
+        manifest = _append_manifest(index_dir, encoder, settings)
+    else:
+        manifest = IndexManifest.for_encoder(encoder, **settings)
+    if encoder is not None:
+        manifest.dense_text = dense_text
+    return chunk, manifest, dense_text
+
+
 
 class PassageRate:
     """``passages_per_s`` and ``as_dict`` for a report dataclass with ``passages`` and ``seconds``."""
@@ -221,25 +263,19 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     from tqdm import tqdm
 
     chunking, hnsw, options = resolve(chunking, hnsw, options, keywords)
-    max_tokens, overlap = chunking.max_tokens, chunking.overlap
-    max_words, overlap_words = chunking.max_words, chunking.overlap_words
     hnsw_m, hnsw_beam, vector_format = hnsw.m, hnsw.beam, hnsw.vector_format
     batch_size, encode_batch_size, ram_buffer_mb = options.batch_size, options.encode_batch_size, options.ram_buffer_mb
     index_threads, producer_thread = options.index_threads, options.producer_thread
     on_error, delete_missing = options.on_error, options.delete_missing
-    dense_text, progress_every = chunking.dense_text, options.progress_every
+    progress_every = options.progress_every
 
     if ray is not None and ray is not False:
         from lucerag.ingest.distributed import RayOptions, build_index_ray
 
         cluster = ray if isinstance(ray, RayOptions) else RayOptions(address=None if ray is True else str(ray))
         return build_index_ray(documents, index_dir, options=cluster, encoder=encoder, dense=dense, mode=mode,
-                               batch_size=batch_size, max_tokens=max_tokens, overlap=overlap,
-                               max_words=max_words, overlap_words=overlap_words, total=total,
-                               progress=progress, stats=stats, delete_missing=delete_missing,
-                               on_error=on_error, on_reject=on_reject, ram_buffer_mb=ram_buffer_mb,
-                               encode_batch_size=encode_batch_size, source=source, hnsw_m=hnsw_m,
-                               hnsw_beam=hnsw_beam, vector_format=vector_format)
+                               chunking=chunking, hnsw=hnsw, ingest=options, total=total, progress=progress,
+                               stats=stats, on_reject=on_reject, source=source)
 
     if mode not in ("create", "append"):
         raise InputError(f"mode must be 'create' or 'append', not {mode!r}")
@@ -254,27 +290,9 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     source = source or str(getattr(documents, "source", "documents"))
     index_dir = Path(index_dir)
 
-    existing = IndexManifest.read(index_dir) if mode == "append" and index_dir.is_dir() else None
-    if existing is not None and encoder is not None:
-        if dense_text is not None and dense_text != existing.dense_text:
-            raise InputError(f"cannot append to {index_dir}: its passages were encoded from {existing.dense_text!r}, "
-                             f"not {dense_text!r} (queries would meet two kinds of passage vectors)")
-        dense_text = existing.dense_text
-    dense_text = dense_text or DEFAULT_DENSE_TEXT
-    if not chunking.chunk:
-        chunk, chunk_settings = whole_documents()
-    elif encoder is not None:
-        chunk, chunk_settings = token_chunker(encoder, max_tokens, overlap, with_title=dense_text == "title+text")
-    else:
-        chunk, chunk_settings = word_chunker(max_words, overlap_words)
     threads = 1 if index_threads is None else index_threads
-    settings = {**chunk_settings, "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb}
-    if mode == "append":
-        manifest = _append_manifest(index_dir, encoder, settings)
-    else:
-        manifest = IndexManifest.for_encoder(encoder, **settings)
-    if encoder is not None:
-        manifest.dense_text = dense_text
+    chunk, manifest, dense_text = _prepare(index_dir, mode, encoder, chunking, {
+        "batch_size": batch_size, "index_threads": threads, "ram_buffer_mb": ram_buffer_mb})
 
     report = IngestReport()
     counts = _Counts()
@@ -303,17 +321,13 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
             ids, parents, titles, texts, metas = map(list, zip(*batch))
             vectors = None
             if encoder is not None:
-                seen = texts if dense_text == "text" else [dense_passage_text(t, x, dense_text)
-                                                           for t, x in zip(titles, texts)]
-                vectors = encoder.encode_passages(seen, batch_size=encode_batch_size)
+                vectors = encoder.encode_passages(dense_texts(titles, texts, dense_text),
+                                                  batch_size=encode_batch_size)
                 report.encode_seconds += time.perf_counter() - t1
             try:
                 writer.add_batch(ids, texts, vectors, titles, metas, parents)
             except DuplicateIdError as exc:
-                pos, pid, _ = exc.clashes[0]
-                parent = parents[pos]
-                what = f"(document {parent!r})" if parent == pid else f"(a chunk of document {parent!r})"
-                raise exc.located(f"{source}: {where.get(parent) or 'a document'}", what) from None
+                raise located(exc, parents, where, source) from None
             report.passages += len(batch)
             bar.update(pulled - done)
             done = pulled
