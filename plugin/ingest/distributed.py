@@ -502,37 +502,43 @@ def _run(ray, documents, chunk, counts, ingest: IngestOptions, on_reject, source
         shard_no += 1
         parts, parents, shard_size = [], set(), 0
 
-    t0 = time.perf_counter()
-    for batch, pulled, where in batches:
-        report.wait_seconds += time.perf_counter() - t0
-        ids, batch_parents, titles, texts, metas = map(list, zip(*batch))
-        try:
-            writer.check_ids(ids, batch_parents)
-        except DuplicateIdError as exc:
-            raise located(exc, batch_parents, where, source) from None
-        if append and not parents.isdisjoint(batch_parents) and parts:
-            submit_shard()  # a document seen again replaces its earlier copy: keep them in separate shards
-        ref = ray.put({"ids": ids, "parents": batch_parents, "titles": titles, "texts": texts, "metas": metas,
-                       "encode": dense_texts(titles, texts, dense_text) if actors else None})
-        parts.append(ref)
-        if actors:
-            a = min(range(len(actors)), key=load.__getitem__)
-            vectors = actors[a].encode.remote(ref, ingest.encode_batch_size)
-            load[a] += 1
-            encoding[vectors] = (a, len(ids), pulled)
-            parts.append(vectors)
-            drain_encoding(options.in_flight * len(actors))
-        else:
-            bar.encoded(len(ids), pulled)
-        if append:
-            parents.update(batch_parents)
-        report.passages += len(ids)
-        shard_size += len(ids)
-        if shard_size >= options.shard_passages:
-            submit_shard()
+    try:
         t0 = time.perf_counter()
-    if parts:
-        submit_shard()
-    drain_encoding(0)
-    drain_writing(0)
-    return [done[k] for k in sorted(done)]
+        for batch, pulled, where in batches:
+            report.wait_seconds += time.perf_counter() - t0
+            ids, batch_parents, titles, texts, metas = map(list, zip(*batch))
+            try:
+                writer.check_ids(ids, batch_parents)
+            except DuplicateIdError as exc:
+                raise located(exc, batch_parents, where, source) from None
+            if append and not parents.isdisjoint(batch_parents) and parts:
+                submit_shard()  # a document seen again replaces its earlier copy: keep them in separate shards
+            ref = ray.put({"ids": ids, "parents": batch_parents, "titles": titles, "texts": texts, "metas": metas,
+                           "encode": dense_texts(titles, texts, dense_text) if actors else None})
+            parts.append(ref)
+            if actors:
+                a = min(range(len(actors)), key=load.__getitem__)
+                vectors = actors[a].encode.remote(ref, ingest.encode_batch_size)
+                load[a] += 1
+                encoding[vectors] = (a, len(ids), pulled)
+                parts.append(vectors)
+                drain_encoding(options.in_flight * len(actors))
+            else:
+                bar.encoded(len(ids), pulled)
+            if append:
+                parents.update(batch_parents)
+            report.passages += len(ids)
+            shard_size += len(ids)
+            if shard_size >= options.shard_passages:
+                submit_shard()
+            t0 = time.perf_counter()
+        if parts:
+            submit_shard()
+        drain_encoding(0)
+        drain_writing(0)
+        return [done[k] for k in sorted(done)]
+    except BaseException:
+        # shard tasks still running would write into the work folder after the driver removed it
+        if writing:
+            ray.wait(list(writing), num_returns=len(writing), timeout=120)
+        raise
