@@ -50,7 +50,7 @@ from lucerag.errors import (DistributedIngestError, DuplicateIdError, InputError
 from lucerag.index.manifest import IndexManifest
 from lucerag.index.writer import IndexWriter, recover
 from lucerag.ingest.options import ChunkingOptions, HnswOptions, IngestOptions
-from lucerag.ingest.pipeline import (IngestReport, _batches, _checked, _Counts, _in_thread, _prepare, dense_texts,
+from lucerag.ingest.pipeline import (IngestReport, _batches, _checked, _Counts, _in_thread, _inputs, _prepare, dense_texts,
                                      located)
 
 __all__ = ["DistributedIngestError", "RayIngestReport", "RayNotInstalledError", "RayOptions", "build_index_ray",
@@ -343,20 +343,10 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
     chunking, hnsw, ingest = chunking or ChunkingOptions(), hnsw or HnswOptions(), ingest or IngestOptions()
     batch_size, ram_buffer_mb = ingest.batch_size, ingest.ram_buffer_mb
     hnsw_m, hnsw_beam, vector_format = hnsw.m, hnsw.beam, hnsw.vector_format
-    if mode not in ("create", "append"):
-        raise InputError(f"mode must be 'create' or 'append', not {mode!r}")
     if ingest.delete_missing:
         raise UnsupportedError("delete_missing is not supported by a distributed (Ray) build yet; "
                                "run that append without ray")
-    if dense and encoder is None:
-        from lucerag.models import load_encoder
-        from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
-
-        encoder = load_encoder(None, precision=DEFAULT_PASSAGE_PRECISION)
-    if not dense:
-        encoder = None
-    stats = stats if stats is not None else getattr(documents, "stats", None)
-    source = source or str(getattr(documents, "source", "documents"))
+    encoder, stats, source = _inputs(documents, mode, dense, encoder, stats, source)
     index_dir = Path(index_dir)
     chunk, manifest, dense_text = _prepare(index_dir, mode, encoder, chunking, {
         "batch_size": batch_size, "index_threads": 1, "ram_buffer_mb": ram_buffer_mb})

@@ -228,6 +228,24 @@ def _in_thread(items: Iterator, depth: int = 4) -> Iterator:
         thread.join(timeout=5)
 
 
+def _inputs(documents, mode: str, dense: bool, encoder, stats, source: str | None) -> tuple[Any, Any, str]:
+    """The arguments both builds (one process and Ray) normalise the same way: the mode checked,
+    the default encoder loaded (None for BM25 only), the connector's stats and source name.
+    Returns ``(encoder, stats, source)``; raises InputError for an unknown mode."""
+    if mode not in ("create", "append"):
+        raise InputError(f"mode must be 'create' or 'append', not {mode!r}")
+    if dense and encoder is None:
+        from lucerag.models import load_encoder
+        from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
+
+        encoder = load_encoder(None, precision=DEFAULT_PASSAGE_PRECISION)
+    if not dense:
+        encoder = None
+    stats = stats if stats is not None else getattr(documents, "stats", None)
+    source = source or str(getattr(documents, "source", "documents"))
+    return encoder, stats, source
+
+
 def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, dense: bool = True,
                 mode: str = "create", chunking: ChunkingOptions | None = None, hnsw: HnswOptions | None = None,
                 options: IngestOptions | None = None, progress: bool = True, total: int | None = None,
@@ -277,17 +295,7 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
                                chunking=chunking, hnsw=hnsw, ingest=options, total=total, progress=progress,
                                stats=stats, on_reject=on_reject, source=source)
 
-    if mode not in ("create", "append"):
-        raise InputError(f"mode must be 'create' or 'append', not {mode!r}")
-    if dense and encoder is None:
-        from lucerag.models import load_encoder
-        from lucerag.models.store import DEFAULT_PASSAGE_PRECISION
-
-        encoder = load_encoder(None, precision=DEFAULT_PASSAGE_PRECISION)
-    if not dense:
-        encoder = None
-    stats = stats if stats is not None else getattr(documents, "stats", None)
-    source = source or str(getattr(documents, "source", "documents"))
+    encoder, stats, source = _inputs(documents, mode, dense, encoder, stats, source)
     index_dir = Path(index_dir)
 
     threads = 1 if index_threads is None else index_threads
