@@ -8,14 +8,17 @@ from typing import Literal, NoReturn, Optional
 
 import typer
 
+# Plain help text (click's formatter) instead of rich panels: rendering help through rich imports rich,
+# its Markdown renderer and markdown-it, which was most of `lucerag <command> --help`'s time
+# (scripts/help-time.sh measures it; issue 19 asks for < 0.5 s).
+_PLAIN = None  # typer's rich_markup_mode: no rich rendering
 
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=_PLAIN,
                   help="Hybrid BM25 + HNSW retrieval for RAG on Lucene/Anserini.")
-models_app = typer.Typer(no_args_is_help=True, help="Export ONNX encoders (`lucerag info` shows the default model and its "
-                                                         "int8 self-check).")
+models_app = typer.Typer(no_args_is_help=True, rich_markup_mode=_PLAIN,
+                         help="Export ONNX encoders (`lucerag info` shows the default model and its int8 self-check).")
 app.add_typer(models_app, name="models")
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on this machine (JSON with --json).")
+bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=_PLAIN, help="Benchmarks on this machine (JSON with --json).")
 app.add_typer(bench_app, name="bench")
 
 

@@ -25,6 +25,9 @@ def serve(
                                                                "(default: limits.max_body_bytes; only lower)."),
     api_key_env: str = typer.Option("LUCERAG_API_KEY", help="Environment variable holding the API key "
                                     "(requests must send it when it is set)."),
+    tenants: Optional[Path] = typer.Option(None, help="Multi-tenancy: a TOML file of one API key per tenant "
+                                           "(default $LUCERAG_TENANTS); each request searches only its tenant's "
+                                           "passages (metadata key `tenant`). Exclusive with the API key."),
     insecure: bool = typer.Option(False, "--insecure", help="Serve beyond loopback without an API key."),
     log_level: str = typer.Option("warning"),
 ):
@@ -33,12 +36,21 @@ def serve(
 
     from lucerag.serve.http import ServerSettings, require_key_off_loopback, serve as run_server
 
+    from lucerag.serve.tenants import Tenants
+
     key = os.environ.get(api_key_env) or None
-    require_key_off_loopback(host, key, insecure)   # before the JVM and the index are opened
-    settings = ServerSettings(api_key=key, max_k=max_k, max_body_bytes=max_body)
+    tenants_file = tenants or os.environ.get("LUCERAG_TENANTS") or None
+    if key and tenants_file:
+        _fail(f"give either an API key (${api_key_env}) or a tenants file, not both: with tenants, every key "
+              "belongs to one tenant")
+    table = Tenants.load(tenants_file) if tenants_file else None   # ConfigError names the file
+    require_key_off_loopback(host, bool(key or table), insecure)   # before the JVM and the index are opened
+    settings = ServerSettings(api_key=key, tenants=table, max_k=max_k, max_body_bytes=max_body)
     rag = _rag(index_dir, config, workers, max_queue=max_queue)
+    access = (f"{len(table.keys)} tenants by API key (metadata key {table.field!r})" if table
+              else f"API key {'required' if key else 'off'}")
     typer.echo(f"lucerag serving {rag.info()['index']} on http://{host}:{port} "
-               f"({rag.workers} search threads, API key {'required' if key else 'off'})", err=True)
+               f"({rag.workers} search threads, {access})", err=True)
     run_server(rag, settings, host=host, port=port, log_level=log_level, insecure=insecure)
 
 

@@ -14,7 +14,7 @@ import os
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lucerag.config import MAX_K, LimitsConfig
 from lucerag.errors import ClosedError, ConfigError, Overloaded, SearchTimeoutError, Unauthorized
@@ -25,6 +25,7 @@ from lucerag.search.request import QueryRequest, check_offset, check_request, re
 from lucerag.serve import errors, metrics as m
 from lucerag.serve.docs import offline_docs
 from lucerag.serve.middleware import JsonBody, Metrics
+from lucerag.serve.tenants import Tenants
 from lucerag.serve.schemas import (ERRORS, ContextResponse, GenerateResponse, Health, QueryBody, RetrieveResponse,
                                    request_models)
 
@@ -38,6 +39,9 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     api_key: str | None = None            # required in Authorization: Bearer <key> or X-API-Key when set
+    # One key per tenant instead of one key for all: each request searches only its tenant's passages
+    # (lucerag.serve.tenants). Exclusive with api_key.
+    tenants: Tenants | None = None
     max_k: int | None = Field(None, ge=1, le=MAX_K)
     max_body_bytes: int | None = Field(None, ge=256, le=10_000_000)
     max_query_chars: int | None = Field(None, ge=1)
@@ -49,8 +53,22 @@ class ServerSettings(BaseModel):
         values: dict[str, Any] = {}
         if os.environ.get("LUCERAG_API_KEY"):
             values["api_key"] = os.environ["LUCERAG_API_KEY"]
+        if os.environ.get("LUCERAG_TENANTS"):
+            values["tenants"] = Tenants.load(os.environ["LUCERAG_TENANTS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+    @model_validator(mode="after")
+    def _one_kind_of_key(self) -> "ServerSettings":
+        if self.api_key is not None and self.tenants is not None:
+            raise ValueError("give either an API key or a tenants file, not both (with tenants, every key "
+                             "belongs to one tenant)")
+        return self
+
+    @property
+    def secured(self) -> bool:
+        """True when every search request must carry a key."""
+        return self.api_key is not None or self.tenants is not None
 
     def limits(self, configured: LimitsConfig) -> LimitsConfig:
         """The configuration's limits with this server's overrides; raises ConfigError for a raise."""
@@ -84,14 +102,21 @@ class Searches:
         metadata filter's syntax is checked here too (FilterError -> 422 naming the node)."""
         if body.where is not None:
             parse_where(body.where)
-        relevance = relevance_option(body.relevance_filter, body.filter)
+        # the deprecated field is read from the model's data: reading the attribute would warn on every request
+        relevance = relevance_option(body.relevance_filter, body.__dict__.get("filter"))
         return check_request(body.query, body.k, body.method, relevance, getattr(body, "max_tokens", None),
                              limits=self.limits)
 
-    async def run(self, req: QueryRequest, route: str, body: QueryBody | None = None):
-        """(page, milliseconds) for a checked request: a :class:`~lucerag.rag.api.Page`."""
+    async def run(self, req: QueryRequest, route: str, body: QueryBody | None = None, *,
+                  tenants: Tenants | None = None, tenant: str | None = None):
+        """(page, milliseconds) for a checked request: a :class:`~lucerag.rag.api.Page`. With
+        ``tenants``, only ``tenant``'s passages are searched (its filter ANDed into ``where``)."""
         rag = self.rag
         where = body.where if body is not None else None
+        if tenants is not None:
+            if tenant is None:  # the authorizer never lets this happen; never search every tenant
+                raise Unauthorized("missing API key")
+            where = tenants.scope(tenant, where)
         cursor, offset = getattr(body, "cursor", None), getattr(body, "offset", None)
         if cursor is not None and offset is not None:
             from lucerag.errors import QueryError
@@ -124,8 +149,9 @@ class Searches:
         return page, (time.perf_counter() - start) * 1000
 
 
-def authorizer(api_key: str | None):
-    """A FastAPI dependency that raises Unauthorized unless the request carries ``api_key``."""
+def authorizer(api_key: str | None, tenants: Tenants | None = None):
+    """A FastAPI dependency that raises Unauthorized unless the request carries ``api_key`` (or,
+    with ``tenants``, one tenant's key); it returns the request's tenant (None without tenants)."""
     from fastapi import Depends
     from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -133,47 +159,59 @@ def authorizer(api_key: str | None):
     header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
 
     async def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-                        key: str | None = Depends(header_key)) -> None:
-        if api_key is None:
-            return
+                        key: str | None = Depends(header_key)) -> str | None:
+        if api_key is None and tenants is None:
+            return None
         given = credentials.credentials if credentials is not None else key
         if given is None:
             raise Unauthorized("missing API key: send Authorization: Bearer <key> or X-API-Key")
+        if tenants is not None:
+            tenant = tenants.tenant_for(given)
+            if tenant is None:
+                raise Unauthorized("invalid API key")
+            return tenant
+        assert api_key is not None
         if not hmac.compare_digest(given.encode(), api_key.encode()):
             raise Unauthorized("invalid API key")
+        return None
 
     return authorize
 
 
-def add_routes(app, searches: Searches, api_key: str | None, registry: m.Registry) -> None:
+def add_routes(app, searches: Searches, api_key: str | None, registry: m.Registry,
+               tenants: Tenants | None = None) -> None:
     from fastapi import Depends, Request
     from fastapi.responses import Response, StreamingResponse
 
     rag = searches.rag
     info = rag.info()
     RetrieveRequest, ContextRequest, GenerateRequest = request_models(searches.limits)
-    secured = {"responses": ERRORS, "dependencies": [Depends(authorizer(api_key))]}
+    auth = Depends(authorizer(api_key, tenants))
+    secured = {"responses": ERRORS}
+
+    async def run(req: QueryRequest, route: str, body, tenant: str | None):
+        return await searches.run(req, route, body, tenants=tenants, tenant=tenant)
 
     # The request models are made here, for these limits: their annotations are set as objects
     # (this module's annotations are strings, which FastAPI would resolve in the module's globals).
-    async def retrieve(body) -> RetrieveResponse:
+    async def retrieve(body, tenant=auth) -> RetrieveResponse:
         req = searches.check(body)
-        page, took = await searches.run(req, "/v1/retrieve", body)
+        page, took = await run(req, "/v1/retrieve", body, tenant)
         return RetrieveResponse(query=req.query, method=req.method, k=req.k or info["default_k"],
                                 filtered=rag.filter_applies(req.method, req.filter), passages=page.passages,
                                 offset=page.offset, next_cursor=page.next_cursor, took_ms=round(took, 3))
 
-    async def context(body) -> ContextResponse:
+    async def context(body, tenant=auth) -> ContextResponse:
         req = searches.check(body)
-        page, took = await searches.run(req, "/v1/context", body)
+        page, took = await run(req, "/v1/context", body, tenant)
         ctx = rag.build_context(req.query, page.passages, max_tokens=req.max_tokens, system_prompt=body.system_prompt)
         return ContextResponse(**ctx.model_dump(), passages=page.passages, took_ms=round(took, 3))
 
-    async def generate(body):
+    async def generate(body, tenant=auth):
         from lucerag.rag.llm import AnswerStream, answer_from
 
         req = searches.check(body)
-        page, took = await searches.run(req, "/v1/generate", body)
+        page, took = await run(req, "/v1/generate", body, tenant)
         ctx = rag.build_context(req.query, page.passages, max_tokens=req.max_tokens, system_prompt=body.system_prompt)
         if not body.stream:
             answer = answer_from(ctx, await rag.llm.acomplete(ctx.messages))
@@ -190,24 +228,17 @@ def add_routes(app, searches: Searches, api_key: str | None, registry: m.Registr
         return StreamingResponse(sse_answer(stream, deltas, first, page.passages), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    retrieve.__annotations__ = {"body": RetrieveRequest, "return": RetrieveResponse}
-    context.__annotations__ = {"body": ContextRequest, "return": ContextResponse}
-    generate.__annotations__ = {"body": GenerateRequest}
+    retrieve.__annotations__ = {"body": RetrieveRequest, "tenant": str | None, "return": RetrieveResponse}
+    context.__annotations__ = {"body": ContextRequest, "tenant": str | None, "return": ContextResponse}
+    generate.__annotations__ = {"body": GenerateRequest, "tenant": str | None}
     app.post("/v1/retrieve", response_model=RetrieveResponse, summary="Ranked passages for a query",
              **secured)(retrieve)
     app.post("/v1/context", response_model=ContextResponse,
              summary="A cited LLM prompt (chat messages) for a query", **secured)(context)
     app.post("/v1/generate", response_model=GenerateResponse, summary="An answer from the LLM with its citations "
              "(JSON, or server-sent events with stream=true)",
-             responses={**ERRORS, 200: {"content": {"application/json": {}, "text/event-stream": {}}}},
-             dependencies=secured["dependencies"])(generate)
+             responses={**ERRORS, 200: {"content": {"application/json": {}, "text/event-stream": {}}}})(generate)
 
-    retrieve.__annotations__ = {"body": RetrieveRequest, "return": RetrieveResponse}
-    context.__annotations__ = {"body": ContextRequest, "return": ContextResponse}
-    app.post("/v1/retrieve", response_model=RetrieveResponse, summary="Ranked passages for a query",
-             **secured)(retrieve)
-    app.post("/v1/context", response_model=ContextResponse,
-             summary="A cited LLM prompt (chat messages) for a query", **secured)(context)
 
     @app.get("/healthz", response_model=Health, summary="Liveness and index facts")
     async def healthz() -> Health:
@@ -261,6 +292,10 @@ def create_app(rag: RAG, settings: ServerSettings | None = None, *, close_rag: b
 
     settings = settings or ServerSettings.from_env()
     limits = settings.limits(rag.retriever.config.limits)
+    if settings.tenants is not None:  # refuse to start rather than serve a filter that matches nothing
+        for index in {id(i): i for i in (rag.retriever.bm25_index, rag.retriever.dense_index) if i}.values():
+            settings.tenants.check_index(index.manifest.metadata_fields if index.manifest else None,
+                                         str(index.path))
     registry = m.Registry()
 
     @asynccontextmanager
@@ -272,7 +307,8 @@ def create_app(rag: RAG, settings: ServerSettings | None = None, *, close_rag: b
     app = FastAPI(title="lucerag", version=version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Hybrid BM25 + HNSW retrieval over Lucene, and LLM prompts with citations.")
     offline_docs(app)
-    add_routes(app, Searches(rag, limits, settings.search_timeout, registry), settings.api_key, registry)
+    add_routes(app, Searches(rag, limits, settings.search_timeout, registry), settings.api_key, registry,
+               settings.tenants)
     errors.install(app)
     app.add_middleware(JsonBody, limit=limits.max_body_bytes)
     app.add_middleware(Metrics, registry=registry)   # added last = outermost: counts the 413s too

@@ -39,14 +39,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def require_key_off_loopback(host: str, api_key: str | None, insecure: bool = False) -> None:
-    """Refuse to listen beyond loopback without an API key, unless ``insecure`` says so explicitly.
+def require_key_off_loopback(host: str, api_key: str | bool | None, insecure: bool = False) -> None:
+    """Refuse to listen beyond loopback without an API key (``api_key``: the key, or whether keys
+    are required, e.g. a tenants file), unless ``insecure`` says so explicitly.
 
     Raises :class:`~lucerag.errors.InputError` naming the host and the two ways out."""
-    if api_key is None and not insecure and not is_loopback(host):
+    if not api_key and not insecure and not is_loopback(host):
         raise InputError(f"refusing to serve on {host} without an API key: anyone who can reach it could "
                          "search the index. Set one (LUCERAG_API_KEY, or the variable named by --api-key-env), "
-                         "or pass --insecure to serve without one.")
+                         "give a tenants file (--tenants), or pass --insecure to serve without one.")
 
 
 # -- running it ----------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ def serve(rag: RAG, settings: ServerSettings | None = None, host: str = "127.0.0
     Raises :class:`~lucerag.errors.InputError` for a non-loopback ``host`` without an API key
     unless ``insecure`` (:func:`require_key_off_loopback`)."""
     settings = settings or ServerSettings.from_env()
-    require_key_off_loopback(host, settings.api_key, insecure)
+    require_key_off_loopback(host, settings.secured, insecure)
     app = create_app(rag, settings, close_rag=True)
     make_server(app, host, port, log_level=log_level).run()
 
