@@ -118,3 +118,24 @@ def test_bad_arguments(tok: Tokenizer) -> None:
         assert truncating.truncation is not None
         with pytest.raises(ValueError, match="truncates"):
             chunk_document(doc, truncating)
+
+
+@pytest.mark.parametrize("size", ["short", "long"])
+def test_a_sources_own_provenance_keys_are_kept_renamed_not_overwritten(tok: Tokenizer, size: str) -> None:
+    import json
+
+    theirs = {"parent_id": "upstream-7", "chunk_index": 3, "char_start": "p. 12", "source_char_end": 1, "char_end": 9}
+    text = "A short note." if size == "short" else long_text(600)
+    doc = Document(id="d1", title="T", text=text, metadata={**theirs, "lang": "en"})
+    by_tokens = [c.metadata for c in chunk_document(doc, tok, max_tokens=100, overlap=20)]
+    by_words = [json.loads(row[4]) for row in chunking.chunk_words(doc, max_words=60, overlap=10)]
+    whole = [json.loads(row[4]) for row in chunking.whole_documents()[0]([doc])]
+    for metas in (by_tokens, by_words, whole):
+        for i, m in enumerate(metas):
+            assert m["parent_id"] == "d1" and m["chunk_index"] == i and m["lang"] == "en"
+            assert m["source_parent_id"] == "upstream-7" and m["source_chunk_index"] == 3
+            assert m["source_char_start"] == "p. 12"
+            # a renamed key that is taken too moves one prefix further; nothing is dropped
+            assert m["source_char_end"] == 1 and m["source_source_char_end"] == 9
+            assert doc.text[m["char_start"]:m["char_end"]].strip()
+    assert doc.metadata["parent_id"] == "upstream-7"   # the input is not modified

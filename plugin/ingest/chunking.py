@@ -4,7 +4,8 @@ A document of at most ``max_tokens`` tokens stays one chunk with the document's 
 becomes chunks ``<id>#0``, ``<id>#1``, ... of at most ``max_tokens`` tokens, consecutive chunks
 sharing about ``overlap`` tokens. Chunk text is a slice of the original text cut at token (and,
 where possible, word) boundaries, so no detokenisation artefacts. Every chunk carries the
-document's title and metadata plus ``parent_id``, ``chunk_index``, ``char_start``, ``char_end``.
+document's title and metadata plus ``parent_id``, ``chunk_index``, ``char_start``, ``char_end``
+(a source's own value under one of those keys is kept as ``source_<key>``, :func:`provenance`).
 ``max_tokens`` counts text tokens only: leave room for special tokens and prefixes.
 
 The one chunking module: the ingest pipeline takes its chunker from here, :func:`token_chunker`
@@ -124,14 +125,33 @@ def _windows(toks: _Tokens, max_tokens: int, overlap: int) -> Iterator[tuple[int
         s = _word_start(toks, max(e - overlap, s + 1), s)
 
 
+PROVENANCE = ("parent_id", "chunk_index", "char_start", "char_end")   # the keys chunking writes
+
+
+def provenance(metadata: dict, parent: str, index: int, start: int, end: int) -> dict:
+    """``metadata`` plus the chunk's ``parent_id``, ``chunk_index``, ``char_start``, ``char_end``.
+
+    A source's own value under one of those keys is kept, renamed ``source_<key>`` (with more
+    ``source_`` prefixes until the name is free), never overwritten."""
+    meta = dict(metadata)
+    for key in PROVENANCE:
+        if key in meta:
+            moved = "source_" + key
+            while moved in meta:
+                moved = "source_" + moved
+            meta[moved] = meta.pop(key)
+    meta.update(parent_id=parent, chunk_index=index, char_start=start, char_end=end)
+    return meta
+
+
 def _split(doc: Document, toks: _Tokens, max_tokens: int, overlap: int) -> list[Document]:
     if len(toks) <= max_tokens:
-        meta = {**doc.metadata, "parent_id": doc.id, "chunk_index": 0, "char_start": 0, "char_end": len(doc.text)}
+        meta = provenance(doc.metadata, doc.id, 0, 0, len(doc.text))
         return [doc.model_copy(update={"metadata": meta})]
     chunks = []
     for i, (s, e) in enumerate(_windows(toks, max_tokens, overlap)):
         a, b = toks.span(s, e)
-        meta = {**doc.metadata, "parent_id": doc.id, "chunk_index": i, "char_start": a, "char_end": b}
+        meta = provenance(doc.metadata, doc.id, i, a, b)
         chunks.append(Document(id=f"{doc.id}#{i}", title=doc.title, text=doc.text[a:b], metadata=meta))
     return chunks
 
@@ -200,9 +220,8 @@ def _meta(metadata: dict, parent: str, index: int, start: int, end: int) -> str:
     tail = f'"parent_id": {_jstr(parent)}, "chunk_index": {index}, "char_start": {start}, "char_end": {end}}}'
     if not metadata:
         return "{" + tail
-    if any(k in metadata for k in ("parent_id", "chunk_index", "char_start", "char_end")):
-        meta = {**metadata, "parent_id": parent, "chunk_index": index, "char_start": start, "char_end": end}
-        return json.dumps(meta, ensure_ascii=False, default=str)
+    if any(k in metadata for k in PROVENANCE):
+        return json.dumps(provenance(metadata, parent, index, start, end), ensure_ascii=False, default=str)
     return json.dumps(metadata, ensure_ascii=False, default=str)[:-1] + ", " + tail
 
 
