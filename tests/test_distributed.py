@@ -33,8 +33,9 @@ SHARD = 64        # passages per shard: several shards for a few hundred passage
 
 
 def _corpus() -> tuple[list, list[str]]:
-    """A few hundred passages and 20 queries: the DL19 slice when the shared data is there, else
-    the mini BEIR corpus (its 10 queries plus 10 document titles)."""
+    """300 passages and 20 queries: the DL19 slice when the shared data is there, else 300
+    overlapping 40-word windows of the mini BEIR corpus (its 10 queries plus 10 document titles):
+    the tests need several shards, whichever corpus they get."""
     from lucerag.connectors import Document
 
     if DL19_SLICE.exists():
@@ -47,9 +48,12 @@ def _corpus() -> tuple[list, list[str]]:
                     break
         queries = [json.loads(line)["text"] for line in (DL19_SLICE / "queries.jsonl").read_text().splitlines()]
         return docs, queries[:20]
-    docs = mini_documents()
+    mini = mini_documents()
+    words = " ".join(d.text for d in mini).split()
+    docs = [Document(id=f"w{i}", title=mini[i % len(mini)].title,
+                     text=" ".join(words[(7 * i + j) % len(words)] for j in range(40))) for i in range(300)]
     queries = [json.loads(line)["text"] for line in (MINI_BEIR / "queries.jsonl").read_text().splitlines()]
-    return docs, (queries + [d.title for d in docs if d.title])[:20]
+    return docs, (queries + [d.title for d in mini if d.title])[:20]
 
 
 DOCS, QUERIES = _corpus()
