@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lucerag.search.adaptive import AdaptiveWeights, list_features
-from lucerag.search.calibration import Calibrator, features
+from lucerag.search.calibration import FEATURES, Calibrator, features, gate_from_negatives, mixture_calibrator
 from lucerag.search.fusion import Candidates, fuse, order
 
+DENSE_TOP = FEATURES.index("dense_top")
 WEIGHTS = np.round(np.arange(0.0, 1.0001, 0.05), 2)
 
 
@@ -203,10 +204,16 @@ def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     return _ece(p, y, bins)
 
 
-def _cut_report(keeps_ans, ans, keeps_un) -> dict:
-    return {"f1": round(float(np.mean([prf(k, q.labels) for k, q in zip(keeps_ans, ans)])), 4),
-            "answerable_empty": round(float(np.mean([not k.any() for k in keeps_ans])), 4),
-            "unanswerable_empty": round(float(np.mean([not k.any() for k in keeps_un])), 4) if keeps_un else None}
+def _cut_report(keeps_ans, ans, keeps_un: dict) -> dict:
+    """F1 over the judged queries, share of them answered with nothing, and the share of
+    unanswerable queries answered with nothing: over all sets, and per set (``empty:<set>``)."""
+    every = [k for ks in keeps_un.values() for k in ks]
+    out = {"f1": round(float(np.mean([prf(k, q.labels) for k, q in zip(keeps_ans, ans)])), 4),
+           "answerable_empty": round(float(np.mean([not k.any() for k in keeps_ans])), 4),
+           "unanswerable_empty": round(float(np.mean([not k.any() for k in every])), 4) if every else None}
+    for name, ks in keeps_un.items():
+        out[f"empty:{name}"] = round(float(np.mean([not k.any() for k in ks])), 4) if ks else None
+    return out
 
 
 def _best_param(values, keep_fn, train_ans, train_neg):
@@ -241,24 +248,33 @@ def fit_filter(train_ans: list[Labelled], train_neg: list[Labelled], **kw) -> Ca
     return fit_calibrator(train_ans + train_neg, **kw)  # type: ignore[arg-type]  # uses .x and .labels only
 
 
-def filter_report(cal: Calibrator, train_ans, train_neg, test_ans, test_un, baselines: bool = True) -> dict:
-    rows = {}
+def filter_report(cal: Calibrator, train_ans, train_neg, test_ans, test_un, baselines: bool = True,
+                  name: str = "calibrated filter") -> dict:
+    """Rows of the filter table measured on ``test_ans`` (judged) and ``test_un`` ({set name:
+    unanswerable queries}): the calibrator ``cal`` under ``name`` and, with ``baselines``, each
+    baseline with its parameter chosen on ``train_ans`` + ``train_neg``."""
+    rows: dict = {}
+    un_all = [q for qs in test_un.values() for q in qs]
     probs_ans = [cal.probabilities(q.x) for q in test_ans]
-    probs_un = [cal.probabilities(q.x) for q in test_un]
-    rows["calibrated filter"] = _cut_report([p >= cal.threshold for p in probs_ans], test_ans,
-                                            [p >= cal.threshold for p in probs_un])
-    rows["calibrated filter"]["ece"] = round(ece(np.concatenate(probs_ans + probs_un),
-                                                 np.concatenate([q.labels for q in test_ans + test_un])), 4)
-    rows["calibrated filter"]["ece_answerable"] = round(ece(np.concatenate(probs_ans),
-                                                            np.concatenate([q.labels for q in test_ans])), 4)
-    rows["calibrated filter"]["threshold"] = cal.threshold
+    probs_un = [cal.probabilities(q.x) for q in un_all]
+    rows[name] = _cut_report([cal.cut(q.x) for q in test_ans], test_ans,
+                             {k: [cal.cut(q.x) for q in qs] for k, qs in test_un.items()})
+    rows[name]["ece"] = round(ece(np.concatenate(probs_ans + probs_un),
+                                  np.concatenate([q.labels for q in test_ans + un_all])), 4)
+    rows[name]["ece_answerable"] = round(ece(np.concatenate(probs_ans),
+                                             np.concatenate([q.labels for q in test_ans])), 4)
+    rows[name]["threshold"] = cal.threshold
+    if cal.gate is not None:
+        rows[name]["gate"] = cal.gate
     if not baselines:
         return rows
-    for name, (values, keep) in BASELINES.items():
+    for bname, (values, keep) in BASELINES.items():
         v = _best_param(values, keep, train_ans, train_neg)
-        rows[name] = _cut_report([keep(q, v) for q in test_ans], test_ans, [keep(q, v) for q in test_un])
-        rows[name]["param"] = float(v)
-    rows["gap cut"] = _cut_report([gap_keep(q) for q in test_ans], test_ans, [gap_keep(q) for q in test_un])
+        rows[bname] = _cut_report([keep(q, v) for q in test_ans], test_ans,
+                                  {k: [keep(q, v) for q in qs] for k, qs in test_un.items()})
+        rows[bname]["param"] = float(v)
+    rows["gap cut"] = _cut_report([gap_keep(q) for q in test_ans], test_ans,
+                                  {k: [gap_keep(q) for q in qs] for k, qs in test_un.items()})
     return rows
 
 
@@ -304,7 +320,7 @@ def load_judged(names: list[str], data_root, work_dir, depth: int = 100, ood=Non
 def _labelled(j: Judged, fusion: dict, depth: int):
     ans = label(j.cands, j.texts, j.qrels, depth, fusion, True)
     neg = label(*j.negatives, {}, depth, fusion, False) if j.negatives else []
-    un = [q for cands, texts in j.unanswerable.values() for q in label(cands, texts, {}, depth, fusion, False)]
+    un = {name: label(cands, texts, {}, depth, fusion, False) for name, (cands, texts) in j.unanswerable.items()}
     return ans, neg, un
 
 
@@ -325,15 +341,25 @@ def leave_one_out(judged: dict[str, Judged], depth: int = 100) -> dict:
         cal = fit_filter(t_ans, t_neg)
         ans, test_neg, un = _labelled(test, fusion, depth)
         filters = filter_report(cal, t_ans, t_neg, ans, un)
+        # the mixture model: nothing fitted on labels; its answerability gate comes from the written
+        # unanswerable questions (ood_train) searched on a corpus: B's own (label-free adaptation,
+        # what `lucerag calibrate --negatives` does on a user's index), or A's for comparison
+        recorded = {**fusion}
+        if test_neg:
+            mix = mixture_calibrator(gate_from_negatives(q.x[0, DENSE_TOP] for q in test_neg), fusion=recorded)
+            filters |= filter_report(mix, [], [], ans, un, baselines=False, name="mixture, gate from B's negatives")
+        if t_neg:
+            mix = mixture_calibrator(gate_from_negatives(q.x[0, DENSE_TOP] for q in t_neg), fusion=recorded)
+            filters |= filter_report(mix, [], [], ans, un, baselines=False, name="mixture, gate from A's negatives")
         if test.pseudo is not None:
             # adapted to B's corpus without B's labels: pseudo-queries from B's own passages
             # (+ the written negatives searched on B) join A's judged queries
             pseudo = label(*test.pseudo, depth, fusion, True)
             adapted = fit_filter(t_ans + pseudo, t_neg + test_neg)
-            filters["filter + pseudo-queries"] = filter_report(adapted, [], [], ans, un, baselines=False)["calibrated filter"]
+            filters |= filter_report(adapted, [], [], ans, un, baselines=False, name="filter + pseudo-queries")
         report[test_name] = {
             "fitted_on": [j.name for j in train],
-            "queries": len(ans), "unanswerable": len(un),
+            "queries": len(ans), "unanswerable": {k: len(v) for k, v in un.items()},
             "fusion": fusion_report(test, depth, fixed_w, params),
             "adaptive_params": params.as_dict(),
             "filter": filters,
@@ -350,13 +376,16 @@ def markdown(report: dict) -> str:
     for r in rows:
         lines.append(f"| {r} | " + " | ".join(str(report[n]["fusion"][r]) for n in names) + " |")
     out = "\n".join(lines) + "\n\n"
-    lines = ["| measured on | cut-off | F1 | answerable empty | unanswerable empty | ECE |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| measured on | cut-off | F1 | answerable empty | unanswerable empty: all | other collection's "
+             "queries | written questions | ECE |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in names:
         for cut, r in report[n]["filter"].items():
             e = f"{r['ece']:.4f}" if "ece" in r else ""
+            cross = [v for k, v in r.items() if k.startswith("empty:") and k != "empty:ood" and v is not None]
+            ood = r.get("empty:ood")
             lines.append(f"| {n} | {cut} | {r['f1']:.4f} | {r['answerable_empty']:.2%} | "
-                         f"{r['unanswerable_empty']:.2%} | {e} |")
+                         f"{r['unanswerable_empty']:.2%} | {f'{cross[0]:.2%}' if len(cross) == 1 else ''} | "
+                         f"{f'{ood:.2%}' if ood is not None else ''} | {e} |")
     return out + "\n".join(lines) + "\n"
 
 

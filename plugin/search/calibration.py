@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from lucerag.search.fusion import Candidates
+from lucerag.search.scoredist import SD_FLOOR, fit_mixture
 
 FEATURES = (
     "dense",            # cosine similarity
@@ -89,15 +90,29 @@ def features(c: Candidates, fused: np.ndarray, query: str = "", depth: int | Non
 
 
 class Calibrator(BaseModel):
-    """A fitted logistic model over FEATURES and the threshold applied to its probabilities."""
+    """P(relevant) for every candidate and the cut applied to it. Two models:
+
+    - ``logistic``: a logistic model over FEATURES fitted on judged queries; keep P >= threshold.
+    - ``mixture``: no fitted weights. Two decisions: is the query answerable at all (its best cosine
+      against ``gate``, a cosine set from unanswerable questions searched on the corpus, see
+      :func:`gate_from_negatives`), and which candidates are relevant inside an answerable query (the
+      per-query score-distribution model of :mod:`lucerag.search.scoredist` on the fused scores of the
+      top ``fusion.depth``). P(relevant) = P(answerable) * P(relevant | fused score, answerable), with
+      P(answerable) = sigmoid((best cosine - gate) / gate_scale). An answerable query keeps every
+      candidate whose mixture posterior reaches ``threshold`` and always its most probable one.
+    """
 
     FILENAME: ClassVar[str] = "lucerag-calibrator.json"
 
+    model: str = "logistic"        # "logistic" or "mixture"
     features: list[str] = Field(default_factory=lambda: list(FEATURES))
-    mean: list[float]
-    scale: list[float]
-    coef: list[float]
-    intercept: float
+    mean: list[float] = Field(default_factory=list)
+    scale: list[float] = Field(default_factory=list)
+    coef: list[float] = Field(default_factory=list)
+    intercept: float = 0.0
+    gate: float | None = None      # mixture: cosine a query's best passage must reach to be answerable
+    gate_scale: float = 0.02       # mixture: width (cosine units) of the soft P(answerable) around the gate
+    sd_floor: float = SD_FLOOR     # mixture: see lucerag.search.scoredist
     threshold: float = 0.5
     objective: str = "f1"          # how the threshold was chosen: "f1" or "precision>=P"
     relevant_grade: int = 1        # judgments >= this grade counted as relevant when fitting
@@ -110,15 +125,69 @@ class Calibrator(BaseModel):
     candidates: int = 0
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """P(relevant) for each row of a feature matrix."""
+        """P(relevant) for each row of one query's feature matrix (:func:`features`), shape (len(x),).
+
+        For the mixture model the rows are taken as the query's head (its top ``fusion.depth``
+        by fused score are fitted)."""
         if len(x) == 0:
             return np.zeros(0)
+        if self.model == "mixture":
+            fused = x[:, FEATURES.index("fused")]
+            return self._mixture(fused, float(x[0, FEATURES.index("dense_top")]),
+                                 np.ones(len(x), bool), self.fusion.get("depth"))[0]
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
+    def cut(self, x: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Which rows of one query's feature matrix the filter keeps, shape (len(x),): the rule of
+        :meth:`decide` on feature rows (the mixture model fits the rows as the query's head)."""
+        t = self.threshold if threshold is None else threshold
+        if len(x) == 0:
+            return np.zeros(0, bool)
+        if self.model != "mixture":
+            return self.probabilities(x) >= t
+        p, post, answerable = self._mixture(x[:, FEATURES.index("fused")], float(x[0, FEATURES.index("dense_top")]),
+                                            np.ones(len(x), bool), self.fusion.get("depth"))
+        keep = (post >= t) & answerable
+        if answerable:
+            keep[int(np.argmax(p))] = True
+        return keep
+
+    def _mixture(self, fused: np.ndarray, best: float, fit_on: np.ndarray,
+                 depth: int | None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(P(relevant), P(relevant | answerable), answerable) for the mixture model."""
+        fused = fused.astype(np.float64)
+        top = np.sort(fused[fit_on])[::-1][:depth]
+        post = fit_mixture(top, self.sd_floor).posterior(fused) if len(top) >= 2 else np.ones(len(fused))
+        gate = self.gate if self.gate is not None else -1.0
+        p_ans = 1.0 / (1.0 + np.exp(-(best - gate) / self.gate_scale))
+        return p_ans * post, post, bool(best >= gate)
+
     def predict(self, c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None) -> np.ndarray:
         """P(relevant) of every candidate, shape (len(c),); ``depth`` as in :func:`features`."""
-        return self.probabilities(features(c, fused, query, depth))
+        return self.decide(c, fused, query, depth)[0]
+
+    def decide(self, c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None,
+               threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(P(relevant), keep) for every candidate, each shape (len(c),).
+
+        ``threshold`` (default: the calibrator's) applies to P(relevant) for the logistic model and
+        to P(relevant | answerable) for the mixture model, whose answerable queries always keep their
+        most probable candidate and whose unanswerable ones (best cosine under ``gate``) keep none."""
+        t = self.threshold if threshold is None else threshold
+        if len(c) == 0:
+            return np.zeros(0), np.zeros(0, bool)
+        if self.model != "mixture":
+            p = self.probabilities(features(c, fused, query, depth))
+            return p, p >= t
+        from lucerag.search.fusion import head
+
+        h = head(c, depth)
+        p, post, answerable = self._mixture(fused, float(c.dense[h].max()), h, depth)
+        keep = (post >= t) & answerable
+        if answerable:
+            keep[int(np.argmax(np.where(h, p, -1.0)))] = True
+        return p, keep
 
     def mismatches(self, fusion: dict, encoder=None) -> list[str]:
         """What differs between the set-up this calibrator was fitted under and ``fusion`` (a
@@ -175,6 +244,21 @@ class Calibrator(BaseModel):
         from lucerag.resources import DEFAULT_CALIBRATOR
 
         return cls.load(DEFAULT_CALIBRATOR)
+
+
+def gate_from_negatives(best_cosines) -> float:
+    """The mixture model's answerability gate for one corpus: the highest best-passage cosine that any
+    of a set of questions the corpus cannot answer reached on it (``lucerag calibrate --negatives``
+    searches them on the user's own index: no judgments needed). Raises ValueError when empty."""
+    best = np.asarray(list(best_cosines), np.float64)
+    if len(best) == 0:
+        raise ValueError("the answerability gate needs at least one unanswerable question")
+    return round(float(best.max()), 4)
+
+
+def mixture_calibrator(gate: float, **info) -> Calibrator:
+    """A calibrator of the ``mixture`` model (nothing fitted on labels; see :class:`Calibrator`)."""
+    return Calibrator(model="mixture", gate=gate, threshold=0.5, objective="mixture posterior >= 0.5", **info)
 
 
 def fit(x: np.ndarray, y: np.ndarray, c: float = 0.1, sample_weight: np.ndarray | None = None) -> dict:
