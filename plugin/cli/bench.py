@@ -378,7 +378,7 @@ def bench_transfer(
         w, cal = fit_defaults(judged, load_encoder(None, precision=EncoderConfig().precision).manifest, depth)
         path = cal.save(write_calibrator)
         typer.echo(f"fitted on all collections: convex min-max dense weight {w}; calibrator "
-                   f"(threshold {cal.threshold}) written to {path}", err=True)
+                   f"({cal.model}, threshold {cal.threshold}, gate {cal.gate}) written to {path}", err=True)
 
 
 @bench_app.command("filters")

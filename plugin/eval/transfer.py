@@ -389,21 +389,38 @@ def markdown(report: dict) -> str:
     return out + "\n".join(lines) + "\n"
 
 
-def fit_defaults(judged: dict[str, Judged], encoder_manifest, depth: int = 100) -> tuple[float, Calibrator]:
-    """The convex weight and a calibrator fitted on every collection in ``judged`` (what lucerag
-    ships), the calibrator recording the fusion and encoder it was fitted under."""
+def fit_defaults(judged: dict[str, Judged], encoder_manifest, depth: int = 100,
+                 model: str = "mixture") -> tuple[float, Calibrator]:
+    """The convex weight and the calibrator fitted on every collection in ``judged`` (what lucerag
+    ships), the calibrator recording the fusion and encoder it was fitted under.
+
+    ``model="mixture"`` (the default: it won held out, see docs/fusion-and-filter.md): the
+    answerability gate is the LOWEST of the collections' gates (each from the negatives searched on
+    that corpus), so no collection's answerable queries are refused for the gate's sake; a user's
+    own gate comes from ``lucerag calibrate --model mixture --negatives``. ``"logistic"``: the
+    logistic model fitted on all judged queries and negatives."""
+    from lucerag.config import FusionConfig
+
     train = list(judged.values())
     w = fit_fixed_weight(train, depth)
     fusion = {"method": "convex", "dense_weight": w, "norm": "minmax", "depth": depth}
-    ans, neg = [], []
+    ans, neg, gates = [], [], []
     for j in train:
         a, n, _ = _labelled(j, fusion, depth)
         ans += a
         neg += n
+        if n:
+            gates.append(gate_from_negatives(q.x[0, DENSE_TOP] for q in n))
     m = encoder_manifest
-    from lucerag.config import FusionConfig
-
     recorded = FusionConfig(**fusion).model_dump()
-    cal = fit_filter(ans, neg, encoder=m.name, encoder_precision=m.precision, encoder_recipe=m.recipe,
-                     fusion=recorded, trained_on=" + ".join(j.name for j in train) + " (lucerag bench transfer)")
+    info = dict(encoder=m.name, encoder_precision=m.precision, encoder_recipe=m.recipe, fusion=recorded)
+    if model == "mixture":
+        if not gates:
+            raise ValueError("the mixture calibrator needs negatives (unanswerable questions) on each collection")
+        cal = mixture_calibrator(min(gates), gate_from="corpus", queries=len(neg), **info,
+                                 trained_on="gate: lowest of " + ", ".join(
+                                     f"{j.name} {g}" for j, g in zip(train, gates)) + " (lucerag bench transfer)")
+        return w, cal
+    cal = fit_filter(ans, neg, **info,
+                     trained_on=" + ".join(j.name for j in train) + " (lucerag bench transfer)")
     return w, cal

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from lucerag.search.fusion import Candidates
 from lucerag.search.scoredist import SD_FLOOR, fit_mixture
@@ -104,13 +104,15 @@ class Calibrator(BaseModel):
 
     FILENAME: ClassVar[str] = "lucerag-calibrator.json"
 
-    model: str = "logistic"        # "logistic" or "mixture"
+    model: Literal["logistic", "mixture"] = "logistic"
     features: list[str] = Field(default_factory=lambda: list(FEATURES))
     mean: list[float] = Field(default_factory=list)
     scale: list[float] = Field(default_factory=list)
     coef: list[float] = Field(default_factory=list)
     intercept: float = 0.0
     gate: float | None = None      # mixture: cosine a query's best passage must reach to be answerable
+    gate_from: str = ""            # mixture: "corpus" = set the gate on each index from lucerag's own
+                                   # unanswerable questions (lucerag.resources.UNANSWERABLE), see for_corpus
     gate_scale: float = 0.02       # mixture: width (cosine units) of the soft P(answerable) around the gate
     sd_floor: float = SD_FLOOR     # mixture: see lucerag.search.scoredist
     threshold: float = 0.5
@@ -123,6 +125,15 @@ class Calibrator(BaseModel):
     trained_on: str = ""
     queries: int = 0
     candidates: int = 0
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Calibrator":
+        if self.model == "logistic" and not (len(self.coef) == len(self.mean) == len(self.scale)
+                                             == len(self.features) > 0):
+            raise ValueError("a logistic calibrator needs mean, scale and coef, one per feature")
+        if self.model == "mixture" and self.gate is None:
+            raise ValueError("a mixture calibrator needs its answerability gate")
+        return self
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """P(relevant) for each row of one query's feature matrix (:func:`features`), shape (len(x),).
@@ -137,6 +148,18 @@ class Calibrator(BaseModel):
                                  np.ones(len(x), bool), self.fusion.get("depth"))[0]
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
+
+    def for_corpus(self, retriever) -> "Calibrator":
+        """This calibrator adapted to ``retriever``'s index without labels: for a mixture calibrator
+        with ``gate_from == "corpus"``, a copy whose gate is the best cosine that any of lucerag's
+        packaged unanswerable questions reaches on this index (:func:`corpus_gate`; one search per
+        question, done once per retriever). Any other calibrator is returned as it is."""
+        if self.model != "mixture" or self.gate_from != "corpus":
+            return self
+        from lucerag.resources import UNANSWERABLE
+
+        return self.model_copy(update={"gate": corpus_gate(retriever, read_questions(UNANSWERABLE)),
+                                       "trained_on": f"{self.trained_on}; gate set on this index"})
 
     def cut(self, x: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Which rows of one query's feature matrix the filter keeps, shape (len(x),): the rule of
@@ -254,6 +277,27 @@ def gate_from_negatives(best_cosines) -> float:
     if len(best) == 0:
         raise ValueError("the answerability gate needs at least one unanswerable question")
     return round(float(best.max()), 4)
+
+
+def read_questions(path: str | Path) -> list[str]:
+    """Questions from a text file, one a line; blank lines and ``#`` comments are skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def corpus_gate(retriever, questions: list[str]) -> float:
+    """:func:`gate_from_negatives` of ``questions`` (none answerable by the corpus) searched on
+    ``retriever``'s index: each one's best cosine within the top ``fusion.depth``. Raises ValueError
+    when no question finds any candidate (an empty index)."""
+    from lucerag.search.fusion import head
+
+    depth = retriever.config.fusion.depth
+    best = []
+    for text in questions:
+        c, _ = retriever.candidates(text, depth)
+        if len(c):
+            best.append(float(c.dense[head(c, depth)].max()))
+    return gate_from_negatives(best)
 
 
 def mixture_calibrator(gate: float, **info) -> Calibrator:
