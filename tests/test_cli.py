@@ -136,6 +136,6 @@ def test_calibrate_without_judgments_uses_pseudo_queries_from_the_index(tmp_path
     assert "written to" in out.stdout
     saved = json.loads((index / "lucerag-calibrator.json").read_text())
     assert "pseudo-queries from the index" in saved["trained_on"] and saved["queries"] > 51
-    assert saved["encoder_precision"] in ("fp32", "int8") and saved["fusion"]["method"] == "convex"
+    assert saved["encoder_precision"] in ("fp32", "int8") and saved["fusion"]["method"] == "anchored"
     hits = [json.loads(x) for x in run("search", "--index", index, "how is espresso made", "--json").stdout.splitlines()]
     assert hits and hits[0]["id"] == "p14"

@@ -32,6 +32,7 @@ from lucerag.search.fusion import Candidates, fuse, order
 
 DENSE_TOP = FEATURES.index("dense_top")
 WEIGHTS = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+BM25_WEIGHTS = np.round(np.arange(0.0, 0.2001, 0.01), 2)  # anchored fusion: cosine units per BM25 sd
 
 
 # -- ranking metrics ---------------------------------------------------------------------------
@@ -92,6 +93,14 @@ def fit_fixed_weight(train: list[Judged], depth: int) -> float:
     return float(WEIGHTS[int(np.argmax(means))])
 
 
+def fit_anchored_weight(train: list[Judged], depth: int) -> float:
+    """The anchored fusion's BM25 weight best on the training collections (mean of per-collection
+    means of nDCG@10 over BM25_WEIGHTS)."""
+    means = np.mean([np.column_stack([view_scores(j, "anchored", depth, bm25_weight=float(v))
+                                      for v in BM25_WEIGHTS]).mean(axis=0) for j in train], axis=0)
+    return float(BM25_WEIGHTS[int(np.argmax(means))])
+
+
 def _phis(j: Judged, depth: int) -> np.ndarray:
     return np.array([list_features(c, depth) for c in j.cands.values()])
 
@@ -129,7 +138,7 @@ def fit_adaptive(train: list[Judged], depth: int, sweeps: int = 4) -> AdaptiveWe
     return best
 
 
-def fusion_report(j: Judged, depth: int, fixed_w: float, params: AdaptiveWeights) -> dict:
+def fusion_report(j: Judged, depth: int, fixed_w: float, params: AdaptiveWeights, lam: float) -> dict:
     m = weight_matrix(j, depth)
     bm25, dense = float(view_scores(j, "bm25", depth).mean()), float(view_scores(j, "dense", depth).mean())
     oracle = float(m.max(axis=1).mean())
@@ -140,15 +149,17 @@ def fusion_report(j: Judged, depth: int, fixed_w: float, params: AdaptiveWeights
         "convex (fitted w)": view_scores(j, "convex", depth, dense_weight=fixed_w,
                                                           norm="minmax").mean(),
         "adaptive (fitted)": view_scores(j, "adaptive", depth, params=params).mean(),
+        "anchored (fitted bm25 weight)": view_scores(j, "anchored", depth, bm25_weight=lam).mean(),
         "oracle per query": oracle,
     }
     best_view = max(bm25, dense)
     gap = oracle - best_view
     rows: dict[str, float | None] = {k: round(float(v), 4) for k, v in means.items()}
-    for name in ("convex (fitted w)", "adaptive (fitted)"):
+    for name in ("convex (fitted w)", "adaptive (fitted)", "anchored (fitted bm25 weight)"):
         rows[f"{name}: margin over best view"] = round(means[name] - best_view, 4)
         rows[f"{name}: oracle gap closed"] = round((means[name] - best_view) / gap, 3) if gap > 0 else None
     rows["fitted w"] = fixed_w
+    rows["fitted bm25 weight"] = lam
     return rows
 
 
@@ -183,7 +194,8 @@ def _fuse(c: Candidates, fusion: dict, depth: int) -> np.ndarray:
 
         return adaptive_fuse(c, AdaptiveWeights(**fusion.get("params", {})), depth)
     return fuse(c, fusion.get("method", "convex"), dense_weight=fusion.get("dense_weight", 0.8),
-                norm=fusion.get("norm", "minmax"), rrf_k=fusion.get("rrf_k", 60), depth=depth)
+                norm=fusion.get("norm", "minmax"), rrf_k=fusion.get("rrf_k", 60), depth=depth,
+                bm25_weight=fusion.get("bm25_weight", 0.06))
 
 
 def prf(keep: np.ndarray, labels: np.ndarray) -> float:
@@ -230,8 +242,15 @@ def _best_param(values, keep_fn, train_ans, train_neg):
 BASELINES = {
     "fixed top-k": (range(1, 101), lambda q, k: np.arange(len(q.labels)) < k),
     "raw cosine threshold": (np.round(np.arange(-0.2, 1.0, 0.01), 2), lambda q, t: q.x[:, 0] >= t),
-    "min_score on min-max": (np.round(np.arange(0.0, 1.0001, 0.01), 2), lambda q, t: q.fused >= t),
+    # the peers' min_score: a threshold on the fused scores min-max normalised over the query's list
+    "min_score on min-max": (np.round(np.arange(0.0, 1.0001, 0.01), 2),
+                             lambda q, t: _minmax(q.fused) >= t),
 }
+
+
+def _minmax(s: np.ndarray) -> np.ndarray:
+    span = s.max() - s.min() if len(s) else 0.0
+    return (s - s.min()) / span if span > 0 else np.ones_like(s)
 
 
 def gap_keep(q: Labelled) -> np.ndarray:
@@ -331,8 +350,9 @@ def leave_one_out(judged: dict[str, Judged], depth: int = 100) -> dict:
         train = [j for n, j in judged.items() if n != test_name]
         fixed_w = fit_fixed_weight(train, depth)
         params = fit_adaptive(train, depth)
-        # the filter is measured under the fusion lucerag ships: min-max convex, weight fitted on A
-        fusion = {"method": "convex", "dense_weight": fixed_w, "norm": "minmax", "depth": depth}
+        lam = fit_anchored_weight(train, depth)
+        # the filter is measured under the fusion lucerag ships: anchored, BM25 weight fitted on A
+        fusion = {"method": "anchored", "bm25_weight": lam, "depth": depth}
         t_ans, t_neg = [], []
         for j in train:
             a, n, _ = _labelled(j, fusion, depth)
@@ -360,7 +380,7 @@ def leave_one_out(judged: dict[str, Judged], depth: int = 100) -> dict:
         report[test_name] = {
             "fitted_on": [j.name for j in train],
             "queries": len(ans), "unanswerable": {k: len(v) for k, v in un.items()},
-            "fusion": fusion_report(test, depth, fixed_w, params),
+            "fusion": fusion_report(test, depth, fixed_w, params, lam),
             "adaptive_params": params.as_dict(),
             "filter": filters,
         }
@@ -377,10 +397,11 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r} | " + " | ".join(str(report[n]["fusion"][r]) for n in names) + " |")
     out = "\n".join(lines) + "\n\n"
     lines = ["| measured on | cut-off | F1 | answerable empty | unanswerable empty: all | other collection's "
-             "queries | written questions | ECE |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "queries | written questions | ECE | ECE judged only |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in names:
         for cut, r in report[n]["filter"].items():
-            e = f"{r['ece']:.4f}" if "ece" in r else ""
+            e = f"{r['ece']:.4f} | {r['ece_answerable']:.4f}" if "ece" in r else " | "
             cross = [v for k, v in r.items() if k.startswith("empty:") and k != "empty:ood" and v is not None]
             ood = r.get("empty:ood")
             lines.append(f"| {n} | {cut} | {r['f1']:.4f} | {r['answerable_empty']:.2%} | "
@@ -391,7 +412,7 @@ def markdown(report: dict) -> str:
 
 def fit_defaults(judged: dict[str, Judged], encoder_manifest, depth: int = 100,
                  model: str = "mixture") -> tuple[float, Calibrator]:
-    """The convex weight and the calibrator fitted on every collection in ``judged`` (what lucerag
+    """The anchored fusion's BM25 weight and the calibrator fitted on every collection in ``judged`` (what lucerag
     ships), the calibrator recording the fusion and encoder it was fitted under.
 
     ``model="mixture"`` (the default: it won held out, see docs/fusion-and-filter.md): the
@@ -402,8 +423,8 @@ def fit_defaults(judged: dict[str, Judged], encoder_manifest, depth: int = 100,
     from lucerag.config import FusionConfig
 
     train = list(judged.values())
-    w = fit_fixed_weight(train, depth)
-    fusion = {"method": "convex", "dense_weight": w, "norm": "minmax", "depth": depth}
+    w = fit_anchored_weight(train, depth)
+    fusion = {"method": "anchored", "bm25_weight": w, "depth": depth}
     ans, neg, gates = [], [], []
     for j in train:
         a, n, _ = _labelled(j, fusion, depth)

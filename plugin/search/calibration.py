@@ -222,6 +222,7 @@ class Calibrator(BaseModel):
         mine = self.fusion or {}
         if mine:
             keys = {"convex": ("method", "dense_weight", "norm", "depth"), "rrf": ("method", "rrf_k", "depth"),
+                    "anchored": ("method", "bm25_weight", "depth"),
                     "adaptive": ("method", "depth")}.get(str(mine.get("method")), ("method",))
             for key in keys:
                 if key in mine and key in fusion and mine[key] != fusion[key]:

@@ -240,7 +240,8 @@ class Retriever:
         """Fused scores under this configuration; statistics from the top ``fusion.depth`` of each
         view whatever the candidate depth, so the first results do not depend on k."""
         f = self.config.fusion
-        return fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k, depth=f.depth)
+        return fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k, depth=f.depth,
+                    bm25_weight=f.bm25_weight)
 
     def candidates(self, query: str, depth: int, *, where: Where | None = None
                    ) -> tuple[Candidates, list[tuple[LuceneIndex, int]]]:
