@@ -8,6 +8,11 @@ distribution; a logistic model maps that to P(relevant). One global threshold th
 what reaches the LLM, and an empty list means nothing was relevant enough.
 
 Applying the model is a few numpy operations (no scikit-learn at query time).
+
+A second model, ``mixture`` (the shipped default), fits nothing on labels: a per-query
+score-distribution model (:mod:`lucerag.search.scoredist`) gives P(relevant | answerable), and an
+answerability gate on the best cosine, set on each corpus from questions it cannot answer, gives
+P(answerable); see :class:`Calibrator`.
 """
 
 from __future__ import annotations
@@ -158,8 +163,11 @@ class Calibrator(BaseModel):
             return self
         from lucerag.resources import UNANSWERABLE
 
-        return self.model_copy(update={"gate": corpus_gate(retriever, read_questions(UNANSWERABLE)),
-                                       "trained_on": f"{self.trained_on}; gate set on this index"})
+        try:
+            gate = corpus_gate(retriever, read_questions(UNANSWERABLE))
+        except ValueError:  # no question found a candidate (an empty index): keep the shipped gate
+            return self
+        return self.model_copy(update={"gate": gate, "trained_on": f"{self.trained_on}; gate set on this index"})
 
     def cut(self, x: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Which rows of one query's feature matrix the filter keeps, shape (len(x),): the rule of
@@ -264,7 +272,8 @@ class Calibrator(BaseModel):
 
     @classmethod
     def default(cls) -> "Calibrator":
-        """The calibrator shipped with lucerag (fitted on the MS MARCO DL19 slice, default encoder)."""
+        """The calibrator shipped with lucerag: the mixture model under the default fusion and encoder,
+        written by ``lucerag bench transfer --write-calibrator`` (docs/fusion-and-filter.md)."""
         from lucerag.resources import DEFAULT_CALIBRATOR
 
         return cls.load(DEFAULT_CALIBRATOR)
