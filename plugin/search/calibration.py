@@ -167,6 +167,15 @@ class Calibrator(BaseModel):
             gate = corpus_gate(retriever, read_questions(UNANSWERABLE))
         except ValueError:  # no question found a candidate (an empty index): keep the shipped gate
             return self
+        except Exception as exc:  # noqa: BLE001  e.g. a query encoder that only knows certain texts
+            import warnings
+
+            from lucerag.errors import CalibratorWarning
+
+            warnings.warn(f"could not set the relevance filter's answerability gate on this index "
+                          f"({type(exc).__name__}: {exc}); using the shipped gate {self.gate}. Store one "
+                          "with `lucerag calibrate --model mixture`", CalibratorWarning, stacklevel=4)
+            return self
         return self.model_copy(update={"gate": gate, "trained_on": f"{self.trained_on}; gate set on this index"})
 
     def cut(self, x: np.ndarray, threshold: float | None = None) -> np.ndarray:
