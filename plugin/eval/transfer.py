@@ -264,7 +264,7 @@ def fit_filter(train_ans: list[Labelled], train_neg: list[Labelled], **kw) -> Ca
     logistic model on every candidate, threshold for best mean F1 over the training queries."""
     from lucerag.eval.filter import fit_calibrator
 
-    return fit_calibrator(train_ans + train_neg, **kw)  # uses .x and .labels only
+    return fit_calibrator(train_ans + train_neg, **kw)  # type: ignore[arg-type]  # uses .x and .labels only
 
 
 def filter_report(cal: Calibrator, train_ans, train_neg, test_ans, test_un, baselines: bool = True,
