@@ -73,8 +73,12 @@ class DenseConfig(_Section):
 
 
 class FusionConfig(_Section):
+    # anchored: cosine + bm25_weight * zscore(BM25) (lucerag.search.fusion.anchored): it beat convex
+    # min-max fitted on the other collection on both held-out collections (docs/fusion-and-filter.md);
     # adaptive: convex min-max with the dense weight predicted per query (lucerag.search.adaptive)
-    method: Literal["convex", "adaptive", "rrf"] = "convex"
+    method: Literal["anchored", "convex", "adaptive", "rrf"] = "anchored"
+    # 0.06: the anchored BM25 weight best on the DL19 slice and SciFact-2k together
+    bm25_weight: float = Field(0.06, ge=0, le=10)
     # 0.75: the min-max weight best on the DL19 slice and SciFact together (docs/fusion-and-filter.md)
     dense_weight: float = Field(0.75, ge=0, le=1)
     norm: Literal["minmax", "zscore", "rank"] = "minmax"

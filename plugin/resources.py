@@ -13,3 +13,6 @@ DEMO_CORPUS = DATA / "demo"                   # a few Markdown pages about lucer
 DEMO_QUERIES = DATA / "demo-queries.txt"      # questions about them, one a line: the load test's default
 BRIDGE_JAR = DATA / "lucerag-bridge.jar"      # lucerag.Bridge (plugin/java), built by `make bridge`
 DEFAULT_CALIBRATOR = DATA / "lucerag-calibrator.json"
+# questions no ordinary corpus answers (the same list as tests/data/ood_train.txt): the shipped
+# mixture calibrator searches them on the user's own index to set its answerability gate there
+UNANSWERABLE = DATA / "unanswerable-questions.txt"

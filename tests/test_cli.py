@@ -129,6 +129,18 @@ def test_calibrate_writes_a_calibrator_the_index_then_uses(tmp_path, cli_index):
     assert "no relevant passages" in empty.stdout
 
 
+def test_calibrate_mixture_sets_the_gate_on_the_index_without_judgments(tmp_path, cli_index):
+    index = tmp_path / "idx"
+    shutil.copytree(cli_index, index)
+    out = run("calibrate", "--model", "mixture", "--index", index)
+    assert "written to" in out.stdout and "gate" in out.stdout
+    saved = json.loads((index / "lucerag-calibrator.json").read_text())
+    assert saved["model"] == "mixture" and 0 < saved["gate"] < 1 and saved["queries"] >= 50
+    hits = [json.loads(x) for x in run("search", "--index", index, "how is espresso made", "--json").stdout.splitlines()]
+    assert hits and hits[0]["id"] == "p14" and hits[0]["p_relevant"] > 0.5
+    assert "no relevant passages" in run("search", "--index", index, "how do I configure a terraform backend in s3").stdout
+
+
 def test_calibrate_without_judgments_uses_pseudo_queries_from_the_index(tmp_path, cli_index):
     index = tmp_path / "idx"
     shutil.copytree(cli_index, index)
@@ -136,6 +148,6 @@ def test_calibrate_without_judgments_uses_pseudo_queries_from_the_index(tmp_path
     assert "written to" in out.stdout
     saved = json.loads((index / "lucerag-calibrator.json").read_text())
     assert "pseudo-queries from the index" in saved["trained_on"] and saved["queries"] > 51
-    assert saved["encoder_precision"] in ("fp32", "int8") and saved["fusion"]["method"] == "convex"
+    assert saved["encoder_precision"] in ("fp32", "int8") and saved["fusion"]["method"] == "anchored"
     hits = [json.loads(x) for x in run("search", "--index", index, "how is espresso made", "--json").stdout.splitlines()]
     assert hits and hits[0]["id"] == "p14"

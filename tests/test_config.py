@@ -41,7 +41,7 @@ k = 5
 
 def test_defaults_need_only_an_index(tmp_path):
     config = Config.load(_write(tmp_path, '[index]\npath = "/srv/idx"\n'))
-    assert config.fusion.method == "convex" and config.search.k == 10 and config.encoder.model == "default"
+    assert config.fusion.method == "anchored" and config.search.k == 10 and config.encoder.model == "default"
 
 
 def test_two_anserini_indexes(tmp_path):

@@ -65,7 +65,7 @@ def _candidates_at(bm25, dense, depth):
 
 
 @pytest.mark.parametrize("method,norm", [("convex", "minmax"), ("convex", "zscore"), ("convex", "rank"),
-                                         ("rrf", "minmax"), ("adaptive", "minmax")])
+                                         ("rrf", "minmax"), ("adaptive", "minmax"), ("anchored", "minmax")])
 def test_first_results_do_not_depend_on_how_many_were_asked_for(method, norm):
     """Over 200 random queries: the top 10 fused from depth max(10, 100) equal the first 10 fused
     from depth 300, because statistics and order come from the top-100 head of each view."""
@@ -81,7 +81,7 @@ def test_first_results_do_not_depend_on_how_many_were_asked_for(method, norm):
         assert top == first
         old = [deep.ids[i] for i in np.argsort(-fuse(deep, method, norm=norm), kind="stable")[:10]]
         moved_without_head += old != top
-    if method == "convex" and norm in ("minmax", "zscore"):
+    if method in ("convex", "anchored") and norm in ("minmax", "zscore"):
         assert moved_without_head > 0  # the old way (statistics over all candidates) did move them
 
 
@@ -105,3 +105,19 @@ def test_adaptive_weight_follows_the_view_that_stands_out():
     bm25_sure = Candidates([str(i) for i in range(100)], peaked * 10, flat, ranks, ranks)
     p = AdaptiveWeights(a=0.0, b=1.0, c=0.0)
     assert p.weight(list_features(dense_sure)) > 0.9 > 0.1 > p.weight(list_features(bm25_sure))
+
+
+def test_anchored_fusion_keeps_the_cosine_scale_and_ignores_the_bm25_scale():
+    """cosine + w * zscore(BM25): the order does not change when BM25 scores are rescaled (another
+    corpus' document lengths or idf), and a dense gap larger than the BM25 term can move is kept."""
+    from lucerag.search.fusion import anchored, order
+
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        bm25, dense = _views(rng)
+        c = _candidates_at(bm25, dense, 100)
+        scaled = Candidates(c.ids, c.bm25 * 7.3, c.dense, c.bm25_rank, c.dense_rank)
+        assert order(c, anchored(c, 0.06, 100), 100).tolist() == order(scaled, anchored(scaled, 0.06, 100), 100).tolist()
+    c = Candidates(["a", "b"], np.array([0.0, 30.0]), np.array([0.9, 0.5]), np.array([2, 1]), np.array([1, 2]))
+    assert anchored(c, 0.06)[0] > anchored(c, 0.06)[1]  # 0.4 cosine apart: BM25 (2 sd at most here) cannot flip it
+    assert fuse(c, "anchored", bm25_weight=0.0).tolist() == pytest.approx(c.dense.tolist())

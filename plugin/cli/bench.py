@@ -377,8 +377,8 @@ def bench_transfer(
         # the query encoder a default Retriever loads: the calibrator is checked against it
         w, cal = fit_defaults(judged, load_encoder(None, precision=EncoderConfig().precision).manifest, depth)
         path = cal.save(write_calibrator)
-        typer.echo(f"fitted on all collections: convex min-max dense weight {w}; calibrator "
-                   f"(threshold {cal.threshold}) written to {path}", err=True)
+        typer.echo(f"fitted on all collections: anchored fusion bm25_weight {w}; calibrator "
+                   f"({cal.model}, threshold {cal.threshold}, gate {cal.gate}) written to {path}", err=True)
 
 
 @bench_app.command("filters")

@@ -309,8 +309,18 @@ def calibrate(
     target_precision: Optional[float] = typer.Option(None, min=0.0, max=1.0,
                                                      help="Choose the threshold for this precision instead of best F1."),
     out: Optional[Path] = typer.Option(None, help="Where to write it (default: <index>/lucerag-calibrator.json)."),
+    model: str = typer.Option("logistic", help="logistic: fitted on judged queries and/or pseudo-queries; "
+                                               "mixture: per-query score-distribution model, no judgments, "
+                                               "its answerability gate set from --negatives (default: lucerag's "
+                                               "own unanswerable questions) searched on the index."),
 ):
-    """Fit the relevance filter on judged queries and/or pseudo-queries and store it next to the index."""
+    """Fit the relevance filter on judged queries and/or pseudo-queries (or, with --model mixture, set
+    its answerability gate from unanswerable questions) and store it next to the index."""
+    if model not in ("logistic", "mixture"):
+        _fail(f"--model {model!r}: use logistic or mixture")
+    if model == "mixture":
+        _calibrate_mixture(index_dir, config, negatives, out)
+        return
     from lucerag.search.calibration import Calibrator
     from lucerag.eval.filter import collect, fit_calibrator, read_query_lines
 
@@ -343,6 +353,32 @@ def calibrate(
     path = cal.save(target)
     typer.echo(f"calibrator fitted on {cal.queries} queries ({cal.candidates} candidates), "
                f"threshold {cal.threshold} ({cal.objective}); written to {path}")
+
+
+def _calibrate_mixture(index_dir: Optional[Path], config: Optional[Path], negatives: list[Path],
+                       out: Optional[Path]) -> None:
+    from lucerag.eval.filter import collect, read_query_lines
+    from lucerag.search.calibration import FEATURES, Calibrator, gate_from_negatives, mixture_calibrator
+
+    if not negatives:  # lucerag's own list of questions no ordinary corpus answers
+        from lucerag.resources import UNANSWERABLE
+
+        negatives = [UNANSWERABLE]
+    with _retriever(index_dir, config) as retriever:
+        f = retriever.config.fusion
+        extra = [q for path in negatives for q in collect(retriever, read_query_lines(path), {}, depth=f.depth)]
+        extra = [q for q in extra if len(q.x)]
+        if not extra:
+            _fail("--negatives: no question found any candidate on this index")
+        m = retriever.encoder.manifest
+        cal = mixture_calibrator(gate_from_negatives(q.x[0, FEATURES.index("dense_top")] for q in extra),
+                                 encoder=m.name, encoder_precision=m.precision, encoder_recipe=m.recipe,
+                                 fusion=f.model_dump(), queries=len(extra),
+                                 trained_on=f"gate from {len(extra)} unanswerable questions on this index")
+        target = out or (retriever.dense_index or retriever.bm25_index).path / Calibrator.FILENAME
+    path = cal.save(target)
+    typer.echo(f"mixture calibrator: answerability gate cosine {cal.gate} (from {len(extra)} unanswerable "
+               f"questions), threshold {cal.threshold}; written to {path}")
 
 
 def _build_beir_index(folder: Path, index_dir: Path, dense: bool, chunk: bool = False,

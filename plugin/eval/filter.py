@@ -220,4 +220,4 @@ def empty_rate(cal: Calibrator, qs: list[LabelledQuery]) -> float:
     """Share of queries for which the filter returns nothing."""
     if not qs:
         return 0.0
-    return float(np.mean([not (cal.probabilities(q.x) >= cal.threshold).any() for q in qs]))
+    return float(np.mean([not cal.cut(q.x).any() for q in qs]))

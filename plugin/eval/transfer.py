@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lucerag.search.adaptive import AdaptiveWeights, list_features
-from lucerag.search.calibration import Calibrator, features
+from lucerag.search.calibration import FEATURES, Calibrator, features, gate_from_negatives, mixture_calibrator
 from lucerag.search.fusion import Candidates, fuse, order
 
+DENSE_TOP = FEATURES.index("dense_top")
 WEIGHTS = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+BM25_WEIGHTS = np.round(np.arange(0.0, 0.2001, 0.01), 2)  # anchored fusion: cosine units per BM25 sd
 
 
 # -- ranking metrics ---------------------------------------------------------------------------
@@ -91,6 +93,14 @@ def fit_fixed_weight(train: list[Judged], depth: int) -> float:
     return float(WEIGHTS[int(np.argmax(means))])
 
 
+def fit_anchored_weight(train: list[Judged], depth: int) -> float:
+    """The anchored fusion's BM25 weight best on the training collections (mean of per-collection
+    means of nDCG@10 over BM25_WEIGHTS)."""
+    means = np.mean([np.column_stack([view_scores(j, "anchored", depth, bm25_weight=float(v))
+                                      for v in BM25_WEIGHTS]).mean(axis=0) for j in train], axis=0)
+    return float(BM25_WEIGHTS[int(np.argmax(means))])
+
+
 def _phis(j: Judged, depth: int) -> np.ndarray:
     return np.array([list_features(c, depth) for c in j.cands.values()])
 
@@ -128,7 +138,7 @@ def fit_adaptive(train: list[Judged], depth: int, sweeps: int = 4) -> AdaptiveWe
     return best
 
 
-def fusion_report(j: Judged, depth: int, fixed_w: float, params: AdaptiveWeights) -> dict:
+def fusion_report(j: Judged, depth: int, fixed_w: float, params: AdaptiveWeights, lam: float) -> dict:
     m = weight_matrix(j, depth)
     bm25, dense = float(view_scores(j, "bm25", depth).mean()), float(view_scores(j, "dense", depth).mean())
     oracle = float(m.max(axis=1).mean())
@@ -139,15 +149,17 @@ def fusion_report(j: Judged, depth: int, fixed_w: float, params: AdaptiveWeights
         "convex (fitted w)": view_scores(j, "convex", depth, dense_weight=fixed_w,
                                                           norm="minmax").mean(),
         "adaptive (fitted)": view_scores(j, "adaptive", depth, params=params).mean(),
+        "anchored (fitted bm25 weight)": view_scores(j, "anchored", depth, bm25_weight=lam).mean(),
         "oracle per query": oracle,
     }
     best_view = max(bm25, dense)
     gap = oracle - best_view
     rows: dict[str, float | None] = {k: round(float(v), 4) for k, v in means.items()}
-    for name in ("convex (fitted w)", "adaptive (fitted)"):
+    for name in ("convex (fitted w)", "adaptive (fitted)", "anchored (fitted bm25 weight)"):
         rows[f"{name}: margin over best view"] = round(means[name] - best_view, 4)
         rows[f"{name}: oracle gap closed"] = round((means[name] - best_view) / gap, 3) if gap > 0 else None
     rows["fitted w"] = fixed_w
+    rows["fitted bm25 weight"] = lam
     return rows
 
 
@@ -182,7 +194,8 @@ def _fuse(c: Candidates, fusion: dict, depth: int) -> np.ndarray:
 
         return adaptive_fuse(c, AdaptiveWeights(**fusion.get("params", {})), depth)
     return fuse(c, fusion.get("method", "convex"), dense_weight=fusion.get("dense_weight", 0.8),
-                norm=fusion.get("norm", "minmax"), rrf_k=fusion.get("rrf_k", 60), depth=depth)
+                norm=fusion.get("norm", "minmax"), rrf_k=fusion.get("rrf_k", 60), depth=depth,
+                bm25_weight=fusion.get("bm25_weight", 0.06))
 
 
 def prf(keep: np.ndarray, labels: np.ndarray) -> float:
@@ -203,10 +216,16 @@ def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     return _ece(p, y, bins)
 
 
-def _cut_report(keeps_ans, ans, keeps_un) -> dict:
-    return {"f1": round(float(np.mean([prf(k, q.labels) for k, q in zip(keeps_ans, ans)])), 4),
-            "answerable_empty": round(float(np.mean([not k.any() for k in keeps_ans])), 4),
-            "unanswerable_empty": round(float(np.mean([not k.any() for k in keeps_un])), 4) if keeps_un else None}
+def _cut_report(keeps_ans, ans, keeps_un: dict) -> dict:
+    """F1 over the judged queries, share of them answered with nothing, and the share of
+    unanswerable queries answered with nothing: over all sets, and per set (``empty:<set>``)."""
+    every = [k for ks in keeps_un.values() for k in ks]
+    out = {"f1": round(float(np.mean([prf(k, q.labels) for k, q in zip(keeps_ans, ans)])), 4),
+           "answerable_empty": round(float(np.mean([not k.any() for k in keeps_ans])), 4),
+           "unanswerable_empty": round(float(np.mean([not k.any() for k in every])), 4) if every else None}
+    for name, ks in keeps_un.items():
+        out[f"empty:{name}"] = round(float(np.mean([not k.any() for k in ks])), 4) if ks else None
+    return out
 
 
 def _best_param(values, keep_fn, train_ans, train_neg):
@@ -223,8 +242,15 @@ def _best_param(values, keep_fn, train_ans, train_neg):
 BASELINES = {
     "fixed top-k": (range(1, 101), lambda q, k: np.arange(len(q.labels)) < k),
     "raw cosine threshold": (np.round(np.arange(-0.2, 1.0, 0.01), 2), lambda q, t: q.x[:, 0] >= t),
-    "min_score on min-max": (np.round(np.arange(0.0, 1.0001, 0.01), 2), lambda q, t: q.fused >= t),
+    # the peers' min_score: a threshold on the fused scores min-max normalised over the query's list
+    "min_score on min-max": (np.round(np.arange(0.0, 1.0001, 0.01), 2),
+                             lambda q, t: _minmax(q.fused) >= t),
 }
+
+
+def _minmax(s: np.ndarray) -> np.ndarray:
+    span = s.max() - s.min() if len(s) else 0.0
+    return (s - s.min()) / span if span > 0 else np.ones_like(s)
 
 
 def gap_keep(q: Labelled) -> np.ndarray:
@@ -241,24 +267,33 @@ def fit_filter(train_ans: list[Labelled], train_neg: list[Labelled], **kw) -> Ca
     return fit_calibrator(train_ans + train_neg, **kw)  # type: ignore[arg-type]  # uses .x and .labels only
 
 
-def filter_report(cal: Calibrator, train_ans, train_neg, test_ans, test_un, baselines: bool = True) -> dict:
-    rows = {}
+def filter_report(cal: Calibrator, train_ans, train_neg, test_ans, test_un, baselines: bool = True,
+                  name: str = "calibrated filter") -> dict:
+    """Rows of the filter table measured on ``test_ans`` (judged) and ``test_un`` ({set name:
+    unanswerable queries}): the calibrator ``cal`` under ``name`` and, with ``baselines``, each
+    baseline with its parameter chosen on ``train_ans`` + ``train_neg``."""
+    rows: dict = {}
+    un_all = [q for qs in test_un.values() for q in qs]
     probs_ans = [cal.probabilities(q.x) for q in test_ans]
-    probs_un = [cal.probabilities(q.x) for q in test_un]
-    rows["calibrated filter"] = _cut_report([p >= cal.threshold for p in probs_ans], test_ans,
-                                            [p >= cal.threshold for p in probs_un])
-    rows["calibrated filter"]["ece"] = round(ece(np.concatenate(probs_ans + probs_un),
-                                                 np.concatenate([q.labels for q in test_ans + test_un])), 4)
-    rows["calibrated filter"]["ece_answerable"] = round(ece(np.concatenate(probs_ans),
-                                                            np.concatenate([q.labels for q in test_ans])), 4)
-    rows["calibrated filter"]["threshold"] = cal.threshold
+    probs_un = [cal.probabilities(q.x) for q in un_all]
+    rows[name] = _cut_report([cal.cut(q.x) for q in test_ans], test_ans,
+                             {k: [cal.cut(q.x) for q in qs] for k, qs in test_un.items()})
+    rows[name]["ece"] = round(ece(np.concatenate(probs_ans + probs_un),
+                                  np.concatenate([q.labels for q in test_ans + un_all])), 4)
+    rows[name]["ece_answerable"] = round(ece(np.concatenate(probs_ans),
+                                             np.concatenate([q.labels for q in test_ans])), 4)
+    rows[name]["threshold"] = cal.threshold
+    if cal.gate is not None:
+        rows[name]["gate"] = cal.gate
     if not baselines:
         return rows
-    for name, (values, keep) in BASELINES.items():
+    for bname, (values, keep) in BASELINES.items():
         v = _best_param(values, keep, train_ans, train_neg)
-        rows[name] = _cut_report([keep(q, v) for q in test_ans], test_ans, [keep(q, v) for q in test_un])
-        rows[name]["param"] = float(v)
-    rows["gap cut"] = _cut_report([gap_keep(q) for q in test_ans], test_ans, [gap_keep(q) for q in test_un])
+        rows[bname] = _cut_report([keep(q, v) for q in test_ans], test_ans,
+                                  {k: [keep(q, v) for q in qs] for k, qs in test_un.items()})
+        rows[bname]["param"] = float(v)
+    rows["gap cut"] = _cut_report([gap_keep(q) for q in test_ans], test_ans,
+                                  {k: [gap_keep(q) for q in qs] for k, qs in test_un.items()})
     return rows
 
 
@@ -304,7 +339,7 @@ def load_judged(names: list[str], data_root, work_dir, depth: int = 100, ood=Non
 def _labelled(j: Judged, fusion: dict, depth: int):
     ans = label(j.cands, j.texts, j.qrels, depth, fusion, True)
     neg = label(*j.negatives, {}, depth, fusion, False) if j.negatives else []
-    un = [q for cands, texts in j.unanswerable.values() for q in label(cands, texts, {}, depth, fusion, False)]
+    un = {name: label(cands, texts, {}, depth, fusion, False) for name, (cands, texts) in j.unanswerable.items()}
     return ans, neg, un
 
 
@@ -315,8 +350,9 @@ def leave_one_out(judged: dict[str, Judged], depth: int = 100) -> dict:
         train = [j for n, j in judged.items() if n != test_name]
         fixed_w = fit_fixed_weight(train, depth)
         params = fit_adaptive(train, depth)
-        # the filter is measured under the fusion lucerag ships: min-max convex, weight fitted on A
-        fusion = {"method": "convex", "dense_weight": fixed_w, "norm": "minmax", "depth": depth}
+        lam = fit_anchored_weight(train, depth)
+        # the filter is measured under the fusion lucerag ships: anchored, BM25 weight fitted on A
+        fusion = {"method": "anchored", "bm25_weight": lam, "depth": depth}
         t_ans, t_neg = [], []
         for j in train:
             a, n, _ = _labelled(j, fusion, depth)
@@ -325,16 +361,26 @@ def leave_one_out(judged: dict[str, Judged], depth: int = 100) -> dict:
         cal = fit_filter(t_ans, t_neg)
         ans, test_neg, un = _labelled(test, fusion, depth)
         filters = filter_report(cal, t_ans, t_neg, ans, un)
+        # the mixture model: nothing fitted on labels; its answerability gate comes from the written
+        # unanswerable questions (ood_train) searched on a corpus: B's own (label-free adaptation,
+        # what `lucerag calibrate --negatives` does on a user's index), or A's for comparison
+        recorded = {**fusion}
+        if test_neg:
+            mix = mixture_calibrator(gate_from_negatives(q.x[0, DENSE_TOP] for q in test_neg), fusion=recorded)
+            filters |= filter_report(mix, [], [], ans, un, baselines=False, name="mixture, gate from B's negatives")
+        if t_neg:
+            mix = mixture_calibrator(gate_from_negatives(q.x[0, DENSE_TOP] for q in t_neg), fusion=recorded)
+            filters |= filter_report(mix, [], [], ans, un, baselines=False, name="mixture, gate from A's negatives")
         if test.pseudo is not None:
             # adapted to B's corpus without B's labels: pseudo-queries from B's own passages
             # (+ the written negatives searched on B) join A's judged queries
             pseudo = label(*test.pseudo, depth, fusion, True)
             adapted = fit_filter(t_ans + pseudo, t_neg + test_neg)
-            filters["filter + pseudo-queries"] = filter_report(adapted, [], [], ans, un, baselines=False)["calibrated filter"]
+            filters |= filter_report(adapted, [], [], ans, un, baselines=False, name="filter + pseudo-queries")
         report[test_name] = {
             "fitted_on": [j.name for j in train],
-            "queries": len(ans), "unanswerable": len(un),
-            "fusion": fusion_report(test, depth, fixed_w, params),
+            "queries": len(ans), "unanswerable": {k: len(v) for k, v in un.items()},
+            "fusion": fusion_report(test, depth, fixed_w, params, lam),
             "adaptive_params": params.as_dict(),
             "filter": filters,
         }
@@ -350,31 +396,52 @@ def markdown(report: dict) -> str:
     for r in rows:
         lines.append(f"| {r} | " + " | ".join(str(report[n]["fusion"][r]) for n in names) + " |")
     out = "\n".join(lines) + "\n\n"
-    lines = ["| measured on | cut-off | F1 | answerable empty | unanswerable empty | ECE |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| measured on | cut-off | F1 | answerable empty | unanswerable empty: all | other collection's "
+             "queries | written questions | ECE | ECE judged only |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in names:
         for cut, r in report[n]["filter"].items():
-            e = f"{r['ece']:.4f}" if "ece" in r else ""
+            e = f"{r['ece']:.4f} | {r['ece_answerable']:.4f}" if "ece" in r else " | "
+            cross = [v for k, v in r.items() if k.startswith("empty:") and k != "empty:ood" and v is not None]
+            ood = r.get("empty:ood")
             lines.append(f"| {n} | {cut} | {r['f1']:.4f} | {r['answerable_empty']:.2%} | "
-                         f"{r['unanswerable_empty']:.2%} | {e} |")
+                         f"{r['unanswerable_empty']:.2%} | {f'{cross[0]:.2%}' if len(cross) == 1 else ''} | "
+                         f"{f'{ood:.2%}' if ood is not None else ''} | {e} |")
     return out + "\n".join(lines) + "\n"
 
 
-def fit_defaults(judged: dict[str, Judged], encoder_manifest, depth: int = 100) -> tuple[float, Calibrator]:
-    """The convex weight and a calibrator fitted on every collection in ``judged`` (what lucerag
-    ships), the calibrator recording the fusion and encoder it was fitted under."""
+def fit_defaults(judged: dict[str, Judged], encoder_manifest, depth: int = 100,
+                 model: str = "mixture") -> tuple[float, Calibrator]:
+    """The anchored fusion's BM25 weight and the calibrator fitted on every collection in ``judged`` (what lucerag
+    ships), the calibrator recording the fusion and encoder it was fitted under.
+
+    ``model="mixture"`` (the default: it won held out, see docs/fusion-and-filter.md): the
+    answerability gate is the LOWEST of the collections' gates (each from the negatives searched on
+    that corpus), so no collection's answerable queries are refused for the gate's sake; a user's
+    own gate comes from ``lucerag calibrate --model mixture --negatives``. ``"logistic"``: the
+    logistic model fitted on all judged queries and negatives."""
+    from lucerag.config import FusionConfig
+
     train = list(judged.values())
-    w = fit_fixed_weight(train, depth)
-    fusion = {"method": "convex", "dense_weight": w, "norm": "minmax", "depth": depth}
-    ans, neg = [], []
+    w = fit_anchored_weight(train, depth)
+    fusion = {"method": "anchored", "bm25_weight": w, "depth": depth}
+    ans, neg, gates = [], [], []
     for j in train:
         a, n, _ = _labelled(j, fusion, depth)
         ans += a
         neg += n
+        if n:
+            gates.append(gate_from_negatives(q.x[0, DENSE_TOP] for q in n))
     m = encoder_manifest
-    from lucerag.config import FusionConfig
-
     recorded = FusionConfig(**fusion).model_dump()
-    cal = fit_filter(ans, neg, encoder=m.name, encoder_precision=m.precision, encoder_recipe=m.recipe,
-                     fusion=recorded, trained_on=" + ".join(j.name for j in train) + " (lucerag bench transfer)")
+    info = dict(encoder=m.name, encoder_precision=m.precision, encoder_recipe=m.recipe, fusion=recorded)
+    if model == "mixture":
+        if not gates:
+            raise ValueError("the mixture calibrator needs negatives (unanswerable questions) on each collection")
+        cal = mixture_calibrator(min(gates), gate_from="corpus", queries=len(neg), **info,
+                                 trained_on="gate: lowest of " + ", ".join(
+                                     f"{j.name} {g}" for j, g in zip(train, gates)) + " (lucerag bench transfer)")
+        return w, cal
+    cal = fit_filter(ans, neg, **info,
+                     trained_on=" + ".join(j.name for j in train) + " (lucerag bench transfer)")
     return w, cal

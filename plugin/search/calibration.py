@@ -8,18 +8,24 @@ distribution; a logistic model maps that to P(relevant). One global threshold th
 what reaches the LLM, and an empty list means nothing was relevant enough.
 
 Applying the model is a few numpy operations (no scikit-learn at query time).
+
+A second model, ``mixture`` (the shipped default), fits nothing on labels: a per-query
+score-distribution model (:mod:`lucerag.search.scoredist`) gives P(relevant | answerable), and an
+answerability gate on the best cosine, set on each corpus from questions it cannot answer, gives
+P(answerable); see :class:`Calibrator`.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from lucerag.search.fusion import Candidates
+from lucerag.search.scoredist import SD_FLOOR, fit_mixture
 
 FEATURES = (
     "dense",            # cosine similarity
@@ -89,15 +95,31 @@ def features(c: Candidates, fused: np.ndarray, query: str = "", depth: int | Non
 
 
 class Calibrator(BaseModel):
-    """A fitted logistic model over FEATURES and the threshold applied to its probabilities."""
+    """P(relevant) for every candidate and the cut applied to it. Two models:
+
+    - ``logistic``: a logistic model over FEATURES fitted on judged queries; keep P >= threshold.
+    - ``mixture``: no fitted weights. Two decisions: is the query answerable at all (its best cosine
+      against ``gate``, a cosine set from unanswerable questions searched on the corpus, see
+      :func:`gate_from_negatives`), and which candidates are relevant inside an answerable query (the
+      per-query score-distribution model of :mod:`lucerag.search.scoredist` on the fused scores of the
+      top ``fusion.depth``). P(relevant) = P(answerable) * P(relevant | fused score, answerable), with
+      P(answerable) = sigmoid((best cosine - gate) / gate_scale). An answerable query keeps every
+      candidate whose mixture posterior reaches ``threshold`` and always its most probable one.
+    """
 
     FILENAME: ClassVar[str] = "lucerag-calibrator.json"
 
+    model: Literal["logistic", "mixture"] = "logistic"
     features: list[str] = Field(default_factory=lambda: list(FEATURES))
-    mean: list[float]
-    scale: list[float]
-    coef: list[float]
-    intercept: float
+    mean: list[float] = Field(default_factory=list)
+    scale: list[float] = Field(default_factory=list)
+    coef: list[float] = Field(default_factory=list)
+    intercept: float = 0.0
+    gate: float | None = None      # mixture: cosine a query's best passage must reach to be answerable
+    gate_from: str = ""            # mixture: "corpus" = set the gate on each index from lucerag's own
+                                   # unanswerable questions (lucerag.resources.UNANSWERABLE), see for_corpus
+    gate_scale: float = 0.02       # mixture: width (cosine units) of the soft P(answerable) around the gate
+    sd_floor: float = SD_FLOOR     # mixture: see lucerag.search.scoredist
     threshold: float = 0.5
     objective: str = "f1"          # how the threshold was chosen: "f1" or "precision>=P"
     relevant_grade: int = 1        # judgments >= this grade counted as relevant when fitting
@@ -109,16 +131,103 @@ class Calibrator(BaseModel):
     queries: int = 0
     candidates: int = 0
 
+    @model_validator(mode="after")
+    def _complete(self) -> "Calibrator":
+        if self.model == "logistic" and not (len(self.coef) == len(self.mean) == len(self.scale)
+                                             == len(self.features) > 0):
+            raise ValueError("a logistic calibrator needs mean, scale and coef, one per feature")
+        if self.model == "mixture" and self.gate is None:
+            raise ValueError("a mixture calibrator needs its answerability gate")
+        return self
+
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """P(relevant) for each row of a feature matrix."""
+        """P(relevant) for each row of one query's feature matrix (:func:`features`), shape (len(x),).
+
+        For the mixture model the rows are taken as the query's head (its top ``fusion.depth``
+        by fused score are fitted)."""
         if len(x) == 0:
             return np.zeros(0)
+        if self.model == "mixture":
+            fused = x[:, FEATURES.index("fused")]
+            return self._mixture(fused, float(x[0, FEATURES.index("dense_top")]),
+                                 np.ones(len(x), bool), self.fusion.get("depth"))[0]
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
+    def for_corpus(self, retriever) -> "Calibrator":
+        """This calibrator adapted to ``retriever``'s index without labels: for a mixture calibrator
+        with ``gate_from == "corpus"``, a copy whose gate is the best cosine that any of lucerag's
+        packaged unanswerable questions reaches on this index (:func:`corpus_gate`; one search per
+        question, done once per retriever). Any other calibrator is returned as it is."""
+        if self.model != "mixture" or self.gate_from != "corpus":
+            return self
+        from lucerag.resources import UNANSWERABLE
+
+        try:
+            gate = corpus_gate(retriever, read_questions(UNANSWERABLE))
+        except ValueError:  # no question found a candidate (an empty index): keep the shipped gate
+            return self
+        except Exception as exc:  # noqa: BLE001  e.g. a query encoder that only knows certain texts
+            import warnings
+
+            from lucerag.errors import CalibratorWarning
+
+            warnings.warn(f"could not set the relevance filter's answerability gate on this index "
+                          f"({type(exc).__name__}: {exc}); using the shipped gate {self.gate}. Store one "
+                          "with `lucerag calibrate --model mixture`", CalibratorWarning, stacklevel=4)
+            return self
+        return self.model_copy(update={"gate": gate, "trained_on": f"{self.trained_on}; gate set on this index"})
+
+    def cut(self, x: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Which rows of one query's feature matrix the filter keeps, shape (len(x),): the rule of
+        :meth:`decide` on feature rows (the mixture model fits the rows as the query's head)."""
+        t = self.threshold if threshold is None else threshold
+        if len(x) == 0:
+            return np.zeros(0, bool)
+        if self.model != "mixture":
+            return self.probabilities(x) >= t
+        p, post, answerable = self._mixture(x[:, FEATURES.index("fused")], float(x[0, FEATURES.index("dense_top")]),
+                                            np.ones(len(x), bool), self.fusion.get("depth"))
+        keep = (post >= t) & answerable
+        if answerable:
+            keep[int(np.argmax(p))] = True
+        return keep
+
+    def _mixture(self, fused: np.ndarray, best: float, fit_on: np.ndarray,
+                 depth: int | None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(P(relevant), P(relevant | answerable), answerable) for the mixture model."""
+        fused = fused.astype(np.float64)
+        top = np.sort(fused[fit_on])[::-1][:depth]
+        post = fit_mixture(top, self.sd_floor).posterior(fused) if len(top) >= 2 else np.ones(len(fused))
+        gate = self.gate if self.gate is not None else -1.0
+        p_ans = 1.0 / (1.0 + np.exp(-(best - gate) / self.gate_scale))
+        return p_ans * post, post, bool(best >= gate)
+
     def predict(self, c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None) -> np.ndarray:
         """P(relevant) of every candidate, shape (len(c),); ``depth`` as in :func:`features`."""
-        return self.probabilities(features(c, fused, query, depth))
+        return self.decide(c, fused, query, depth)[0]
+
+    def decide(self, c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None,
+               threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(P(relevant), keep) for every candidate, each shape (len(c),).
+
+        ``threshold`` (default: the calibrator's) applies to P(relevant) for the logistic model and
+        to P(relevant | answerable) for the mixture model, whose answerable queries always keep their
+        most probable candidate and whose unanswerable ones (best cosine under ``gate``) keep none."""
+        t = self.threshold if threshold is None else threshold
+        if len(c) == 0:
+            return np.zeros(0), np.zeros(0, bool)
+        if self.model != "mixture":
+            p = self.probabilities(features(c, fused, query, depth))
+            return p, p >= t
+        from lucerag.search.fusion import head
+
+        h = head(c, depth)
+        p, post, answerable = self._mixture(fused, float(c.dense[h].max()), h, depth)
+        keep = (post >= t) & answerable
+        if answerable:
+            keep[int(np.argmax(np.where(h, p, -1.0)))] = True
+        return p, keep
 
     def mismatches(self, fusion: dict, encoder=None) -> list[str]:
         """What differs between the set-up this calibrator was fitted under and ``fusion`` (a
@@ -130,6 +239,7 @@ class Calibrator(BaseModel):
         mine = self.fusion or {}
         if mine:
             keys = {"convex": ("method", "dense_weight", "norm", "depth"), "rrf": ("method", "rrf_k", "depth"),
+                    "anchored": ("method", "bm25_weight", "depth"),
                     "adaptive": ("method", "depth")}.get(str(mine.get("method")), ("method",))
             for key in keys:
                 if key in mine and key in fusion and mine[key] != fusion[key]:
@@ -171,10 +281,47 @@ class Calibrator(BaseModel):
 
     @classmethod
     def default(cls) -> "Calibrator":
-        """The calibrator shipped with lucerag (fitted on the MS MARCO DL19 slice, default encoder)."""
+        """The calibrator shipped with lucerag: the mixture model under the default fusion and encoder,
+        written by ``lucerag bench transfer --write-calibrator`` (docs/fusion-and-filter.md)."""
         from lucerag.resources import DEFAULT_CALIBRATOR
 
         return cls.load(DEFAULT_CALIBRATOR)
+
+
+def gate_from_negatives(best_cosines) -> float:
+    """The mixture model's answerability gate for one corpus: the highest best-passage cosine that any
+    of a set of questions the corpus cannot answer reached on it (``lucerag calibrate --negatives``
+    searches them on the user's own index: no judgments needed). Raises ValueError when empty."""
+    best = np.asarray(list(best_cosines), np.float64)
+    if len(best) == 0:
+        raise ValueError("the answerability gate needs at least one unanswerable question")
+    return round(float(best.max()), 4)
+
+
+def read_questions(path: str | Path) -> list[str]:
+    """Questions from a text file, one a line; blank lines and ``#`` comments are skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def corpus_gate(retriever, questions: list[str]) -> float:
+    """:func:`gate_from_negatives` of ``questions`` (none answerable by the corpus) searched on
+    ``retriever``'s index: each one's best cosine within the top ``fusion.depth``. Raises ValueError
+    when no question finds any candidate (an empty index)."""
+    from lucerag.search.fusion import head
+
+    depth = retriever.config.fusion.depth
+    best = []
+    for text in questions:
+        c, _ = retriever.candidates(text, depth)
+        if len(c):
+            best.append(float(c.dense[head(c, depth)].max()))
+    return gate_from_negatives(best)
+
+
+def mixture_calibrator(gate: float, **info) -> Calibrator:
+    """A calibrator of the ``mixture`` model (nothing fitted on labels; see :class:`Calibrator`)."""
+    return Calibrator(model="mixture", gate=gate, threshold=0.5, objective="mixture posterior >= 0.5", **info)
 
 
 def fit(x: np.ndarray, y: np.ndarray, c: float = 0.1, sample_weight: np.ndarray | None = None) -> dict:

@@ -76,12 +76,27 @@ def convex(c: Candidates, dense_weight: float = 0.8, norm: str = "minmax",
     return dense_weight * normalise(c.dense, norm, ref) + (1.0 - dense_weight) * normalise(c.bm25, norm, ref)
 
 
+def anchored(c: Candidates, bm25_weight: float = 0.06, depth: int | None = None) -> np.ndarray:
+    """``cosine + bm25_weight * zscore(bm25)``: the dense score kept on the encoder's own scale,
+    BM25 standardised over the top-``depth`` head (see docs/fusion-and-filter.md).
+
+    Min-max normalisation stretches every query's dense list to [0, 1], a flat list (the encoder
+    unsure) as much as a peaked one; the raw cosine keeps that difference and means the same on any
+    corpus, while BM25's scale (document length, idf) does not, hence its z-score. ``bm25_weight``
+    is in cosine units per BM25 standard deviation."""
+    ref = head(c, depth)
+    return c.dense.astype(np.float64) + bm25_weight * normalise(c.bm25, "zscore", ref)
+
+
 def fuse(c: Candidates, method: str = "convex", *, dense_weight: float = 0.8,
-         norm: str = "minmax", rrf_k: int = 60, depth: int | None = None) -> np.ndarray:
+         norm: str = "minmax", rrf_k: int = 60, depth: int | None = None,
+         bm25_weight: float = 0.06) -> np.ndarray:
     """Fused score of every candidate (higher is better), shape (len(c),).
 
     ``depth``: normalisation statistics come from the candidates within the top ``depth`` of
     either view (None: all candidates). Raises ValueError for an unknown method."""
+    if method == "anchored":
+        return anchored(c, bm25_weight, depth)
     if method == "rrf":
         return rrf(c, rrf_k, depth)
     if method == "convex":
@@ -90,7 +105,7 @@ def fuse(c: Candidates, method: str = "convex", *, dense_weight: float = 0.8,
         from lucerag.search.adaptive import adaptive_fuse
 
         return adaptive_fuse(c, depth=depth)
-    raise ValueError(f"unknown fusion method {method!r}: use convex, adaptive or rrf")
+    raise ValueError(f"unknown fusion method {method!r}: use anchored, convex, adaptive or rrf")
 
 
 def order(c: Candidates, fused: np.ndarray, depth: int | None = None) -> np.ndarray:

@@ -168,7 +168,9 @@ class Retriever:
         default = Calibrator.default()
         if default.encoder != self.encoder.manifest.name:
             return None
-        return self._checked(default, explicit=False)
+        checked = self._checked(default, explicit=False)
+        # the shipped mixture calibrator sets its answerability gate on this index (no labels needed)
+        return checked.for_corpus(self) if checked is not None else None
 
     def _checked(self, cal: Calibrator, explicit: bool) -> Calibrator | None:
         """Refuse a calibrator fitted on another encoder; warn once when fusion, precision or
@@ -238,7 +240,8 @@ class Retriever:
         """Fused scores under this configuration; statistics from the top ``fusion.depth`` of each
         view whatever the candidate depth, so the first results do not depend on k."""
         f = self.config.fusion
-        return fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k, depth=f.depth)
+        return fuse(candidates, f.method, dense_weight=f.dense_weight, norm=f.norm, rrf_k=f.rrf_k, depth=f.depth,
+                    bm25_weight=f.bm25_weight)
 
     def candidates(self, query: str, depth: int, *, where: Where | None = None
                    ) -> tuple[Candidates, list[tuple[LuceneIndex, int]]]:
@@ -324,10 +327,9 @@ class Retriever:
         fused = self.fuse(candidates)
         full = fused_order(candidates, fused, depth)
         order, reranked = self._rerank(query, full[:window] if window else full, refs)
-        probs = cal.predict(candidates, fused, query, depth)[order] if len(order) else np.zeros(0)
+        probs, keep = cal.decide(candidates, fused, query, depth, self.config.filter.threshold)
+        probs, keep = (probs[order], keep[order]) if len(order) else (np.zeros(0), np.zeros(0, bool))
         if cut:
-            threshold = self.config.filter.threshold if self.config.filter.threshold is not None else cal.threshold
-            keep = probs >= threshold
             order, probs = order[keep], probs[keep]
             if reranked is not None:
                 reranked = reranked[keep]

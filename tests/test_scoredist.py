@@ -1,0 +1,130 @@
+"""The per-query score-distribution model and the mixture calibrator built on it (issue 17)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lucerag.search.calibration import Calibrator, gate_from_negatives, mixture_calibrator
+from lucerag.search.fusion import Candidates, fuse
+from lucerag.search.scoredist import fit_mixture
+
+
+def _scores(rng, n_rel, n_non, mu=3.0, sd=0.5, rate=2.0):
+    return np.concatenate([rng.normal(mu, sd, n_rel), rng.exponential(1.0 / rate, n_non)])
+
+
+def test_mixture_recovers_known_parameters_on_synthetic_scores():
+    rng = np.random.default_rng(0)
+    s = _scores(rng, 300, 1700)
+    m = fit_mixture(s, sd_floor=0.1)  # a low floor: the true relevant sd (0.5) is below the list's spread
+    assert m.weight == pytest.approx(0.15, abs=0.02)
+    assert m.mean + m.shift == pytest.approx(3.0, abs=0.1)
+    assert m.sd == pytest.approx(0.5, abs=0.1)
+    assert m.rate == pytest.approx(2.0, rel=0.15)
+    assert m.expected_relevant == pytest.approx(300, rel=0.15)
+
+
+def test_expected_relevant_follows_each_list_not_a_base_rate():
+    """One outlier above a tail -> about one relevant; a broad high cluster -> many (default floor)."""
+    rng = np.random.default_rng(1)
+    one = fit_mixture(np.r_[4.0, rng.exponential(0.5, 99)])
+    many = fit_mixture(_scores(rng, 60, 40, mu=2.5, sd=0.3, rate=3.0))
+    assert one.expected_relevant < 4
+    assert 40 <= many.expected_relevant <= 80
+    assert one.posterior(np.array([4.0]))[0] > 0.9
+
+
+def test_posterior_is_scale_free_and_monotone():
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        s = _scores(rng, int(rng.integers(1, 40)), 100, mu=float(rng.uniform(1, 4)))
+        p = fit_mixture(s).posterior(s)
+        q = fit_mixture(0.01 * s + 0.3).posterior(0.01 * s + 0.3)  # cosine-like scale, shifted
+        assert np.allclose(p, q, atol=1e-6)
+        up = np.argsort(s)
+        assert (np.diff(p[up]) >= -1e-12).all()
+        assert ((p >= 0) & (p <= 1)).all()
+
+
+def test_mixture_rejects_unusable_scores():
+    with pytest.raises(ValueError, match="at least 2 finite"):
+        fit_mixture(np.array([1.0]))
+    with pytest.raises(ValueError, match="at least 2 finite"):
+        fit_mixture(np.array([1.0, np.nan, 2.0]))
+    assert fit_mixture(np.full(5, 0.4)).weight == 0.5  # all tied: no evidence either way
+
+
+def _candidates(rng, n=120, top=None):
+    dense = rng.uniform(0.05, 0.5, n)
+    if top is not None:
+        dense[int(rng.integers(n))] = top
+    bm25 = rng.exponential(3.0, n) * rng.integers(0, 2, n)
+    rb, rd = np.empty(n, int), np.empty(n, int)
+    rb[np.argsort(-bm25, kind="stable")] = np.arange(1, n + 1)
+    rd[np.argsort(-dense, kind="stable")] = np.arange(1, n + 1)
+    return Candidates([f"d{i}" for i in range(n)], bm25, dense, np.where(rb <= 100, rb, 0), np.where(rd <= 100, rd, 0))
+
+
+def test_an_answerable_query_is_never_returned_empty_and_an_unanswerable_one_always_is():
+    """The two decisions: above the gate the query keeps at least its most probable passage, whatever
+    its score list looks like; below it nothing is kept and every P(relevant) is small."""
+    rng = np.random.default_rng(3)
+    cal = mixture_calibrator(0.55, fusion={"depth": 100})
+    for _ in range(30):
+        c = _candidates(rng, int(rng.integers(2, 150)), top=float(rng.uniform(0.56, 0.9)))
+        f = fuse(c, "convex", dense_weight=0.75, depth=100)
+        p, keep = cal.decide(c, f, depth=100)
+        assert keep.any() and keep[int(np.argmax(p))]
+        assert cal.cut(_rows(c, f)).any()
+        c = _candidates(rng, int(rng.integers(2, 150)))  # best cosine <= 0.5 < gate
+        f = fuse(c, "convex", dense_weight=0.75, depth=100)
+        p, keep = cal.decide(c, f, depth=100)
+        assert not keep.any() and p.max() < 0.1
+
+
+def _rows(c, f):
+    from lucerag.search.calibration import features
+
+    return features(c, f, "", 100)
+
+
+def test_probabilities_and_cut_agree_between_candidates_and_feature_rows():
+    rng = np.random.default_rng(4)
+    cal = mixture_calibrator(0.3, fusion={"depth": 100})
+    c = _candidates(rng, 80, top=0.7)
+    f = fuse(c, "convex", dense_weight=0.75, depth=100)
+    p, keep = cal.decide(c, f, depth=100)
+    assert np.allclose(p, cal.probabilities(_rows(c, f)))
+    assert (keep == cal.cut(_rows(c, f))).all()
+
+
+def test_gate_from_negatives_and_round_trip(tmp_path):
+    assert gate_from_negatives([0.21, 0.4, 0.33]) == 0.4
+    with pytest.raises(ValueError, match="at least one"):
+        gate_from_negatives([])
+    cal = mixture_calibrator(0.4, encoder="all-MiniLM-L6-v2", fusion={"method": "convex", "depth": 100})
+    back = Calibrator.load(cal.save(tmp_path))
+    assert back == cal and back.model == "mixture" and back.gate == 0.4
+
+
+def test_packaged_unanswerable_questions_are_the_fitting_negatives():
+    from lucerag.resources import UNANSWERABLE
+    from lucerag.search.calibration import read_questions
+
+    ours = read_questions(UNANSWERABLE)
+    assert len(ours) >= 50 and ours == read_questions(Path(__file__).parent / "data" / "ood_train.txt")
+
+
+def test_shipped_mixture_calibrator_sets_its_gate_on_the_users_index(retriever):
+    """No labels: the shipped calibrator's gate comes from its own unanswerable questions searched on
+    this index, so the gate is this corpus' figure, not the collections' it was shipped from."""
+    from lucerag.resources import UNANSWERABLE
+    from lucerag.search.calibration import corpus_gate, read_questions
+
+    shipped = Calibrator.default()
+    cal = retriever.calibrator
+    assert shipped.model == "mixture" and shipped.gate_from == "corpus"
+    assert cal is not None and cal.model == "mixture"
+    assert cal.gate == corpus_gate(retriever, read_questions(UNANSWERABLE))
+    assert cal.gate != shipped.gate
