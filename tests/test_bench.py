@@ -74,7 +74,7 @@ def test_bench_formats_json_smoke(tmp_path):
     assert entry["corpus"] == "random" and set(entry["formats"]) == {"float", "int8", "bbq"}
     for fmt, row in entry["formats"].items():
         assert 0 < row["recall@10"] <= 1 and 0 < row["R@100"] <= 1 and row["p50_ms"] > 0 and row["index_mb"] > 0
-        assert row["rescore"] == (fmt == "bbq")
+        assert row["rescore"] == (fmt != "float")
     assert entry["formats"]["bbq"]["recall@10"] >= entry["formats"]["bbq"]["without_rescore"]["recall@10"]
 
 

@@ -127,7 +127,7 @@ class LuceragSystem:
 
         path = work / "lucerag"
         shared = work.parent / "lucerag" / "lucerag"
-        if self.dense and shared.is_dir():  # a variant of the query path: reuse lucerag's index
+        if self.dense and shared.is_dir() and not self.options:  # a variant of the query path: reuse lucerag's index
             self.retriever = Retriever.from_index(shared, encoder=self.encoder, dense=self.dense)
             return
         manifest = IndexManifest.for_encoder(_EncoderInfo(None))
@@ -370,8 +370,10 @@ class LangchainSystem:
 
 
 FACTORIES: dict[str, Any] = {"lucerag": LuceragSystem,
-             # lucerag searching its HNSW graph at every size (the exact scan of small indexes off)
-             "lucerag-graph": lambda encoder, **o: LuceragSystem(encoder, dense={"exact": False}, **o),
+             # lucerag searching an HNSW graph at every size (the exact scan of small indexes off, and
+             # a graph built for them: by default an index below index.hnsw.GRAPH_FROM passages has none)
+             "lucerag-graph": lambda encoder, **o: LuceragSystem(encoder, dense={"exact": False},
+                                                                 **{"graph_from": 0, **o}),
              "bm25s+numpy": Bm25sNumpySystem, "txtai": TxtaiSystem,
              "lancedb": LancedbSystem, "chroma": ChromaSystem, "langchain": LangchainSystem}
 
