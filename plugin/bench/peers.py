@@ -570,6 +570,10 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
                 pass
         shutil.rmtree(tmp, ignore_errors=True)
     result["load_after"] = load_avg()
+    if any(name.startswith("lucerag") for name in built):
+        from lucerag.lucene.jvm import runtime_info
+
+        result["java"] = runtime_info()  # the Java runtime lucerag ran on, and whether Lucene used SIMD
     return result
 
 
