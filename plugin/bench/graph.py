@@ -67,11 +67,11 @@ def _measure(size: int, work: Path, m: int, beam: int, fmt: str, graph_from: int
             writer.add_batch(ids[s:s + 2048], texts[s:s + 2048], vectors[s:s + 2048])
     out = {"size": len(ids), "m": m, "beam": beam, "format": fmt, "graph_from": graph_from, "java": jvm.runtime_info(),
            "build_s": round(time.perf_counter() - t0, 2), "build_cpu_s": round(time.process_time() - cpu0, 2),
-           "segments": sum(1 for p in path.iterdir() if p.suffix == ".si"),
-           "graph_bytes": sum(p.stat().st_size for p in path.rglob("*.vex")), "load": [load0, load_avg()]}
+           "segments": sum(1 for p in path.iterdir() if p.suffix == ".si"), "load": [load0, load_avg()]}
     exact = np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :100]
     index = LuceneIndex(path)
     try:
+        out["graph_nodes"] = index.graph_nodes()
         row_of = {pid: i for i, pid in enumerate(ids)}
         out["by_ef"] = {}
         for ef in efs:
@@ -134,7 +134,7 @@ def table(results: list[dict]) -> str:
     """Markdown table: one row per setting and Java runtime."""
     efs = sorted({int(e) for r in results for e in r.get("by_ef", {})})
     head = ["passages", "M / beam / format / graph from", "Java (SIMD)", "build CPU", "build wall", "segments",
-            "graph MB"]
+            "vectors in a graph"]
     head += [f"R@100 / p50 at ef {e}" for e in efs] + ["numpy scan p50"]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]
     for r in results:
@@ -146,7 +146,7 @@ def table(results: list[dict]) -> str:
         cells = [f"{r['size']:,}", f"{r['m']} / {r['beam']} / {r['format']} / {r.get('graph_from', 0):,}",
                  f"{j['version']} {j['source']} ({'on' if j['simd'] else 'off'})",
                  f"{r['build_cpu_s']:.1f} s", f"{r['build_s']:.1f} s", str(r["segments"]),
-                 f"{r.get('graph_bytes', 0) / 2**20:.1f}"]
+                 f"{r['graph_nodes']:,}" if "graph_nodes" in r else "-"]
         cells += [(f"{r['by_ef'][str(e)]['r@100']:.3f} / {r['by_ef'][str(e)]['p50_ms']:.2f} ms"
                    if str(e) in r["by_ef"] else "-") for e in efs]
         cells.append(f"{r['numpy_scan_p50_ms']:.2f} ms" if "numpy_scan_p50_ms" in r else "-")

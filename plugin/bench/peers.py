@@ -374,6 +374,10 @@ FACTORIES: dict[str, Any] = {"lucerag": LuceragSystem,
              # a graph built for them: by default an index below index.hnsw.GRAPH_FROM passages has none)
              "lucerag-graph": lambda encoder, **o: LuceragSystem(encoder, dense={"exact": False},
                                                                  **{"graph_from": 0, **o}),
+             # lucerag with no HNSW graph at any size: exact numpy scan of the stored vectors (build
+             # without graph-building time, search cost linear in the index size)
+             "lucerag-scan": lambda encoder, **o: LuceragSystem(encoder, dense={"exact": True},
+                                                                **{"graph_from": 2**31 - 1, **o}),
              "bm25s+numpy": Bm25sNumpySystem, "txtai": TxtaiSystem,
              "lancedb": LancedbSystem, "chroma": ChromaSystem, "langchain": LangchainSystem}
 
