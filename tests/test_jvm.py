@@ -69,6 +69,7 @@ def test_java_discovery_prefers_a_runtime_with_the_vector_module(tmp_path, monke
     _java_home(tmp_path / "jvm", "jdk-17", "17.0.2", vector)           # too old, though it has the module
     system_22 = _java_home(tmp_path / "jvm", "jdk-22", "22.0.1", vector)
     system_25 = _java_home(tmp_path / "jvm", "jdk-25", "25.0.1", vector)
+    _java_home(tmp_path / "jvm", "jdk-30", "30", vector)  # newer than Lucene 10.5 vectorises: last resort
     monkeypatch.setattr(jvm, "STANDARD_PLACES", (str(tmp_path / "jvm" / "*"),))
     monkeypatch.delenv("LUCERAG_JAVA_HOME", raising=False)
     monkeypatch.setenv("JAVA_HOME", str(plain))
@@ -82,7 +83,7 @@ def test_java_discovery_prefers_a_runtime_with_the_vector_module(tmp_path, monke
     with pytest.raises(jvm.JavaNotFoundError, match="LUCERAG_JAVA_HOME=.*jdk-17.*version 17"):
         jvm.find_java_home()
     monkeypatch.delenv("LUCERAG_JAVA_HOME")
-    for home in (system_22, system_25):
+    for home in (system_22, system_25, tmp_path / "jvm" / "jdk-30"):
         (home / "release").write_text('JAVA_VERSION="25"\nMODULES="java.base"\n')
     monkeypatch.setenv("JAVA_HOME", str(plain))
     assert jvm.find_java_home() == plain

