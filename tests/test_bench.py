@@ -95,3 +95,16 @@ def test_synthetic_corpus_is_deterministic_and_unit_length():
     for text, vec, src in zip(a[1], a[2], a[3]):
         assert all(f"Sentence {s} " in text for s in src)
         assert float(vec @ base[src[0]]) > 0.5 > float(np.median(base @ vec))
+
+
+def test_bench_graph_settings_parse_and_refuse_bad_ones():
+    """`lucerag bench graph --settings M:beam[:format[:graph_from]]`: defaults fill the missing parts."""
+    import pytest
+
+    from lucerag.bench.graph import _settings
+    from lucerag.index.hnsw import GRAPH_FROM
+
+    assert _settings("48:400,16:100:int8,32:200:float:0") == [
+        (48, 400, "float", GRAPH_FROM), (16, 100, "int8", GRAPH_FROM), (32, 200, "float", 0)]
+    with pytest.raises(SystemExit, match="M:beam"):
+        _settings("48")

@@ -65,7 +65,7 @@ def _measure(size: int, work: Path, m: int, beam: int, fmt: str, graph_from: int
                      vector_format=fmt, ram_buffer_mb=ram_buffer_mb, threads=threads, graph_from=graph_from) as writer:
         for s in range(0, len(ids), 2048):
             writer.add_batch(ids[s:s + 2048], texts[s:s + 2048], vectors[s:s + 2048])
-    out = {"size": len(ids), "m": m, "beam": beam, "format": fmt, "graph_from": graph_from, "java": jvm.runtime_info(),
+    out: dict = {"size": len(ids), "m": m, "beam": beam, "format": fmt, "graph_from": graph_from, "java": jvm.runtime_info(),
            "build_s": round(time.perf_counter() - t0, 2), "build_cpu_s": round(time.process_time() - cpu0, 2),
            "segments": sum(1 for p in path.iterdir() if p.suffix == ".si"), "load": [load0, load_avg()]}
     exact = np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :100]
@@ -102,7 +102,7 @@ def _measure(size: int, work: Path, m: int, beam: int, fmt: str, graph_from: int
 
 
 def run_graph_bench(size: int, settings: list[tuple[int, int, str, int]], *, work: Path, efs: list[int],
-                    java_homes: list[str] = ("default",), n_queries: int = 200, data: Path | None = None,
+                    java_homes: tuple[str, ...] | list[str] = ("default",), n_queries: int = 200, data: Path | None = None,
                     seed: int = 7, ram_buffer_mb: float = 512, threads: int = 0, progress=None) -> list[dict]:
     """Each (M, beam, format, graph_from) with each Java home, one process each (see the module docstring)."""
     say = progress or (lambda msg: None)

@@ -300,7 +300,8 @@ class ChromaSystem:
     def _query(self, query: str, n: int, text: bool):
         r = self.col.query(query_embeddings=[self.encoder.encode_query(query)], n_results=n,
                            include=["documents"] if text else [])
-        return r["ids"][0], (r["documents"][0] if text else None)
+        docs = r["documents"]
+        return r["ids"][0], (docs[0] if text and docs is not None else None)
 
     def search(self, query: str, k: int):
         ids, docs = self._query(query, k, True)
@@ -327,9 +328,10 @@ class LangchainSystem:
         from langchain_core.embeddings import Embeddings
         from langchain_core.vectorstores import InMemoryVectorStore
         try:
-            from langchain_classic.retrievers import EnsembleRetriever
+            retrievers = importlib.import_module("langchain_classic.retrievers")
         except ImportError:  # older LangChain
-            from langchain.retrievers import EnsembleRetriever
+            retrievers = importlib.import_module("langchain.retrievers")
+        EnsembleRetriever = retrievers.EnsembleRetriever
 
         by_text = {t: v for t, v in zip(texts, vectors)}
         encoder = self.encoder

