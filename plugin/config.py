@@ -62,7 +62,8 @@ class BM25Config(_Section):
 
 
 class DenseConfig(_Section):
-    # HNSW beam width at query time; unset: 400 below 100K passages, 800 from there (searchers.auto_ef_search).
+    # HNSW beam width at query time; unset: 400 below 100K passages, 800 from there, and at least twice the
+    # number of hits asked for (searchers.auto_ef_search).
     ef_search: int | None = Field(None, ge=1, le=10_000)
     # Rescore the HNSW candidates exactly from the stored float vectors; unset: on for indexes built
     # with --vector-format bbq (1-bit vectors), off otherwise (searchers.auto_rescore).

@@ -74,7 +74,7 @@ def test_bench_formats_json_smoke(tmp_path):
     assert entry["corpus"] == "random" and set(entry["formats"]) == {"float", "int8", "bbq"}
     for fmt, row in entry["formats"].items():
         assert 0 < row["recall@10"] <= 1 and 0 < row["R@100"] <= 1 and row["p50_ms"] > 0 and row["index_mb"] > 0
-        assert row["rescore"] == (fmt == "bbq")
+        assert row["rescore"] == (fmt != "float")
     assert entry["formats"]["bbq"]["recall@10"] >= entry["formats"]["bbq"]["without_rescore"]["recall@10"]
 
 
@@ -95,3 +95,16 @@ def test_synthetic_corpus_is_deterministic_and_unit_length():
     for text, vec, src in zip(a[1], a[2], a[3]):
         assert all(f"Sentence {s} " in text for s in src)
         assert float(vec @ base[src[0]]) > 0.5 > float(np.median(base @ vec))
+
+
+def test_bench_graph_settings_parse_and_refuse_bad_ones():
+    """`lucerag bench graph --settings M:beam[:format[:graph_from]]`: defaults fill the missing parts."""
+    import pytest
+
+    from lucerag.bench.graph import _settings
+    from lucerag.index.hnsw import GRAPH_FROM
+
+    assert _settings("48:400,16:100:int8,32:200:float:0") == [
+        (48, 400, "float", GRAPH_FROM), (16, 100, "int8", GRAPH_FROM), (32, 200, "float", 0)]
+    with pytest.raises(SystemExit, match="M:beam"):
+        _settings("48")

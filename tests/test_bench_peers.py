@@ -18,7 +18,7 @@ def _corpus(encoder):
     return ids, texts, encoder.encode_passages(texts)
 
 
-@pytest.mark.parametrize("name", ["lucerag", "lucerag-graph", "bm25s+numpy", "txtai", "lancedb", "chroma",
+@pytest.mark.parametrize("name", ["lucerag", "lucerag-graph", "lucerag-scan", "bm25s+numpy", "txtai", "lancedb", "chroma",
                                   "langchain"])
 def test_system_returns_k_passages_with_text(name, encoder, tmp_path):
     missing = [m for m in peers.NEEDS.get(name, ()) if importlib.util.find_spec(m) is None]
@@ -41,6 +41,8 @@ def test_system_returns_k_passages_with_text(name, encoder, tmp_path):
         qe.use(lambda text: calls.append(text) or encoder.encode_query(text))
         system.search("what does the passage say", 3)
         assert calls == ["what does the passage say"]
+        if name.startswith("lucerag"):  # the graph variant has an HNSW graph, the others none (small index)
+            assert (system.retriever.dense_index.graph_nodes() > 0) == (name == "lucerag-graph")
     finally:
         system.close()
 

@@ -137,6 +137,30 @@ def test_newer_lucene_index_is_explained(tmp_path):
         LuceneIndex(path)
 
 
+def test_segments_below_graph_from_get_no_graph_and_are_searched_exactly(tmp_path):
+    """graph_from: a smaller segment is written without an HNSW graph (no graph-building time) and
+    Lucene's kNN search scores all of its vectors; graph_from=0 builds a graph for any segment."""
+    from lucerag.search.searchers import DenseSearcher
+
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(400, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(400)]
+    for name, graph_from in (("flat", 10_000), ("graph", 0)):
+        with IndexWriter(tmp_path / name, dim=16, hnsw_m=4, hnsw_beam=8, graph_from=graph_from) as w:
+            w.add_batch(ids, [f"text {i}" for i in range(400)], vecs)
+    flat, graph = LuceneIndex(tmp_path / "flat"), LuceneIndex(tmp_path / "graph")
+    assert (flat.graph_nodes(), graph.graph_nodes()) == (0, 400)
+    queries = rng.normal(size=(5, 16)).astype(np.float32)
+    for q in queries / np.linalg.norm(queries, axis=1, keepdims=True):
+        truth = [ids[i] for i in np.argsort(-(vecs @ q), kind="stable")[:20]]
+        assert DenseSearcher(flat, exact=False).search(q, 20).ids == truth
+    with pytest.raises(ValueError, match="graph_from"):
+        IndexWriter(tmp_path / "bad", graph_from=-1)
+    flat.close()
+    graph.close()
+
+
 def test_hnsw_graph_settings_and_default_beam(tmp_path):
     """The writer builds the HNSW graph with the given M / beam width; any reader opens it, and a
     searcher without a configured beam width picks one from the index size."""
@@ -151,6 +175,9 @@ def test_hnsw_graph_settings_and_default_beam(tmp_path):
     searcher = DenseSearcher(LuceneIndex(tmp_path / "idx"), exact=False)
     assert searcher.ef_search == auto_ef_search(300) == 400
     assert auto_ef_search(100_000) == 800
+    # the beam follows k as well as the index size: never under 2k, a configured one never under k
+    assert searcher.beam(10) == 400 and searcher.beam(1000) == auto_ef_search(300, 1000) == 2000
+    assert DenseSearcher(LuceneIndex(tmp_path / "idx"), ef_search=50, exact=False).beam(80) == 80
     for i in (0, 150, 299):
         hits = searcher.search(vecs[i], 5)
         assert hits.ids[0] == ids[i] and hits.scores[0] == pytest.approx(1.0, abs=1e-5)

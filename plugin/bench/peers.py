@@ -127,7 +127,7 @@ class LuceragSystem:
 
         path = work / "lucerag"
         shared = work.parent / "lucerag" / "lucerag"
-        if self.dense and shared.is_dir():  # a variant of the query path: reuse lucerag's index
+        if self.dense and shared.is_dir() and not self.options:  # a variant of the query path: reuse lucerag's index
             self.retriever = Retriever.from_index(shared, encoder=self.encoder, dense=self.dense)
             return
         manifest = IndexManifest.for_encoder(_EncoderInfo(None))
@@ -300,7 +300,8 @@ class ChromaSystem:
     def _query(self, query: str, n: int, text: bool):
         r = self.col.query(query_embeddings=[self.encoder.encode_query(query)], n_results=n,
                            include=["documents"] if text else [])
-        return r["ids"][0], (r["documents"][0] if text else None)
+        docs = r["documents"]
+        return r["ids"][0], (docs[0] if text and docs is not None else None)
 
     def search(self, query: str, k: int):
         ids, docs = self._query(query, k, True)
@@ -327,9 +328,10 @@ class LangchainSystem:
         from langchain_core.embeddings import Embeddings
         from langchain_core.vectorstores import InMemoryVectorStore
         try:
-            from langchain_classic.retrievers import EnsembleRetriever
+            retrievers = importlib.import_module("langchain_classic.retrievers")
         except ImportError:  # older LangChain
-            from langchain.retrievers import EnsembleRetriever
+            retrievers = importlib.import_module("langchain.retrievers")
+        EnsembleRetriever = retrievers.EnsembleRetriever
 
         by_text = {t: v for t, v in zip(texts, vectors)}
         encoder = self.encoder
@@ -370,8 +372,14 @@ class LangchainSystem:
 
 
 FACTORIES: dict[str, Any] = {"lucerag": LuceragSystem,
-             # lucerag searching its HNSW graph at every size (the exact scan of small indexes off)
-             "lucerag-graph": lambda encoder, **o: LuceragSystem(encoder, dense={"exact": False}, **o),
+             # lucerag searching an HNSW graph at every size (the exact scan of small indexes off, and
+             # a graph built for them: by default an index below index.hnsw.GRAPH_FROM passages has none)
+             "lucerag-graph": lambda encoder, **o: LuceragSystem(encoder, dense={"exact": False},
+                                                                 **{"graph_from": 0, **o}),
+             # lucerag with no HNSW graph at any size: exact numpy scan of the stored vectors (build
+             # without graph-building time, search cost linear in the index size)
+             "lucerag-scan": lambda encoder, **o: LuceragSystem(encoder, dense={"exact": True},
+                                                                **{"graph_from": 2**31 - 1, **o}),
              "bm25s+numpy": Bm25sNumpySystem, "txtai": TxtaiSystem,
              "lancedb": LancedbSystem, "chroma": ChromaSystem, "langchain": LangchainSystem}
 
@@ -568,6 +576,10 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
                 pass
         shutil.rmtree(tmp, ignore_errors=True)
     result["load_after"] = load_avg()
+    if any(name.startswith("lucerag") for name in built):
+        from lucerag.lucene.jvm import runtime_info
+
+        result["java"] = runtime_info()  # the Java runtime lucerag ran on, and whether Lucene used SIMD
     return result
 
 

@@ -61,6 +61,17 @@ def bench_ops(ctx: typer.Context):
     ops_main([a for a in ctx.args if a != "--json"])
 
 
+@bench_app.command("graph", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_graph(ctx: typer.Context):
+    """HNSW settings: build CPU and R@100 against exact search per M / beam / format / Java runtime.
+
+    Prints a Markdown table; options as `python -m lucerag.bench.graph --help` lists them.
+    """
+    from lucerag.bench.graph import main as graph_main
+
+    graph_main(list(ctx.args))
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="Input (default: "

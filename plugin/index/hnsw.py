@@ -7,6 +7,25 @@
 # graph-building time (docs/results.md).
 HNSW_M = 48
 HNSW_BEAM = 400
+# A segment (Lucene's unit of an index) gets an HNSW graph only from this many vectors; a smaller one
+# is written without (no graph-building time at all) and searched exhaustively. lucerag's dense
+# searcher scans an index of fewer passages exactly in numpy anyway (searchers.EXACT_BELOW is this
+# number), so its graph would never be read; Lucene scores every vector of a graph-less segment of a
+# larger index (appended batches) until a merge gives it a graph (docs/results.md).
+GRAPH_FROM = 30_000
+
+
+def graph_threshold(graph_from: int) -> int:
+    """Lucene's ``tinySegmentsThreshold`` T for "a graph from about ``graph_from`` vectors": Lucene
+    builds a segment's graph when its n vectors satisfy n > ln(n) * T (to within one vector in
+    ten thousand of ``graph_from``). 0 always builds one."""
+    import math
+
+    if graph_from <= 2:
+        return 0
+    return math.ceil(graph_from / math.log(graph_from))
+
+
 # Vectors formats (lucerag.Bridge.vectorsFormat): float32 HNSW, int8 scalar-quantised HNSW, and 1-bit
 # binary-quantised HNSW ("BBQ"); the quantised ones keep the float vectors too, for exact rescoring.
 VECTOR_FORMATS = ("float", "int8", "bbq")

@@ -175,6 +175,11 @@ class LuceneIndex:
         name = java.Bridge.vectorsFormatName(self.reader, self.vector_field)
         return str(name) if name is not None else None
 
+    def graph_nodes(self) -> int:
+        """How many vectors sit in an HNSW graph, over all segments: segments smaller than the
+        writer's ``graph_from`` have none (Lucene searches them exhaustively). -1: unknown format."""
+        return int(java.Bridge.graphNodes(self.reader, self.vector_field))
+
     @property
     def dim(self) -> int:
         """Dimension of the stored vectors (0 when the index has none)."""

@@ -46,7 +46,8 @@ import numpy as np
 from lucerag.connectors.dedupe import SeenIds
 from lucerag.errors import DuplicateIdError, IndexWriteError
 from lucerag.index import metadata as meta_fields
-from lucerag.index.hnsw import DEFAULT_VECTOR_FORMAT, HNSW_BEAM, HNSW_M, VECTOR_FORMATS
+from lucerag.index.hnsw import (DEFAULT_VECTOR_FORMAT, GRAPH_FROM, HNSW_BEAM, HNSW_M, VECTOR_FORMATS,
+                                graph_threshold)
 from lucerag.index.lock import WriteLock
 from lucerag.index.manifest import IndexManifest
 from lucerag.index.ownership import check_replaceable
@@ -65,10 +66,11 @@ def _passage_writer():
     return jclass("lucerag.PassageWriter")
 
 
-def _hnsw_codec(m: int, beam: int, vector_format: str = DEFAULT_VECTOR_FORMAT):
+def _hnsw_codec(m: int, beam: int, vector_format: str = DEFAULT_VECTOR_FORMAT,
+                graph_from: int = GRAPH_FROM):
     from lucerag.lucene.jvm import jclass
 
-    return jclass("lucerag.Bridge").codec(vector_format, int(m), int(beam))
+    return jclass("lucerag.Bridge").codec(vector_format, int(m), int(beam), graph_threshold(graph_from))
 
 
 class IndexWriter:
@@ -77,6 +79,8 @@ class IndexWriter:
     ``mode="create"`` builds a fresh index (atomically replacing any existing one);
     ``mode="append"`` upserts into an existing index: each ``add_batch`` call replaces *all*
     passages of the parent documents it names (pass every chunk of a document in one call).
+    ``graph_from``: a segment gets an HNSW graph (``hnsw_m`` / ``hnsw_beam``) only from about this many
+    vectors; smaller ones are searched exhaustively (exact, and no graph-building time). 0: always.
     ``threads`` > 0 indexes on that many background Java threads (``add_batch`` then returns
     before Lucene has analysed the batch; errors surface on a later call or in ``close()``).
     """
@@ -84,11 +88,13 @@ class IndexWriter:
     def __init__(self, path: str | Path, *, mode: str = "create", dim: int | None = None,
                  manifest: IndexManifest | None = None, ram_buffer_mb: float = 512, threads: int = 0,
                  track_parents: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
-                 vector_format: str | None = None):
+                 vector_format: str | None = None, graph_from: int = GRAPH_FROM):
         if mode not in ("create", "append"):
             raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
         if not (2 <= hnsw_m <= 512 and 1 <= hnsw_beam <= 3200):
             raise ValueError(f"hnsw_m must be in 2..512 and hnsw_beam in 1..3200, not {hnsw_m} and {hnsw_beam}")
+        if graph_from < 0:
+            raise ValueError(f"graph_from must be >= 0 (0: every segment gets an HNSW graph), not {graph_from}")
         if vector_format is not None and vector_format not in VECTOR_FORMATS:
             raise ValueError(f"vector_format must be one of {', '.join(VECTOR_FORMATS)}, not {vector_format!r}")
         self.path = Path(path)
@@ -99,7 +105,8 @@ class IndexWriter:
         self._check_target(mode)  # before the lock file is created: a refusal leaves nothing behind
         self._lock = WriteLock(self.path).acquire()
         try:
-            self._open(mode, vector_format, manifest, ram_buffer_mb, threads, track_parents, hnsw_m, hnsw_beam)
+            self._open(mode, vector_format, manifest, ram_buffer_mb, threads, track_parents, hnsw_m, hnsw_beam,
+                       graph_from)
         except BaseException:
             self._lock.release()
             raise
@@ -110,7 +117,8 @@ class IndexWriter:
         elif not self.path.is_dir() or not any(p.name.startswith("segments_") for p in self.path.iterdir()):
             raise FileNotFoundError(f"cannot append: no index at {self.path}")
 
-    def _open(self, mode, vector_format, manifest, ram_buffer_mb, threads, track_parents, hnsw_m, hnsw_beam):
+    def _open(self, mode, vector_format, manifest, ram_buffer_mb, threads, track_parents, hnsw_m, hnsw_beam,
+              graph_from):
         self._check_target(mode)  # again, now that no other writer can change it
         if mode == "append":
             self._work = self.path
@@ -137,7 +145,7 @@ class IndexWriter:
         config.setOpenMode(java.OpenMode.CREATE if mode == "create" else java.OpenMode.APPEND)
         config.setRAMBufferSizeMB(float(ram_buffer_mb))
         config.setCommitOnClose(False)
-        config.setCodec(_hnsw_codec(hnsw_m, hnsw_beam, self.vector_format))
+        config.setCodec(_hnsw_codec(hnsw_m, hnsw_beam, self.vector_format, graph_from))
         self._dir = java.FSDirectory.open(java.File(str(self._work)).toPath())
         try:
             self._writer = java.IndexWriter(self._dir, config)

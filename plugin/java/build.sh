@@ -56,7 +56,8 @@ root, out = sys.argv[1], sys.argv[2]
 stamp = (2026, 1, 1, 0, 0, 0)
 names = sorted(os.path.relpath(os.path.join(d, f), root)
                for d, _, files in os.walk(root) for f in files)
-with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as jar:
+tmp = out + ".tmp"  # then renamed into place: a running JVM keeps reading the jar it opened
+with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as jar:
     def put(name, data):
         info = zipfile.ZipInfo(name, stamp)
         info.compress_type = zipfile.ZIP_DEFLATED
@@ -66,5 +67,6 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as jar:
     for name in names:
         with open(os.path.join(root, name), "rb") as f:
             put(name.replace(os.sep, "/"), f.read())
+os.replace(tmp, out)
 PY
 echo "built $out with $compiler"

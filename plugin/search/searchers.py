@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lucerag.index.hnsw import GRAPH_FROM
 from lucerag.index.reader import LuceneIndex, top_docs as _top_docs
 from lucerag.lucene.classes import CONTENTS, java
 from lucerag.lucene.errors import java_errors
@@ -79,26 +80,37 @@ class BM25Searcher:
         return {d: s for d, s in zip(docnums, scores) if s > 0.0}
 
 
-def auto_ef_search(passages: int) -> int:
-    """The HNSW beam width when none is configured: 400 below 100K passages, 800 from there.
+def auto_ef_search(passages: int, k: int = 100) -> int:
+    """The HNSW beam width for a top-``k`` search of an index of ``passages`` passages, when none is
+    configured: :data:`EF_BY_SIZE`'s width for the index size (measured for k = 100, the fusion depth),
+    and never below ``2 * k`` (a beam only slightly wider than ``k`` loses recall at ``k``).
 
-    With the writer's default graph (M 48, beam 400) these keep R@100 against exact search at
-    >= 0.98 at 5K, 50K and 200K passages (docs/results.md, ``lucerag bench scale --ef-sweep``).
+    The widths keep R@100 against an exact scan at >= 0.98 with the writer's default graph
+    (docs/results.md, ``lucerag bench graph``).
     """
-    return 400 if passages < 100_000 else 800
+    base = next(ef for below, ef in EF_BY_SIZE if passages < below)
+    return max(base, 2 * int(k))
+
+
+# (passages below, beam width): the smallest measured beam width giving R@100 >= 0.98 against exact
+# search with the default graph (hnsw.HNSW_M / HNSW_BEAM), per index size (docs/results.md).
+EF_BY_SIZE = ((100_000, 400), (float("inf"), 800))
 
 
 def auto_rescore(index: LuceneIndex) -> bool:
-    """Rescore HNSW candidates exactly when the index's vectors format is 1-bit (BBQ): its graph
-    scores are rough estimates (recall@10 ~0.74 at 5K passages before rescoring, ~0.99 after)."""
-    return index.manifest is not None and index.manifest.vector_format == "bbq"
+    """Rescore HNSW candidates exactly when the index's vectors are quantised (int8 or 1-bit BBQ):
+    their graph scores are estimates (BBQ: recall@10 ~0.74 at 5K passages before rescoring, ~0.99
+    after; int8 misorders near-ties at the cut-off), while rescoring the beam's candidates from the
+    stored float vectors costs one dot product per candidate."""
+    return index.manifest is not None and index.manifest.vector_format in ("int8", "bbq")
 
 
 # Below this many passages the dense view is searched exactly (a scan of every stored vector in
 # numpy) rather than through the HNSW graph: on the DL19 slice (5K passages, 384 dims, AVX2) the scan
 # costs ~0.3 ms against ~4 ms for the graph at ef 400, and its R@100 against exact search is 1 by
 # construction. The scan grows linearly (docs/results.md, ``lucerag bench peers``), the graph slowly.
-EXACT_BELOW = 30_000
+# The writer builds no HNSW graph for segments below the same size (index.hnsw.GRAPH_FROM).
+EXACT_BELOW = GRAPH_FROM
 
 
 def auto_exact(passages: int) -> bool:
@@ -112,7 +124,7 @@ class DenseSearcher:
 
     Lucene is asked for ``max(k, ef_search)`` neighbours, so ``ef_search`` is the beam width and
     a ``k`` above it is never silently cut (a trap in Anserini's HnswDenseSearcher).
-    ``ef_search`` None: :func:`auto_ef_search` of the index size.
+    ``ef_search`` None: :func:`auto_ef_search` of the index size and each search's ``k``.
 
     ``rescore`` True: all ``max(k, ef_search)`` candidates of the graph search are rescored with the
     stored float vectors (Lucene's full-precision rescorer) and the best ``k`` are kept, with exact
@@ -126,11 +138,24 @@ class DenseSearcher:
     def __init__(self, index: LuceneIndex, ef_search: int | None = None, rescore: bool | None = None,
                  exact: bool | None = None):
         self.index = index
-        self.ef_search = ef_search if ef_search is not None else auto_ef_search(index.size)
+        self._ef = ef_search
         self.rescore = auto_rescore(index) if rescore is None else bool(rescore)
         self.exact = auto_exact(index.size) if exact is None else bool(exact)
         self.searcher = java.IndexSearcher(index.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
         self._matrix: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def ef_search(self) -> int:
+        """The configured beam width, else the one :func:`auto_ef_search` gives for k = 100."""
+        return self._ef if self._ef is not None else auto_ef_search(self.index.size)
+
+    @ef_search.setter
+    def ef_search(self, value: int | None) -> None:
+        self._ef = value
+
+    def beam(self, k: int) -> int:
+        """The number of graph candidates a top-``k`` search asks Lucene for (its beam width)."""
+        return max(k, self._ef) if self._ef is not None else auto_ef_search(self.index.size, k)
 
     def _all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(doc numbers, vectors, row of each doc number or -1) of every live passage with a vector."""
@@ -160,7 +185,7 @@ class DenseSearcher:
             top = top[np.argsort(-scores[top], kind="stable")]
             found = docnums[top].tolist()
             return Hits(self.index.ids(found), scores[top], found)
-        candidates = max(k, self.ef_search)
+        candidates = self.beam(k)
         if self.rescore:
             query = java.Bridge.rescoredKnnQuery(self.index.vector_field, _le_bytes(vector), candidates, k, filter)
         else:

@@ -72,14 +72,27 @@ public final class Bridge {
    * backward-codecs and are read-only there.
    */
   public static KnnVectorsFormat vectorsFormat(String name, int maxConn, int beamWidth) {
+    return vectorsFormat(name, maxConn, beamWidth, Lucene99HnswVectorsFormat.HNSW_GRAPH_THRESHOLD);
+  }
+
+  /**
+   * {@link #vectorsFormat(String, int, int)} with Lucene's tiny-segment threshold {@code
+   * graphThreshold}: a segment of {@code n} vectors gets an HNSW graph only when {@code n >
+   * ln(n) * graphThreshold}; a segment without one is searched exhaustively (every vector scored
+   * with the format's SIMD scorer: int8 dot products for "int8"). Lucene's default is 100 (graphs
+   * from 648 vectors); 0 always builds one. Readers need no setting: the choice is per segment.
+   */
+  public static KnnVectorsFormat vectorsFormat(
+      String name, int maxConn, int beamWidth, int graphThreshold) {
     switch (name) {
       case "float":
-        return new Lucene99HnswVectorsFormat(maxConn, beamWidth);
+        return new Lucene99HnswVectorsFormat(maxConn, beamWidth, 1, null, graphThreshold);
       case "int8":
-        return new Lucene104HnswScalarQuantizedVectorsFormat(ScalarEncoding.UNSIGNED_BYTE, maxConn, beamWidth);
+        return new Lucene104HnswScalarQuantizedVectorsFormat(
+            ScalarEncoding.UNSIGNED_BYTE, maxConn, beamWidth, 1, null, graphThreshold);
       case "bbq":
         return new Lucene104HnswScalarQuantizedVectorsFormat(
-            ScalarEncoding.SINGLE_BIT_QUERY_NIBBLE, maxConn, beamWidth);
+            ScalarEncoding.SINGLE_BIT_QUERY_NIBBLE, maxConn, beamWidth, 1, null, graphThreshold);
       default:
         throw new IllegalArgumentException("unknown vector format " + name + " (float, int8 or bbq)");
     }
@@ -92,7 +105,12 @@ public final class Bridge {
    * a versioned codec.
    */
   public static Codec codec(String format, int maxConn, int beamWidth) {
-    KnnVectorsFormat vectors = vectorsFormat(format, maxConn, beamWidth);
+    return codec(format, maxConn, beamWidth, Lucene99HnswVectorsFormat.HNSW_GRAPH_THRESHOLD);
+  }
+
+  /** {@link #codec(String, int, int)} with a tiny-segment threshold (see {@link #vectorsFormat}). */
+  public static Codec codec(String format, int maxConn, int beamWidth, int graphThreshold) {
+    KnnVectorsFormat vectors = vectorsFormat(format, maxConn, beamWidth, graphThreshold);
     Codec base = Codec.getDefault();
     KnnVectorsFormat perField = new PerFieldKnnVectorsFormat() {
       @Override
@@ -106,6 +124,25 @@ public final class Bridge {
         return perField;
       }
     };
+  }
+
+  /**
+   * The simple class name of the vectorization provider Lucene chose in this JVM: {@code
+   * "PanamaVectorizationProvider"} when it computes vector distances with SIMD instructions (the
+   * runtime has the {@code jdk.incubator.vector} module and is a Java version Lucene supports),
+   * {@code "DefaultVectorizationProvider"} for its scalar code. Read by reflection: Lucene's
+   * getInstance() accepts only Lucene callers. Returns "unknown" when the field cannot be read.
+   */
+  public static String vectorizationProvider() {
+    try {
+      Class<?> holder =
+          Class.forName("org.apache.lucene.internal.vectorization.VectorizationProvider$Holder");
+      java.lang.reflect.Field field = holder.getDeclaredField("INSTANCE");
+      field.setAccessible(true);
+      return field.get(null).getClass().getSimpleName();
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      return "unknown";
+    }
   }
 
   /** {@link #codec} with float HNSW vectors (kept for callers of the Lucene 9 bridge). */
@@ -448,6 +485,33 @@ public final class Bridge {
       out.putInt(d);
     }
     return out.array();
+  }
+
+  /**
+   * The number of vectors of {@code field} that sit in an HNSW graph, summed over the segments
+   * (a segment below the tiny-segment threshold has none and is searched exhaustively), or -1 when
+   * a segment's format does not expose its graph.
+   */
+  public static long graphNodes(IndexReader reader, String field) throws java.io.IOException {
+    long nodes = 0;
+    for (LeafReaderContext ctx : reader.leaves()) {
+      if (!(ctx.reader() instanceof org.apache.lucene.index.CodecReader codecReader)) {
+        return -1;
+      }
+      org.apache.lucene.codecs.KnnVectorsReader vectors = codecReader.getVectorReader();
+      if (vectors instanceof PerFieldKnnVectorsFormat.FieldsReader perField) {
+        vectors = perField.getFieldReader(field);
+      }
+      if (vectors == null) {
+        continue;
+      }
+      if (!(vectors instanceof org.apache.lucene.codecs.hnsw.HnswGraphProvider provider)) {
+        return -1;
+      }
+      org.apache.lucene.util.hnsw.HnswGraph graph = provider.getGraph(field);
+      nodes += graph == null ? 0 : graph.size();
+    }
+    return nodes;
   }
 
   /**
