@@ -175,10 +175,11 @@ def test_optimized_and_int8_exports(tiny_bert, tiny_dir, tmp_path):
     print(f"tiny BERT int8 vs fp32 on {isa}: min cosine {cos.min():.4f}, mean {cos.mean():.4f}")
     assert cos.min() >= 0.95 and cos.mean() >= 0.99, (isa, float(cos.min()), float(cos.mean()))
     # every quantised MatMul quantises its input per token (QuantizeLinear along the rows, then
-    # MatMulIntegerToFloat); nothing takes one range per tensor, and the fused Attention stays fp32
+    # MatMulIntegerToFloat); nothing takes one range per tensor. Recipe 5: the fused Attention is unfused
+    # into an int8 QKV MatMul and MultiHeadAttention, so no fp32 MatMul is left
     ops = _ops(q8)
-    assert {"QuantizeLinear", "MatMulIntegerToFloat", "ReduceMin", "ReduceMax", "Attention"} <= ops
-    assert not ops & {"DynamicQuantizeMatMul", "DynamicQuantizeLinear", "QAttention"}
+    assert {"QuantizeLinear", "MatMulIntegerToFloat", "ReduceMin", "ReduceMax", "MultiHeadAttention"} <= ops
+    assert not ops & {"DynamicQuantizeMatMul", "DynamicQuantizeLinear", "QAttention", "Attention", "MatMul"}
     with pytest.raises(ValueError, match="opset >= 17"):
         export_model(tiny_bert, tmp_path / "old-opset", opset=14)
 
