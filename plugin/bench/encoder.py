@@ -20,6 +20,7 @@ import onnxruntime as ort
 from lucerag.models.cpu import cpu_model, int8_isa, isa_signature
 from lucerag.models.encoder import PASSAGE_BATCH, OnnxEncoder
 from lucerag.bench.data import DL19_SLICE, data_path, data_root
+from lucerag.config import EncoderConfig
 from lucerag.errors import InputError
 from lucerag.models.manifest import ModelManifest
 from lucerag.models.probe import PROBE_TEXTS
@@ -162,6 +163,7 @@ def run_encoder_bench(
     torch_reference: bool = True,
     ndcg: bool = False,
     rounds: int = 3,
+    baseline_int8_dir: str | Path | None = None,
     verbose: bool = True,
 ) -> dict:
     """Measure latency, throughput and parity; print (when verbose) and return one JSON-able dict.
@@ -174,6 +176,10 @@ def run_encoder_bench(
     int8 alternating pass by pass.
     Parity: minimum cosine over ``n_parity`` texts between ONNX (padded, mixed-length batches) and
     PyTorch (one unpadded text at a time). ``ndcg``: exact dense nDCG@10 on DL19-5K for fp32 and int8.
+    ``baseline_int8_dir``: another int8 folder (e.g. one exported by an older recipe) timed in the same
+    interleaved query loop (``baseline_int8_p50_ms``) and checked on the probe texts, for before/after
+    comparisons in one run. ``query_p50_ms`` is the p50 of the encoder the retriever uses by default
+    (``[encoder] precision``), at ``query_threads`` (the retriever's default is ``[encoder] threads`` = 1).
     """
     if model_dir is None:
         from lucerag.models.store import ensure_default_model
@@ -188,6 +194,9 @@ def run_encoder_bench(
     int8_q = OnnxEncoder(int8_dir, threads=query_threads)
     m = fp32_q.manifest
     query_fns: dict[str, Callable[[str], Any]] = {"onnx": fp32_q.encode_query, "int8": int8_q.encode_query}
+    baseline_q = OnnxEncoder(baseline_int8_dir, threads=query_threads) if baseline_int8_dir else None
+    if baseline_q is not None:
+        query_fns["baseline_int8"] = baseline_q.encode_query
     if torch_reference:
         ref, set_threads = _torch_reference(m, fp32_q.tokenizer, query_threads)
         query_fns["torch"] = lambda t: ref(m.query_prefix + t)
@@ -213,6 +222,17 @@ def run_encoder_bench(
     for name, ms in latency.items():
         result[f"{name}_p50_ms"] = round(float(np.percentile(ms, 50)), 3)
         result[f"{name}_p99_ms"] = round(float(np.percentile(ms, 99)), 3)
+    # the query path as the retriever runs it: [encoder] precision (int8 unless configured) and threads
+    query_precision = EncoderConfig().precision
+    result.update({
+        "query_path": {"precision": query_precision, "threads": query_threads,
+                       "retriever_default_threads": EncoderConfig().threads,
+                       "int8_recipe": int8_q.manifest.recipe},
+        "query_p50_ms": result["int8_p50_ms" if query_precision == "int8" else "onnx_p50_ms"],
+    })
+    if baseline_q is not None:
+        result["baseline_int8_dir"] = str(baseline_int8_dir)
+        result["baseline_int8_recipe"] = baseline_q.manifest.recipe
     result.update({
         "n_passages": len(passages),
         "batch_size": batch_size,
@@ -228,6 +248,11 @@ def run_encoder_bench(
     probe_fp32 = np.stack([fp32_q.encode_query(t) for t in PROBE_TEXTS])
     probe_int8 = np.stack([int8_q.encode_query(t) for t in PROBE_TEXTS])
     result["probe_cos_min_int8_vs_fp32"] = round(float((probe_fp32 * probe_int8).sum(1).min()), 6)
+    result["probe_cos_mean_int8_vs_fp32"] = round(float((probe_fp32 * probe_int8).sum(1).mean()), 6)
+    if baseline_q is not None:
+        probe_base = np.stack([baseline_q.encode_query(t) for t in PROBE_TEXTS])
+        result["probe_cos_min_baseline_int8_vs_fp32"] = round(float((probe_fp32 * probe_base).sum(1).min()), 6)
+        result["probe_cos_mean_baseline_int8_vs_fp32"] = round(float((probe_fp32 * probe_base).sum(1).mean()), 6)
     result["batch_independence_fp32"] = round(batch_independence(fp32_p), 6)
     result["batch_independence_int8"] = round(batch_independence(int8_p), 6)
     if torch_reference:
@@ -266,11 +291,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=3, help="throughput passes per encoder (median reported)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     ap.add_argument("--ndcg", action="store_true", help="also exact dense nDCG@10 on DL19-5K, fp32 and int8")
+    ap.add_argument("--baseline-int8", type=Path, default=None,
+                    help="another int8 model folder (e.g. an older recipe's) timed in the same interleaved query loop")
     a = ap.parse_args(argv)
     return run_encoder_bench(
         a.model, a.int8_model, data_dir=a.data, n_queries=a.queries, n_passages=a.passages, n_parity=a.parity,
         batch_size=a.batch_size, query_threads=a.query_threads, passage_threads=a.passage_threads,
-        torch_reference=not a.no_torch, ndcg=a.ndcg, rounds=a.rounds,
+        torch_reference=not a.no_torch, ndcg=a.ndcg, rounds=a.rounds, baseline_int8_dir=a.baseline_int8,
     )
 
 
