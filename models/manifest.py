@@ -14,7 +14,7 @@ TOKENIZER_FILE = "tokenizer.json"
 # Bumped when export/quantisation changes what an exported folder contains; cached default models
 # from an older recipe are re-exported (see lucerag.models.store).
 # 4: 7-bit int8 weights, exact on every x86-64 int8 kernel; 5: the QKV projection in int8 too (Attention
-# unfused into MatMul + MultiHeadAttention), hidden states as rows, 12-node per-token groups (faster queries)
+# unfused into MatMul + MultiHeadAttention), hidden states as rows, 11-node per-token groups (faster queries)
 EXPORT_RECIPE = 5
 
 

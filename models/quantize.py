@@ -201,11 +201,11 @@ def per_token_activations(model, rows: set[str] | frozenset[str] = frozenset()) 
 
     The input is viewed as M rows of K values (inputs named in ``rows`` are 2-D already, see
     :func:`lucerag.models.rows.as_rows`; others are reshaped to (M, K) and back). For a row with range
-    [lo, hi]: s = max(hi - lo, 1e-8) / 255, and ``QuantizeLinear`` (per row, axis 0) gives q = round((x - lo) / s)
+    [lo, hi]: s = (hi - lo) / 255, and ``QuantizeLinear`` (per row, axis 0) gives q = round((x - lo) / s)
     in 0..255, so x ~ lo + s q. Then x W ~ s (q W) + lo colsum(W) + bias, where ``MatMulIntegerToFloat``
     gives q W exactly (integer products, 7-bit weights: no kernel saturates) times the weight scales,
     colsum(W) is a constant of the dequantised weights, and one ``Gemm`` forms the row offset plus the bias:
-    12 nodes per MatMul on 2-D input.
+    11 nodes per MatMul on 2-D input.
     """
     from onnx import helper, numpy_helper
 
@@ -213,7 +213,7 @@ def per_token_activations(model, rows: set[str] | frozenset[str] = frozenset()) 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     inits = {t.name: t for t in graph.initializer}
     shared: dict[str, np.ndarray] = {"lucerag_pt_zero": np.array(0, np.uint8), "lucerag_pt_one": np.array(1.0, np.float32),
-              "lucerag_pt_eps": np.array(1e-8, np.float32), "lucerag_pt_inv255": np.array(1 / 255, np.float32),
+              "lucerag_pt_inv255": np.array(1 / 255, np.float32),
               "lucerag_pt_flat": np.array([-1], np.int64), "lucerag_pt_axis1": np.array([1], np.int64),
               "lucerag_pt_start": np.array([0], np.int64), "lucerag_pt_end": np.array([-1], np.int64)}
     nodes, count = [], 0
@@ -250,8 +250,9 @@ def per_token_activations(model, rows: set[str] | frozenset[str] = frozenset()) 
             graph.initializer.append(numpy_helper.from_array(np.array([n_out], np.int64), p + "n"))
         x2 = x if two_d else op("Reshape", [x, p + "rows"], "x2")  # (M, K)
         lo, hi = reduce("ReduceMin", x2, "lo"), reduce("ReduceMax", x2, "hi")  # (M, 1)
-        scale = op("Mul", [op("Max", [op("Sub", [hi, lo], "range"), "lucerag_pt_eps"], "range_eps"),
-                           "lucerag_pt_inv255"], "scale")  # (M, 1)
+        # no epsilon: a constant row has s = 0, whatever q its 0 / 0 gives is finite and is multiplied by
+        # s = 0 below, so its output is lo colsum(W) + bias, the exact x W + b
+        scale = op("Mul", [op("Sub", [hi, lo], "range"), "lucerag_pt_inv255"], "scale")  # (M, 1)
         q = op("QuantizeLinear", [op("Sub", [x2, lo], "shifted"), op("Reshape", [scale, "lucerag_pt_flat"], "s")],
                  "q", axis=0)  # (M, K) uint8: round((x - lo) / s)
         acc = op("MatMulIntegerToFloat", [q, wq, "lucerag_pt_one", w_scale, "lucerag_pt_zero", w_zero], "acc",

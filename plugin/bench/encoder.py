@@ -101,7 +101,8 @@ def ndcg_at_10(scores: np.ndarray, qids: list[str], doc_ids: list[str], qrels: d
     return float(np.mean(vals))
 
 
-def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: int) -> dict:
+def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: int,
+                baseline: OnnxEncoder | None = None) -> dict:
     corpus = _jsonl(data / "corpus.jsonl")
     queries = _jsonl(data / "queries.jsonl")
     qrels: dict[str, dict[str, int]] = {}
@@ -113,7 +114,8 @@ def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: in
     texts = [(r.get("title", "") + " " + r["text"]).strip() for r in corpus]
     ids, qids = [r["_id"] for r in corpus], [r["_id"] for r in queries]
     out = {}
-    for label, enc in (("fp32", fp32), ("int8", int8)):
+    encoders = (("fp32", fp32), ("int8", int8)) + ((("baseline_int8", baseline),) if baseline else ())
+    for label, enc in encoders:
         docs = enc.encode_passages(texts, batch_size=batch_size)
         qvecs = enc.encode_queries([r["text"] for r in queries])
         out[f"ndcg10_{label}"] = round(ndcg_at_10(qvecs @ docs.T, qids, ids, qrels), 4)
@@ -271,7 +273,8 @@ def run_encoder_bench(
     if ndcg:
         data = Path(data_dir) if data_dir else data_path(DL19_SLICE)
         if (data / "qrels.tsv").is_file():
-            result.update(_dense_ndcg(fp32_p, int8_p, data, batch_size))
+            baseline_p = OnnxEncoder(baseline_int8_dir, threads=passage_threads) if baseline_int8_dir else None
+            result.update(_dense_ndcg(fp32_p, int8_p, data, batch_size, baseline_p))
     if verbose:
         print(json.dumps(result))
     return result
