@@ -122,6 +122,65 @@ def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: in
     return out
 
 
+def profile_query_ops(model_dir: Path, texts: list[str], threads: int = 1) -> dict:
+    """Where one query's time goes: onnxruntime's profiler over ``texts`` (each encoded alone, after 10
+    warm-up queries), summed per op type and divided by the number of queries.
+
+    Returns {"tokenize_us": tokeniser + id array per query, "run_ms": median ``session.run`` as the
+    profiler saw it, "kernels_ms": the sum of the node kernels per query, "nodes": nodes per query,
+    "ops": {op type: {"ms": per query, "nodes": per query}}} (largest first). Profiling adds its own
+    overhead to every node, so the shares matter more than the sums.
+    """
+    import collections
+    import tempfile
+
+    from lucerag.models.manifest import MODEL_FILE
+    from lucerag.models.optimize import KEEP_UNFUSED
+
+    enc = OnnxEncoder(model_dir, threads=threads)
+    tok, prefix = enc.tokenizer, enc.manifest.query_prefix
+    t0 = time.perf_counter()
+    ids = [np.array(tok.encode(prefix + t).ids, dtype=np.int64)[None, :] for t in texts]
+    tokenize_us = (time.perf_counter() - t0) / len(texts) * 1e6
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(Path(model_dir) / MODEL_FILE), opts, providers=["CPUExecutionProvider"],
+                                       disabled_optimizers=list(KEEP_UNFUSED))
+        names = {i.name for i in session.get_inputs()}
+
+        def run(x: np.ndarray) -> None:
+            feeds = {"input_ids": x, "attention_mask": np.ones_like(x), "token_type_ids": np.zeros_like(x)}
+            session.run(["embedding"], {k: v for k, v in feeds.items() if k in names})
+
+        for x in ids[:10]:
+            run(x)
+        for x in ids:
+            run(x)
+        with open(session.end_profiling(), encoding="utf-8") as f:
+            events = json.load(f)
+    per_op: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
+    runs = []
+    warm = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
+    cut = warm[10] if len(warm) > 10 else 0  # skip the warm-up runs
+    for e in events:
+        if e.get("ts", 0) < cut:
+            continue
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_op[e["args"]["op_name"]][0] += e["dur"]
+            per_op[e["args"]["op_name"]][1] += 1
+        elif e.get("cat") == "Session" and e["name"] == "model_run":
+            runs.append(e["dur"])
+    n = len(texts)
+    ops = {k: {"ms": round(v[0] / n / 1e3, 4), "nodes": round(v[1] / n, 1)}
+           for k, v in sorted(per_op.items(), key=lambda kv: -kv[1][0])}
+    return {"tokenize_us": round(tokenize_us, 1), "run_ms": round(float(np.median(runs)) / 1e3, 3) if runs else None,
+            "kernels_ms": round(sum(v[0] for v in per_op.values()) / n / 1e3, 3),
+            "nodes": round(sum(v[1] for v in per_op.values()) / n, 1), "ops": ops}
+
+
 def batch_independence(enc: OnnxEncoder, texts=PROBE_TEXTS, batch_sizes=(7, 32, 64)) -> float:
     """Min cosine between each text encoded alone and the same text in batches of ``batch_sizes``."""
     texts = list(texts)
@@ -166,6 +225,7 @@ def run_encoder_bench(
     ndcg: bool = False,
     rounds: int = 3,
     baseline_int8_dir: str | Path | None = None,
+    profile: bool = False,
     verbose: bool = True,
 ) -> dict:
     """Measure latency, throughput and parity; print (when verbose) and return one JSON-able dict.
@@ -180,7 +240,8 @@ def run_encoder_bench(
     PyTorch (one unpadded text at a time). ``ndcg``: exact dense nDCG@10 on DL19-5K for fp32 and int8.
     ``baseline_int8_dir``: another int8 folder (e.g. one exported by an older recipe) timed in the same
     interleaved query loop (``baseline_int8_p50_ms``) and checked on the probe texts, for before/after
-    comparisons in one run. ``query_p50_ms`` is the p50 of the encoder the retriever uses by default
+    comparisons in one run. ``profile``: per-op-type time of one query (:func:`profile_query_ops`) for the
+    int8 folder and the baseline, over the first 100 benchmark queries. ``query_p50_ms`` is the p50 of the encoder the retriever uses by default
     (``[encoder] precision``), at ``query_threads`` (the retriever's default is ``[encoder] threads`` = 1).
     """
     if model_dir is None:
@@ -270,6 +331,10 @@ def run_encoder_bench(
         result["n_parity"] = len(want)
     else:
         result.update(torch_p50_ms=None, cos_min_fp32=None, cos_min_int8=None)
+    if profile:
+        result["profile_int8"] = profile_query_ops(int8_dir, qtexts[:100], query_threads)
+        if baseline_int8_dir:
+            result["profile_baseline_int8"] = profile_query_ops(Path(baseline_int8_dir), qtexts[:100], query_threads)
     if ndcg:
         data = Path(data_dir) if data_dir else data_path(DL19_SLICE)
         if (data / "qrels.tsv").is_file():
@@ -296,11 +361,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ndcg", action="store_true", help="also exact dense nDCG@10 on DL19-5K, fp32 and int8")
     ap.add_argument("--baseline-int8", type=Path, default=None,
                     help="another int8 model folder (e.g. an older recipe's) timed in the same interleaved query loop")
+    ap.add_argument("--profile", action="store_true",
+                    help="also onnxruntime's per-op-type profile of one query (int8 and the baseline)")
     a = ap.parse_args(argv)
     return run_encoder_bench(
         a.model, a.int8_model, data_dir=a.data, n_queries=a.queries, n_passages=a.passages, n_parity=a.parity,
         batch_size=a.batch_size, query_threads=a.query_threads, passage_threads=a.passage_threads,
         torch_reference=not a.no_torch, ndcg=a.ndcg, rounds=a.rounds, baseline_int8_dir=a.baseline_int8,
+        profile=a.profile,
     )
 
 
