@@ -274,6 +274,7 @@ def test_bench_reports_parity_and_speed(minilm_dir, minilm_int8_dir):
     assert r["query_path"]["precision"] == EncoderConfig().precision == "int8"
     assert r["query_path"]["retriever_default_threads"] == EncoderConfig().threads
     assert r["query_p50_ms"] == r["int8_p50_ms"] and r["baseline_int8_p50_ms"] > 0
+    assert 0 < r["int8_cpu_p50_ms"] and 0 < r["baseline_int8_cpu_p50_ms"]  # 1 query thread: its CPU time too
     assert r["probe_cos_min_baseline_int8_vs_fp32"] == r["probe_cos_min_int8_vs_fp32"]
     # the per-op profile of one query: every MatMul of the 6 layers runs as MatMulIntegerToFloat
     prof = r["profile_int8"]
