@@ -11,9 +11,9 @@ max|X_j| from a calibration pass over generated text (no data files needed). Rec
 inputs of the fused QKV projection (``Attention``) and of the widening FFN MatMuls (min cosine 0.9907 over
 1,050 texts); recipe 4 kept Attention in fp32 and smoothed only the FFN-up inputs; recipe 5 unfuses
 Attention (:mod:`lucerag.models.rows`), so its QKV MatMul is smoothed again (without it the probe min
-cosine drops from 0.9941 to 0.9908). Smoothing the FFN down-projection (its input is a GELU output) made it worse, so it is left. Each quantised MatMul is first
-written as one ``DynamicQuantizeMatMul`` with its bias (:func:`fold_dynamic_matmuls`), the form that
-:func:`per_token_activations` rewrites.
+cosine drops from 0.9941 to 0.9908). Smoothing the FFN down-projection (its input is a GELU output)
+made it worse, so it is left. Each quantised MatMul is first written as one ``DynamicQuantizeMatMul``
+with its bias (:func:`fold_dynamic_matmuls`), the form that :func:`per_token_activations` rewrites.
 
 Portability and batch independence (recipe 4). Two faults of plain dynamic quantisation are fixed here:
 - onnxruntime multiplies u8 activations by s8 weights, and on AVX2 and AVX-512 CPUs without VNNI its

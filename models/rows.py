@@ -19,6 +19,8 @@ Two rewrites of an optimised fp32 graph (:mod:`lucerag.models.optimize`) before 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 # Ops that act on each row (token) of a 2-D (rows, hidden) tensor alone, given 1-D or 2-D constants.
@@ -37,8 +39,8 @@ def unfuse_attention(model) -> int:
 
     Attention nodes with inputs or attributes this rewrite does not reproduce (past state, relative
     position bias, unidirectional, unequal Q/K/V sizes, a weight shared with another node) are left fused.
-    The key padding mask is the graph's ``attention_mask`` input as int32, each 0 a padded key.
-    Raises ValueError when a graph with Attention nodes has no ``attention_mask`` input.
+    The key padding mask is the graph's ``attention_mask`` input as int32, each 0 a padded key; a graph
+    without that input keeps its fused Attention nodes (returns 0).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -52,7 +54,7 @@ def unfuse_attention(model) -> int:
     if not attention:
         return 0
     if "attention_mask" not in {i.name for i in graph.input}:
-        raise ValueError("unfuse_attention needs an attention_mask graph input (the key padding mask)")
+        return 0
     mask = "lucerag_attn_key_mask"
     nodes, count = [helper.make_node("Cast", ["attention_mask"], [mask], name=mask, to=TensorProto.INT32)], 0
     for node in graph.node:
@@ -62,19 +64,19 @@ def unfuse_attention(model) -> int:
                 and weight in inits and bias in inits and uses.get(weight) == 1 and uses.get(bias) == 1
                 and not _attr(node, "unidirectional", 0) and not _attr(node, "past_present_share_buffer", 0)
                 and not _attr(node, "do_rotary", 0) and len(node.output) == 1)
-        w = numpy_helper.to_array(inits[weight]) if fits else None
+        shape = tuple(inits[weight].dims) if fits else ()
         sizes = list(_attr(node, "qkv_hidden_sizes", []) or [])
-        if not fits or w.ndim != 2 or w.shape[1] % 3 or (sizes and len(set(sizes)) != 1):
+        if not fits or len(shape) != 2 or shape[1] % 3 or (sizes and len(set(sizes)) != 1):
             nodes.append(node)
             continue
-        p, d = f"lucerag_attn{count}_", w.shape[1] // 3
+        p, d = f"lucerag_attn{count}_", int(shape[1]) // 3
         graph.initializer.append(numpy_helper.from_array(np.array([d, d, d], np.int64), p + "split"))
         proj = p + "qkv"
         nodes.append(helper.make_node("MatMul", [inputs[0], weight], [p + "qkv_mm"], name=p + "qkv_mm"))
         nodes.append(helper.make_node("Add", [p + "qkv_mm", bias], [proj], name=p + "qkv_bias"))
         q, k, v = p + "q", p + "k", p + "v"
         nodes.append(helper.make_node("Split", [proj, p + "split"], [q, k, v], name=p + "split", axis=-1))
-        attrs = {"num_heads": int(_attr(node, "num_heads"))}
+        attrs: dict[str, Any] = {"num_heads": int(_attr(node, "num_heads"))}
         for name in ("scale", "mask_filter_value"):
             if _attr(node, name) is not None:
                 attrs[name] = float(_attr(node, name))

@@ -247,8 +247,9 @@ def run_encoder_bench(
     ``baseline_int8_dir``: another int8 folder (e.g. one exported by an older recipe) timed in the same
     interleaved query loop (``baseline_int8_p50_ms``) and checked on the probe texts, for before/after
     comparisons in one run. ``profile``: per-op-type time of one query (:func:`profile_query_ops`) for the
-    int8 folder and the baseline, over the first 100 benchmark queries. ``query_p50_ms`` is the p50 of the encoder the retriever uses by default
-    (``[encoder] precision``), at ``query_threads`` (the retriever's default is ``[encoder] threads`` = 1).
+    int8 folder and the baseline, over the first 100 benchmark queries. ``query_p50_ms`` is the p50 of the
+    encoder the retriever uses by default (``[encoder] precision``), at ``query_threads`` (the retriever's
+    default is ``[encoder] threads`` = 1).
     """
     if model_dir is None:
         from lucerag.models.store import ensure_default_model
