@@ -19,8 +19,8 @@ EXPORT_RECIPE = 5
 
 
 # What `lucerag index` (and build_index without an encoder) encodes passages with, and what queries are
-# encoded with unless `[encoder] precision` says otherwise. int8 (recipe 4: 7-bit weights, one text per
-# call) gives the same vector on every x86-64 CPU and in every batch, and is checked against fp32 once
+# encoded with unless `[encoder] precision` says otherwise. int8 (recipes 4 and 5: 7-bit weights, one
+# activation range per token) gives the same vector on every x86-64 CPU and in every batch, and is checked against fp32 once
 # per CPU before use (lucerag.models.selfcheck); docs/encoder.md has the measurements.
 DEFAULT_PASSAGE_PRECISION: Literal["fp32", "int8"] = "int8"
 DEFAULT_QUERY_PRECISION: Literal["fp32", "int8"] = "int8"
