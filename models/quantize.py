@@ -9,10 +9,11 @@ and multiplies row j of its weight by s_j: the product is unchanged, the activat
 and the weight takes on a little of the difficulty. s_j = max|X_j|^alpha / max|W_j|^(1-alpha), with
 max|X_j| from a calibration pass over generated text (no data files needed). Recipe 3 smoothed the
 inputs of the fused QKV projection (``Attention``) and of the widening FFN MatMuls (min cosine 0.9907 over
-1,050 texts); recipe 4 keeps Attention in fp32, so only the FFN-up inputs are smoothed. Smoothing the FFN
-down-projection (its input is a GELU output) made it worse, so it is left. Each quantised MatMul is first
-written as one ``DynamicQuantizeMatMul`` with its bias (:func:`fold_dynamic_matmuls`), the form that
-:func:`per_token_activations` rewrites.
+1,050 texts); recipe 4 kept Attention in fp32 and smoothed only the FFN-up inputs; recipe 5 unfuses
+Attention (:mod:`lucerag.models.rows`), so its QKV MatMul is smoothed again (without it the probe min
+cosine drops from 0.9941 to 0.9908). Smoothing the FFN down-projection (its input is a GELU output)
+made it worse, so it is left. Each quantised MatMul is first written as one ``DynamicQuantizeMatMul``
+with its bias (:func:`fold_dynamic_matmuls`), the form that :func:`per_token_activations` rewrites.
 
 Portability and batch independence (recipe 4). Two faults of plain dynamic quantisation are fixed here:
 - onnxruntime multiplies u8 activations by s8 weights, and on AVX2 and AVX-512 CPUs without VNNI its
@@ -23,9 +24,10 @@ Portability and batch independence (recipe 4). Two faults of plain dynamic quant
 - ``DynamicQuantizeMatMul`` computes one activation scale over the whole input tensor, i.e. over every
   token of every text in a padded batch, so a passage's vector depended on its batchmates (cosine 0.955
   alone vs in a batch of 64). :func:`per_token_activations` rewrites each quantised MatMul so that every
-  token (row) gets its own asymmetric 8-bit range (min..max of that row), computed in the graph; the
-  fused ``Attention`` (Q, K, V projections) stays fp32 because its int8 form (``QAttention``) takes one
-  scale per tensor. A text's vector is then the same alone or in any batch, and batching works again.
+  token (row) gets its own asymmetric 8-bit range (min..max of that row), computed in the graph. The
+  fused ``Attention``'s int8 form (``QAttention``) takes one scale per tensor, so recipe 4 left the Q, K, V
+  projections in fp32; recipe 5 writes them as a MatMul before ``MultiHeadAttention`` and quantises that
+  MatMul per token like the others. A text's vector is then the same alone or in any batch.
 Measured on the AVX2 EPYC over the 64 probe texts (lucerag.models.probe), one at a time: min cosine to
 fp32 0.9871 with per-tensor scales and 7-bit weights (the 3-token text "ok" is the worst case), 0.9941 with
 per-token ranges; alone vs in a batch of 32: 0.9927 per-tensor, 0.999999 per-token (docs/encoder.md).
@@ -114,7 +116,8 @@ def smooth_activations(model, tokenizer, alpha: float = DEFAULT_ALPHA, texts: li
     maxima = _channel_maxima(model, sorted({n.input[0] for n in targets}), texts or calibration_texts(tokenizer), tokenizer)
     weights = {t.name: t for t in graph.initializer}
     scale_nodes = {}
-    for k, node in enumerate(targets):
+    first = sum(1 for n in graph.node if n.name.startswith("lucerag_smooth_"))  # unique names on a second call
+    for k, node in enumerate(targets, start=first):
         w = numpy_helper.to_array(weights[node.input[1]])
         s = np.maximum(maxima[node.input[0]], 1e-5) ** alpha / np.maximum(np.abs(w).max(1), 1e-5) ** (1 - alpha)
         s = (s / np.exp(np.log(s).mean())).astype(np.float32)  # geometric mean 1: weights keep their scale
@@ -192,25 +195,26 @@ def fold_dynamic_matmuls(model) -> int:
     return len(replace)
 
 
-def per_token_activations(model) -> int:
+def per_token_activations(model, rows: set[str] | frozenset[str] = frozenset()) -> int:
     """Rewrite each ``DynamicQuantizeMatMul`` (one activation range per tensor) into the same product with
     one asymmetric uint8 range per row of its input (in place). Returns the number of nodes rewritten.
 
-    The input is viewed as M rows of K values. For a row with range [lo, hi]: s = (hi - lo) / 255 and
-    zero point z = round(-lo / s), so ``QuantizeLinear`` (per row, axis 0) gives q with x ~ s (q - z).
-    Then x W ~ s (q W) - s z colsum(W) + bias, where ``MatMulIntegerToFloat`` gives q W exactly (integer
-    products, 7-bit weights: no kernel saturates) times the weight scales, colsum(W) is a constant of the
-    dequantised weights, and one ``Gemm`` forms the row offset plus the bias.
+    The input is viewed as M rows of K values (inputs named in ``rows`` are 2-D already, see
+    :func:`lucerag.models.rows.as_rows`; others are reshaped to (M, K) and back). For a row with range
+    [lo, hi]: s = (hi - lo) / 255, and ``QuantizeLinear`` (per row, axis 0) gives q = round((x - lo) / s)
+    in 0..255, so x ~ lo + s q. Then x W ~ s (q W) + lo colsum(W) + bias, where ``MatMulIntegerToFloat``
+    gives q W exactly (integer products, 7-bit weights: no kernel saturates) times the weight scales,
+    colsum(W) is a constant of the dequantised weights, and one ``Gemm`` forms the row offset plus the bias:
+    11 nodes per MatMul on 2-D input.
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     inits = {t.name: t for t in graph.initializer}
     shared: dict[str, np.ndarray] = {"lucerag_pt_zero": np.array(0, np.uint8), "lucerag_pt_one": np.array(1.0, np.float32),
-              "lucerag_pt_eps": np.array(1e-8, np.float32), "lucerag_pt_inv255": np.array(1 / 255, np.float32),
-              "lucerag_pt_0f": np.array(0.0, np.float32), "lucerag_pt_255f": np.array(255.0, np.float32),
-              "lucerag_pt_col": np.array([-1, 1], np.int64), "lucerag_pt_axis1": np.array([1], np.int64),
+              "lucerag_pt_inv255": np.array(1 / 255, np.float32),
+              "lucerag_pt_flat": np.array([-1], np.int64), "lucerag_pt_axis1": np.array([1], np.int64),
               "lucerag_pt_start": np.array([0], np.int64), "lucerag_pt_end": np.array([-1], np.int64)}
     nodes, count = [], 0
     for node in graph.node:
@@ -229,9 +233,7 @@ def per_token_activations(model) -> int:
         b = numpy_helper.to_array(inits[bias]).astype(np.float32) if bias else np.zeros(n_out, np.float32)
         graph.initializer.extend([
             numpy_helper.from_array(w.sum(0, keepdims=True).astype(np.float32), p + "colsum"),
-            numpy_helper.from_array(b, p + "bias"),
-            numpy_helper.from_array(np.array([-1, k_in], np.int64), p + "rows"),
-            numpy_helper.from_array(np.array([n_out], np.int64), p + "n")])
+            numpy_helper.from_array(b, p + "bias")])
 
         def op(kind: str, inputs: list[str], out: str, domain: str = "", **attrs) -> str:
             nodes.append(helper.make_node(kind, inputs, [p + out], name=p + out, domain=domain, **attrs))
@@ -239,25 +241,31 @@ def per_token_activations(model) -> int:
 
         def reduce(kind: str, src: str, out: str) -> str:
             if opset >= 18:
-                return op(kind, [src, "lucerag_pt_axis1"], out, keepdims=0)
-            return op(kind, [src], out, axes=[1], keepdims=0)
+                return op(kind, [src, "lucerag_pt_axis1"], out, keepdims=1)
+            return op(kind, [src], out, axes=[1], keepdims=1)
 
-        x2 = op("Reshape", [x, p + "rows"], "x2")  # (M, K)
-        lo, hi = reduce("ReduceMin", x2, "lo"), reduce("ReduceMax", x2, "hi")
-        scale = op("Mul", [op("Max", [op("Sub", [hi, lo], "range"), "lucerag_pt_eps"], "range_eps"),
-                           "lucerag_pt_inv255"], "scale")  # (M,)
-        zero = op("Clip", [op("Round", [op("Div", [op("Neg", [lo], "neg_lo"), scale], "z")], "z_round"),
-                           "lucerag_pt_0f", "lucerag_pt_255f"], "z_clip")
-        q = op("QuantizeLinear", [x2, scale, op("Cast", [zero], "zp", to=TensorProto.UINT8)], "q", axis=0)
+        two_d = x in rows
+        if not two_d:
+            graph.initializer.append(numpy_helper.from_array(np.array([-1, k_in], np.int64), p + "rows"))
+            graph.initializer.append(numpy_helper.from_array(np.array([n_out], np.int64), p + "n"))
+        x2 = x if two_d else op("Reshape", [x, p + "rows"], "x2")  # (M, K)
+        lo, hi = reduce("ReduceMin", x2, "lo"), reduce("ReduceMax", x2, "hi")  # (M, 1)
+        # no epsilon: a constant row has s = 0, whatever q its 0 / 0 gives is finite and is multiplied by
+        # s = 0 below, so its output is lo colsum(W) + bias, the exact x W + b
+        scale = op("Mul", [op("Sub", [hi, lo], "range"), "lucerag_pt_inv255"], "scale")  # (M, 1)
+        q = op("QuantizeLinear", [op("Sub", [x2, lo], "shifted"), op("Reshape", [scale, "lucerag_pt_flat"], "s")],
+                 "q", axis=0)  # (M, K) uint8: round((x - lo) / s)
         acc = op("MatMulIntegerToFloat", [q, wq, "lucerag_pt_one", w_scale, "lucerag_pt_zero", w_zero], "acc",
                  domain="com.microsoft")  # (M, N): (q W) times the weight scales
-        row_offset = op("Reshape", [op("Neg", [op("Mul", [scale, zero], "sz")], "neg_sz"), "lucerag_pt_col"], "c")
-        offset = op("Gemm", [row_offset, p + "colsum", p + "bias"], "offset")  # -s z colsum(W) + bias
-        y2 = op("Add", [op("Mul", [acc, op("Reshape", [scale, "lucerag_pt_col"], "scale_col")], "scaled"), offset],
-                "y2")
-        lead = op("Slice", [op("Shape", [x], "x_shape"), "lucerag_pt_start", "lucerag_pt_end"], "lead")
-        shape = op("Concat", [lead, p + "n"], "y_shape", axis=0)
-        nodes.append(helper.make_node("Reshape", [y2, shape], [node.output[0]], name=p + "out"))
+        offset = op("Gemm", [lo, p + "colsum", p + "bias"], "offset")  # lo colsum(W) + bias
+        if two_d:
+            nodes.append(helper.make_node("Add", [op("Mul", [acc, scale], "scaled"), offset], [node.output[0]],
+                                          name=p + "out"))
+        else:
+            y2 = op("Add", [op("Mul", [acc, scale], "scaled"), offset], "y2")
+            lead = op("Slice", [op("Shape", [x], "x_shape"), "lucerag_pt_start", "lucerag_pt_end"], "lead")
+            shape = op("Concat", [lead, p + "n"], "y_shape", axis=0)
+            nodes.append(helper.make_node("Reshape", [y2, shape], [node.output[0]], name=p + "out"))
         count += 1
     if count:
         graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in shared.items())
@@ -272,16 +280,31 @@ def per_token_activations(model) -> int:
     return count
 
 
+def _row_tensors(model, start: set[str]) -> set[str]:
+    """``start`` plus every tensor a row-wise op makes from one of them (first input), in graph order."""
+    rows = set(start)
+    for n in model.graph.node:
+        if n.input and n.input[0] in rows and n.op_type in ("Mul", "Add", "MatMul", "DynamicQuantizeMatMul",
+                                                            "LayerNormalization", "Gelu"):
+            rows.update(o for o in n.output[:1])
+    return rows
+
+
 def quantize_onnx(src: Path, dst: Path, tokenizer, *, alpha: float | None = DEFAULT_ALPHA) -> None:
-    """Recipe 4: smooth the FFN-up inputs (unless ``alpha`` is None), then int8 every MatMul with 7-bit
-    per-channel weights and one activation range per token (:func:`per_token_activations`); the fused
-    Attention stays fp32. See the module docstring for why each choice."""
+    """Recipe 5: unfuse each Attention into a QKV MatMul + MultiHeadAttention and carry the hidden states
+    as (tokens, hidden) rows (:mod:`lucerag.models.rows`), smooth the inputs of the widening MatMuls (QKV
+    and FFN-up; unless ``alpha`` is None), then int8 every MatMul with 7-bit per-channel weights and one
+    activation range per token (:func:`per_token_activations`). See the module docstring for why."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from .rows import as_rows, unfuse_attention
+
     model = onnx.load(str(src))
+    unfuse_attention(model)
+    as_rows(model)
     if alpha is not None:
-        smooth_activations(model, tokenizer, alpha, attention=False)  # Attention is not quantised
+        smooth_activations(model, tokenizer, alpha, attention=False)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger
@@ -295,5 +318,6 @@ def quantize_onnx(src: Path, dst: Path, tokenizer, *, alpha: float | None = DEFA
         root.setLevel(level)
     quantized = onnx.load(str(dst))
     fold_dynamic_matmuls(quantized)
-    per_token_activations(quantized)
+    starts = {n.output[0] for n in quantized.graph.node if n.op_type == "Reshape" and n.output[0].endswith("_rows")}
+    per_token_activations(quantized, _row_tensors(quantized, starts))
     onnx.save(quantized, str(dst))

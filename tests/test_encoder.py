@@ -253,7 +253,8 @@ def test_bench_reports_parity_and_speed(minilm_dir, minilm_int8_dir):
 
     torch_reference = HAS_TORCH
     r = run_encoder_bench(minilm_dir, minilm_int8_dir, n_queries=10, n_passages=16, n_parity=12, rounds=2,
-                          torch_reference=torch_reference, verbose=False)
+                          torch_reference=torch_reference, baseline_int8_dir=minilm_int8_dir, profile=True,
+                          verbose=False)
     json.dumps(r)  # JSON-able
     for key in ("onnx_p50_ms", "onnx_p99_ms", "int8_p50_ms", "passages_per_s",
                 "fp32_passages_per_s", "int8_passages_per_s"):
@@ -266,6 +267,19 @@ def test_bench_reports_parity_and_speed(minilm_dir, minilm_int8_dir):
     # no torch needed: int8 vs fp32 on the probe texts, and each probe text alone vs in batches
     assert r["probe_cos_min_int8_vs_fp32"] >= 0.99
     assert r["batch_independence_fp32"] >= 0.9999 and r["batch_independence_int8"] >= 0.9999
+    # the query path the retriever uses by default ([encoder] precision int8, 1 thread), and a baseline
+    # int8 folder timed in the same loop (here the same folder, so the same probe parity)
+    from lucerag.config import EncoderConfig
+
+    assert r["query_path"]["precision"] == EncoderConfig().precision == "int8"
+    assert r["query_path"]["retriever_default_threads"] == EncoderConfig().threads
+    assert r["query_p50_ms"] == r["int8_p50_ms"] and r["baseline_int8_p50_ms"] > 0
+    assert 0 < r["int8_cpu_p50_ms"] and 0 < r["baseline_int8_cpu_p50_ms"]  # 1 query thread: its CPU time too
+    assert r["probe_cos_min_baseline_int8_vs_fp32"] == r["probe_cos_min_int8_vs_fp32"]
+    # the per-op profile of one query: every MatMul of the 6 layers runs as MatMulIntegerToFloat
+    prof = r["profile_int8"]
+    assert prof["ops"]["MatMulIntegerToFloat"]["nodes"] == 24 and prof["tokenize_us"] > 0
+    assert 0 < prof["kernels_ms"] and prof["nodes"] == sum(v["nodes"] for v in prof["ops"].values())
     if torch_reference:
         assert r["torch_p50_ms"] > 0 and r["speedup_vs_torch"] > 0 and r["int8_speedup_vs_torch"] > 0
         assert r["cos_min_fp32"] >= 0.9999 and r["cos_min_int8"] >= 0.98

@@ -170,15 +170,20 @@ def test_optimized_and_int8_exports(tiny_bert, tiny_dir, tmp_path):
     cos = (q8_vecs * base).sum(1)
     # Random Gaussian weights (std 0.5) quantise worse than trained ones (MiniLM: >= 0.99, see
     # test_encoder_portable.py). With 7-bit weights the integer products are exact on every x86-64 kernel,
-    # so this measures the recipe, not the CPU: min 0.983, mean 0.998 on AVX2 (recipe 3 gave 0.727 there).
+    # so this measures the recipe, not the CPU: recipe 4 (QKV in fp32) min 0.983, mean 0.998 on AVX2
+    # (recipe 3 gave 0.727 there). Recipe 5 quantises the QKV projection too; the random weights make
+    # attention logits far sharper than a trained model's, so the softmax amplifies its rounding: min
+    # 0.935, mean 0.990 here (the QKV MatMuls left in fp32 give 0.980 / 0.998), while MiniLM's mean
+    # moves from 0.9985 to 0.9982 (tests/test_encoder_rows.py).
     isa = int8_isa()
     print(f"tiny BERT int8 vs fp32 on {isa}: min cosine {cos.min():.4f}, mean {cos.mean():.4f}")
-    assert cos.min() >= 0.95 and cos.mean() >= 0.99, (isa, float(cos.min()), float(cos.mean()))
+    assert cos.min() >= 0.9 and cos.mean() >= 0.98, (isa, float(cos.min()), float(cos.mean()))
     # every quantised MatMul quantises its input per token (QuantizeLinear along the rows, then
-    # MatMulIntegerToFloat); nothing takes one range per tensor, and the fused Attention stays fp32
+    # MatMulIntegerToFloat); nothing takes one range per tensor. Recipe 5: the fused Attention is unfused
+    # into an int8 QKV MatMul and MultiHeadAttention, so no fp32 MatMul is left
     ops = _ops(q8)
-    assert {"QuantizeLinear", "MatMulIntegerToFloat", "ReduceMin", "ReduceMax", "Attention"} <= ops
-    assert not ops & {"DynamicQuantizeMatMul", "DynamicQuantizeLinear", "QAttention"}
+    assert {"QuantizeLinear", "MatMulIntegerToFloat", "ReduceMin", "ReduceMax", "MultiHeadAttention"} <= ops
+    assert not ops & {"DynamicQuantizeMatMul", "DynamicQuantizeLinear", "QAttention", "Attention", "MatMul"}
     with pytest.raises(ValueError, match="opset >= 17"):
         export_model(tiny_bert, tmp_path / "old-opset", opset=14)
 

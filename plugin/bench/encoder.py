@@ -20,6 +20,7 @@ import onnxruntime as ort
 from lucerag.models.cpu import cpu_model, int8_isa, isa_signature
 from lucerag.models.encoder import PASSAGE_BATCH, OnnxEncoder
 from lucerag.bench.data import DL19_SLICE, data_path, data_root
+from lucerag.config import EncoderConfig
 from lucerag.errors import InputError
 from lucerag.models.manifest import ModelManifest
 from lucerag.models.probe import PROBE_TEXTS
@@ -56,19 +57,25 @@ def _cycle(items: list[str], n: int) -> list[str]:
     return [items[i % len(items)] for i in range(n)]
 
 
-def _interleaved_latencies_ms(fns: dict, texts: list[str], warmup: int = 10) -> dict[str, np.ndarray]:
+def _interleaved_latencies_ms(fns: dict, texts: list[str], warmup: int = 10,
+                              cpu: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per-call latency of each encoder on every text; the encoders take turns text by text (in a
-    rotating order) so that a slow minute of the machine costs all of them alike."""
+    rotating order) so that a slow minute of the machine costs all of them alike. ``cpu``, when given,
+    is filled with the calling thread's CPU time per call (ms)."""
     names = list(fns)
     for t in texts[:warmup]:
         for name in names:
             fns[name](t)
     out = {name: np.empty(len(texts)) for name in names}
+    if cpu is not None:
+        cpu.update({name: np.empty(len(texts)) for name in names})
     for i, t in enumerate(texts):
         for name in names[i % len(names):] + names[: i % len(names)]:
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             fns[name](t)
             out[name][i] = (time.perf_counter() - t0) * 1e3
+            if cpu is not None:
+                cpu[name][i] = (time.thread_time() - c0) * 1e3
     return out
 
 
@@ -100,7 +107,8 @@ def ndcg_at_10(scores: np.ndarray, qids: list[str], doc_ids: list[str], qrels: d
     return float(np.mean(vals))
 
 
-def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: int) -> dict:
+def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: int,
+                baseline: OnnxEncoder | None = None) -> dict:
     corpus = _jsonl(data / "corpus.jsonl")
     queries = _jsonl(data / "queries.jsonl")
     qrels: dict[str, dict[str, int]] = {}
@@ -112,11 +120,71 @@ def _dense_ndcg(fp32: OnnxEncoder, int8: OnnxEncoder, data: Path, batch_size: in
     texts = [(r.get("title", "") + " " + r["text"]).strip() for r in corpus]
     ids, qids = [r["_id"] for r in corpus], [r["_id"] for r in queries]
     out = {}
-    for label, enc in (("fp32", fp32), ("int8", int8)):
+    encoders = (("fp32", fp32), ("int8", int8)) + ((("baseline_int8", baseline),) if baseline else ())
+    for label, enc in encoders:
         docs = enc.encode_passages(texts, batch_size=batch_size)
         qvecs = enc.encode_queries([r["text"] for r in queries])
         out[f"ndcg10_{label}"] = round(ndcg_at_10(qvecs @ docs.T, qids, ids, qrels), 4)
     return out
+
+
+def profile_query_ops(model_dir: Path, texts: list[str], threads: int = 1) -> dict:
+    """Where one query's time goes: onnxruntime's profiler over ``texts`` (each encoded alone, after 10
+    warm-up queries), summed per op type and divided by the number of queries.
+
+    Returns {"tokenize_us": tokeniser + id array per query, "run_ms": median ``session.run`` as the
+    profiler saw it, "kernels_ms": the sum of the node kernels per query, "nodes": nodes per query,
+    "ops": {op type: {"ms": per query, "nodes": per query}}} (largest first). Profiling adds its own
+    overhead to every node, so the shares matter more than the sums.
+    """
+    import collections
+    import tempfile
+
+    from lucerag.models.manifest import MODEL_FILE
+    from lucerag.models.optimize import KEEP_UNFUSED
+
+    enc = OnnxEncoder(model_dir, threads=threads)
+    tok, prefix = enc.tokenizer, enc.manifest.query_prefix
+    t0 = time.perf_counter()
+    ids = [np.array(tok.encode(prefix + t).ids, dtype=np.int64)[None, :] for t in texts]
+    tokenize_us = (time.perf_counter() - t0) / len(texts) * 1e6
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(Path(model_dir) / MODEL_FILE), opts, providers=["CPUExecutionProvider"],
+                                       disabled_optimizers=list(KEEP_UNFUSED))
+        names = {i.name for i in session.get_inputs()}
+
+        def run(x: np.ndarray) -> None:
+            feeds = {"input_ids": x, "attention_mask": np.ones_like(x), "token_type_ids": np.zeros_like(x)}
+            session.run(["embedding"], {k: v for k, v in feeds.items() if k in names})
+
+        for x in ids[:10]:
+            run(x)
+        for x in ids:
+            run(x)
+        with open(session.end_profiling(), encoding="utf-8") as f:
+            events = json.load(f)
+    per_op: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
+    runs = []
+    warm = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
+    cut = warm[10] if len(warm) > 10 else 0  # skip the warm-up runs
+    for e in events:
+        if e.get("ts", 0) < cut:
+            continue
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_op[e["args"]["op_name"]][0] += e["dur"]
+            per_op[e["args"]["op_name"]][1] += 1
+        elif e.get("cat") == "Session" and e["name"] == "model_run":
+            runs.append(e["dur"])
+    n = len(texts)
+    ops = {k: {"ms": round(v[0] / n / 1e3, 4), "nodes": round(v[1] / n, 1)}
+           for k, v in sorted(per_op.items(), key=lambda kv: -kv[1][0])}
+    return {"tokenize_us": round(tokenize_us, 1), "run_ms": round(float(np.median(runs)) / 1e3, 3) if runs else None,
+            "kernels_ms": round(sum(v[0] for v in per_op.values()) / n / 1e3, 3),
+            "nodes": round(sum(v[1] for v in per_op.values()) / n, 1), "ops": ops}
 
 
 def batch_independence(enc: OnnxEncoder, texts=PROBE_TEXTS, batch_sizes=(7, 32, 64)) -> float:
@@ -162,6 +230,8 @@ def run_encoder_bench(
     torch_reference: bool = True,
     ndcg: bool = False,
     rounds: int = 3,
+    baseline_int8_dir: str | Path | None = None,
+    profile: bool = False,
     verbose: bool = True,
 ) -> dict:
     """Measure latency, throughput and parity; print (when verbose) and return one JSON-able dict.
@@ -174,6 +244,12 @@ def run_encoder_bench(
     int8 alternating pass by pass.
     Parity: minimum cosine over ``n_parity`` texts between ONNX (padded, mixed-length batches) and
     PyTorch (one unpadded text at a time). ``ndcg``: exact dense nDCG@10 on DL19-5K for fp32 and int8.
+    ``baseline_int8_dir``: another int8 folder (e.g. one exported by an older recipe) timed in the same
+    interleaved query loop (``baseline_int8_p50_ms``) and checked on the probe texts, for before/after
+    comparisons in one run. ``profile``: per-op-type time of one query (:func:`profile_query_ops`) for the
+    int8 folder and the baseline, over the first 100 benchmark queries. ``query_p50_ms`` is the p50 of the
+    encoder the retriever uses by default (``[encoder] precision``), at ``query_threads`` (the retriever's
+    default is ``[encoder] threads`` = 1).
     """
     if model_dir is None:
         from lucerag.models.store import ensure_default_model
@@ -188,10 +264,14 @@ def run_encoder_bench(
     int8_q = OnnxEncoder(int8_dir, threads=query_threads)
     m = fp32_q.manifest
     query_fns: dict[str, Callable[[str], Any]] = {"onnx": fp32_q.encode_query, "int8": int8_q.encode_query}
+    baseline_q = OnnxEncoder(baseline_int8_dir, threads=query_threads) if baseline_int8_dir else None
+    if baseline_q is not None:
+        query_fns["baseline_int8"] = baseline_q.encode_query
     if torch_reference:
         ref, set_threads = _torch_reference(m, fp32_q.tokenizer, query_threads)
         query_fns["torch"] = lambda t: ref(m.query_prefix + t)
-    latency = _interleaved_latencies_ms(query_fns, qtexts)
+    cpu_ms: dict[str, np.ndarray] = {}
+    latency = _interleaved_latencies_ms(query_fns, qtexts, cpu=cpu_ms)
     fp32_p = OnnxEncoder(model_dir, threads=passage_threads)
     int8_p = OnnxEncoder(int8_dir, threads=passage_threads)
     rates = _interleaved_throughput({"fp32": fp32_p, "int8": int8_p}, passages, batch_size, rounds)
@@ -213,6 +293,21 @@ def run_encoder_bench(
     for name, ms in latency.items():
         result[f"{name}_p50_ms"] = round(float(np.percentile(ms, 50)), 3)
         result[f"{name}_p99_ms"] = round(float(np.percentile(ms, 99)), 3)
+    if query_threads == 1:  # onnxruntime then runs the query on the calling thread: its CPU time, which other
+        # processes on a shared machine inflate less than the wall time (they still share caches and cores)
+        for name, ms in cpu_ms.items():
+            result[f"{name}_cpu_p50_ms"] = round(float(np.percentile(ms, 50)), 3)
+    # the query path as the retriever runs it: [encoder] precision (int8 unless configured) and threads
+    query_precision = EncoderConfig().precision
+    result.update({
+        "query_path": {"precision": query_precision, "threads": query_threads,
+                       "retriever_default_threads": EncoderConfig().threads,
+                       "int8_recipe": int8_q.manifest.recipe},
+        "query_p50_ms": result["int8_p50_ms" if query_precision == "int8" else "onnx_p50_ms"],
+    })
+    if baseline_q is not None:
+        result["baseline_int8_dir"] = str(baseline_int8_dir)
+        result["baseline_int8_recipe"] = baseline_q.manifest.recipe
     result.update({
         "n_passages": len(passages),
         "batch_size": batch_size,
@@ -228,6 +323,11 @@ def run_encoder_bench(
     probe_fp32 = np.stack([fp32_q.encode_query(t) for t in PROBE_TEXTS])
     probe_int8 = np.stack([int8_q.encode_query(t) for t in PROBE_TEXTS])
     result["probe_cos_min_int8_vs_fp32"] = round(float((probe_fp32 * probe_int8).sum(1).min()), 6)
+    result["probe_cos_mean_int8_vs_fp32"] = round(float((probe_fp32 * probe_int8).sum(1).mean()), 6)
+    if baseline_q is not None:
+        probe_base = np.stack([baseline_q.encode_query(t) for t in PROBE_TEXTS])
+        result["probe_cos_min_baseline_int8_vs_fp32"] = round(float((probe_fp32 * probe_base).sum(1).min()), 6)
+        result["probe_cos_mean_baseline_int8_vs_fp32"] = round(float((probe_fp32 * probe_base).sum(1).mean()), 6)
     result["batch_independence_fp32"] = round(batch_independence(fp32_p), 6)
     result["batch_independence_int8"] = round(batch_independence(int8_p), 6)
     if torch_reference:
@@ -243,10 +343,15 @@ def run_encoder_bench(
         result["n_parity"] = len(want)
     else:
         result.update(torch_p50_ms=None, cos_min_fp32=None, cos_min_int8=None)
+    if profile:
+        result["profile_int8"] = profile_query_ops(int8_dir, qtexts[:100], query_threads)
+        if baseline_int8_dir:
+            result["profile_baseline_int8"] = profile_query_ops(Path(baseline_int8_dir), qtexts[:100], query_threads)
     if ndcg:
         data = Path(data_dir) if data_dir else data_path(DL19_SLICE)
         if (data / "qrels.tsv").is_file():
-            result.update(_dense_ndcg(fp32_p, int8_p, data, batch_size))
+            baseline_p = OnnxEncoder(baseline_int8_dir, threads=passage_threads) if baseline_int8_dir else None
+            result.update(_dense_ndcg(fp32_p, int8_p, data, batch_size, baseline_p))
     if verbose:
         print(json.dumps(result))
     return result
@@ -266,11 +371,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=3, help="throughput passes per encoder (median reported)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     ap.add_argument("--ndcg", action="store_true", help="also exact dense nDCG@10 on DL19-5K, fp32 and int8")
+    ap.add_argument("--baseline-int8", type=Path, default=None,
+                    help="another int8 model folder (e.g. an older recipe's) timed in the same interleaved query loop")
+    ap.add_argument("--profile", action="store_true",
+                    help="also onnxruntime's per-op-type profile of one query (int8 and the baseline)")
     a = ap.parse_args(argv)
     return run_encoder_bench(
         a.model, a.int8_model, data_dir=a.data, n_queries=a.queries, n_passages=a.passages, n_parity=a.parity,
         batch_size=a.batch_size, query_threads=a.query_threads, passage_threads=a.passage_threads,
-        torch_reference=not a.no_torch, ndcg=a.ndcg, rounds=a.rounds,
+        torch_reference=not a.no_torch, ndcg=a.ndcg, rounds=a.rounds, baseline_int8_dir=a.baseline_int8,
+        profile=a.profile,
     )
 
 
