@@ -97,9 +97,19 @@ def ensure_index(c: Collection, progress: bool = False) -> Path:
 
 # -- candidate cache ------------------------------------------------------------------------
 
-def _key(queries: dict[str, str], index: Path, depth: int) -> str:
-    h = hashlib.sha1(json.dumps([sorted(queries.items()), str(index), depth]).encode()).hexdigest()
+def _key(queries: dict[str, str], index: Path, depth: int, encoder: str = "") -> str:
+    h = hashlib.sha1(json.dumps([sorted(queries.items()), str(index), depth, encoder]).encode()).hexdigest()
     return h[:12]
+
+
+def _encoder_identity(retriever) -> str:
+    """What the query vectors depend on: the query encoder's weights, precision and export recipe
+    (a cache filled under another encoder recipe must not be reused)."""
+    encoder = getattr(retriever, "encoder", None)
+    m = getattr(encoder, "manifest", None)
+    if m is None:
+        return ""
+    return f"{m.weights_sha256}:{m.precision}:{m.recipe}"
 
 
 def save_candidates(path: Path, cands: dict[str, Candidates], texts: dict[str, str]) -> None:
@@ -128,7 +138,7 @@ def gather(retriever, queries: dict[str, str], depth: int, cache_dir: Path | Non
     path = None
     if cache_dir is not None:
         index = (retriever.dense_index or retriever.bm25_index).path
-        path = Path(cache_dir) / f"cands-{tag}-{_key(queries, index, depth)}.npz"
+        path = Path(cache_dir) / f"cands-{tag}-{_key(queries, index, depth, _encoder_identity(retriever))}.npz"
         if path.is_file():
             return load_candidates(path)[0]
     cands = {qid: retriever.candidates(text, depth)[0] for qid, text in queries.items()}
