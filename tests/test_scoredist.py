@@ -100,7 +100,8 @@ def test_probabilities_and_cut_agree_between_candidates_and_feature_rows():
 
 
 def test_gate_from_negatives_and_round_trip(tmp_path):
-    assert gate_from_negatives([0.21, 0.4, 0.33]) == 0.4
+    assert gate_from_negatives([0.21, 0.4, 0.33]) == 0.33   # one on-topic 'negative' cannot set the gate alone
+    assert gate_from_negatives([0.4]) == 0.4
     with pytest.raises(ValueError, match="at least one"):
         gate_from_negatives([])
     cal = mixture_calibrator(0.4, encoder="all-MiniLM-L6-v2", fusion={"method": "convex", "depth": 100})
