@@ -186,12 +186,10 @@ class Calibrator(BaseModel):
             return np.zeros(0, bool)
         if self.model != "mixture":
             return self.probabilities(x) >= t
+        head = np.ones(len(x), bool)
         p, post, answerable = self._mixture(x[:, FEATURES.index("fused")], float(x[0, FEATURES.index("dense_top")]),
-                                            np.ones(len(x), bool), self.fusion.get("depth"))
-        keep = (post >= t) & answerable
-        if answerable:
-            keep[int(np.argmax(p))] = True
-        return keep
+                                            head, self.fusion.get("depth"))
+        return _mixture_keep(p, post, answerable, head, t)
 
     def _mixture(self, fused: np.ndarray, best: float, fit_on: np.ndarray,
                  depth: int | None) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -224,10 +222,7 @@ class Calibrator(BaseModel):
 
         h = head(c, depth)
         p, post, answerable = self._mixture(fused, float(c.dense[h].max()), h, depth)
-        keep = (post >= t) & answerable
-        if answerable:
-            keep[int(np.argmax(np.where(h, p, -1.0)))] = True
-        return p, keep
+        return p, _mixture_keep(p, post, answerable, h, t)
 
     def mismatches(self, fusion: dict, encoder=None) -> list[str]:
         """What differs between the set-up this calibrator was fitted under and ``fusion`` (a
@@ -286,6 +281,15 @@ class Calibrator(BaseModel):
         from lucerag.resources import DEFAULT_CALIBRATOR
 
         return cls.load(DEFAULT_CALIBRATOR)
+
+
+def _mixture_keep(p: np.ndarray, post: np.ndarray, answerable: bool, head: np.ndarray, t: float) -> np.ndarray:
+    """The mixture model's cut: inside an answerable query every candidate with P(relevant |
+    answerable) >= ``t``, and always its most probable candidate of the head; nothing otherwise."""
+    keep = (post >= t) & answerable
+    if answerable:
+        keep[int(np.argmax(np.where(head, p, -1.0)))] = True
+    return keep
 
 
 def gate_from_negatives(best_cosines) -> float:
