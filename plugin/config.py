@@ -68,8 +68,9 @@ class DenseConfig(_Section):
     # Rescore the HNSW candidates exactly from the stored float vectors; unset: on for indexes built
     # with --vector-format bbq (1-bit vectors), off otherwise (searchers.auto_rescore).
     rescore: bool | None = None
-    # Search the dense view by an exact scan of every stored vector (numpy) instead of the HNSW graph;
-    # unset: on below 30K passages, where the scan is faster than the graph (searchers.auto_exact).
+    # Search the dense view by an exact scan of every stored vector (an int8 scan plus float rescoring,
+    # lucerag.search.scan) instead of the HNSW graph; unset: on below 100K passages, where the scan is
+    # faster than the graph (searchers.auto_exact).
     exact: bool | None = None
 
 

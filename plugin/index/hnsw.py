@@ -9,10 +9,14 @@ HNSW_M = 48
 HNSW_BEAM = 400
 # A segment (Lucene's unit of an index) gets an HNSW graph only from this many vectors; a smaller one
 # is written without (no graph-building time at all) and searched exhaustively. lucerag's dense
-# searcher scans an index of fewer passages exactly in numpy anyway (searchers.EXACT_BELOW is this
-# number), so its graph would never be read; Lucene scores every vector of a graph-less segment of a
-# larger index (appended batches) until a merge gives it a graph (docs/results.md).
-GRAPH_FROM = 30_000
+# searcher scans an index of fewer passages exactly anyway (searchers.EXACT_BELOW is this number:
+# an int8 scan plus float rescoring, lucerag.search.scan), so its graph would never be read. Where
+# the two cross: at 100K x 384 the scan costs ~7.8 ms on an AVX2 EPYC (R@100 1.0), the default graph
+# at ef_search 400 ~5.3 ms at 50K and ~9.3 ms at 200K (R@100 0.98 / 0.97); at 50K the scan is 3.4 ms,
+# and skipping the graph cuts a 50K build's CPU from ~160 s to ~8 s (docs/results.md). Lucene scores
+# every vector of a graph-less segment of a larger index (appended batches) until a merge gives it
+# a graph.
+GRAPH_FROM = 100_000
 
 
 def graph_threshold(graph_from: int) -> int:

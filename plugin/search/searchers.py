@@ -15,6 +15,7 @@ from lucerag.index.hnsw import GRAPH_FROM
 from lucerag.index.reader import LuceneIndex, top_docs as _top_docs
 from lucerag.lucene.classes import CONTENTS, java
 from lucerag.lucene.errors import java_errors
+from lucerag.search.scan import Int8Scan
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,12 @@ def auto_rescore(index: LuceneIndex) -> bool:
     return index.manifest is not None and index.manifest.vector_format in ("int8", "bbq")
 
 
-# Below this many passages the dense view is searched exactly (a scan of every stored vector in
-# numpy) rather than through the HNSW graph: on the DL19 slice (5K passages, 384 dims, AVX2) the scan
-# costs ~0.3 ms against ~4 ms for the graph at ef 400, and its R@100 against exact search is 1 by
-# construction. The scan grows linearly (docs/results.md, ``lucerag bench peers``), the graph slowly.
-# The writer builds no HNSW graph for segments below the same size (index.hnsw.GRAPH_FROM).
+# Below this many passages the dense view is searched exactly (lucerag.search.scan: an int8 scan of
+# every stored vector, then the best 2k rescored in float) rather than through the HNSW graph: at
+# 50K x 384 on an AVX2 EPYC the scan costs ~3.4 ms against ~5.3 ms for the graph at ef 400, with
+# R@100 1.0 against a float scan (the graph: 0.98). The scan grows linearly, the graph slowly; they
+# cross near 100K (docs/results.md, ``lucerag bench graph``). The writer builds no HNSW graph for
+# segments below the same size (index.hnsw.GRAPH_FROM).
 EXACT_BELOW = GRAPH_FROM
 
 
@@ -131,8 +133,10 @@ class DenseSearcher:
     cosines. None: :func:`auto_rescore` (on for BBQ indexes).
 
     ``exact`` True: every live stored vector is read once into a (passages, dim) float32 matrix
-    (4 * dim bytes per passage, held for the life of the searcher) and each query is one
-    matrix-vector product; the graph is not used. None: :func:`auto_exact` of the index size.
+    and an int8 copy (5 * dim bytes per passage, held for the life of the searcher); each query is
+    an int8 scan of every passage plus a float rescoring of the best candidates
+    (:class:`lucerag.search.scan.Int8Scan`); the graph is not used. None: :func:`auto_exact` of the
+    index size.
     """
 
     def __init__(self, index: LuceneIndex, ef_search: int | None = None, rescore: bool | None = None,
@@ -143,6 +147,7 @@ class DenseSearcher:
         self.exact = auto_exact(index.size) if exact is None else bool(exact)
         self.searcher = java.IndexSearcher(index.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
         self._matrix: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._int8: Int8Scan | None = None
 
     @property
     def ef_search(self) -> int:
@@ -166,6 +171,12 @@ class DenseSearcher:
             self._matrix = (docnums, matrix, rows)
         return self._matrix
 
+    def _scan(self) -> Int8Scan:
+        """The int8 scan over :meth:`_all`'s vectors (lucerag.search.scan), built on first use."""
+        if self._int8 is None:
+            self._int8 = Int8Scan(self._all()[1])
+        return self._int8
+
     def search(self, vector: np.ndarray, k: int = 100, filter=None) -> Hits:
         """The ``k`` nearest passages; ``filter`` (a Lucene query, lucerag.search.filters) restricts
         the search to its matches: the exact scan scores only them (:meth:`exact_search`), the graph
@@ -173,18 +184,10 @@ class DenseSearcher:
         if self.exact and filter is not None:
             return self.exact_search(vector, k, filter)
         if self.exact:
-            docnums, matrix, _ = self._all()
-            # einsum, not BLAS: OpenBLAS splits a matrix-vector product over every core, and on a
-            # busy machine the query then waits for them (5K x 384: 1 ms with einsum vs 38-54 ms with
-            # a threaded OpenBLAS on the shared 2-core benchmark machine, 1.4 ms with 1 BLAS thread).
-            scores = np.einsum("ij,j->i", matrix, np.asarray(vector, np.float32))
-            k = min(k, len(scores))
-            if k == 0:
-                return Hits.empty()
-            top = np.argpartition(-scores, k - 1)[:k]
-            top = top[np.argsort(-scores[top], kind="stable")]
-            found = docnums[top].tolist()
-            return Hits(self.index.ids(found), scores[top], found)
+            docnums, _, _ = self._all()
+            rows, scores = self._scan().search(vector, k)
+            found = docnums[rows].tolist()
+            return Hits(self.index.ids(found), scores, found)
         candidates = self.beam(k)
         if self.rescore:
             query = java.Bridge.rescoredKnnQuery(self.index.vector_field, _le_bytes(vector), candidates, k, filter)
