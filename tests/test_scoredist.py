@@ -129,3 +129,38 @@ def test_shipped_mixture_calibrator_sets_its_gate_on_the_users_index(retriever):
     assert cal is not None and cal.model == "mixture"
     assert cal.gate == corpus_gate(retriever, read_questions(UNANSWERABLE))
     assert cal.gate != shipped.gate
+
+
+def _textbook_em(scores, start, sd_floor=1.0, iters=200):
+    """Reference: the mixture's EM for one start written out step by step (Manmatha et al. 2001)."""
+    x = np.sort(np.asarray(scores, np.float64))[::-1]
+    x = x - x[-1]
+    floor, low = sd_floor * x.std(), x.mean()
+    k = max(1, int(round(start * len(x))))
+    w, mu, sd = start, max(x[:k].mean(), low), max(x[:k].std(), floor)
+    rate = 1.0 / x[k:].mean()
+    for _ in range(iters):
+        g = w * np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+        e = (1 - w) * rate * np.exp(-rate * x)
+        r = g / (g + e)
+        w_new = float(np.clip(r.mean(), 1e-4, 1 - 1e-4))
+        mu = max((r * x).sum() / r.sum(), low)
+        sd = max(np.sqrt((r * (x - mu) ** 2).sum() / r.sum()), floor)
+        rate = (1 - r).sum() / ((1 - r) * x).sum()
+        done, w = abs(w_new - w) < 1e-7, w_new
+        if done:
+            break
+    return w, mu, sd, rate
+
+
+def test_vectorised_em_matches_the_textbook_steps_for_every_start():
+    rng = np.random.default_rng(3)
+    for relevant in (1, 5, 40):
+        scores = np.concatenate([rng.exponential(0.05, 100 - relevant), 0.3 + 0.03 * rng.standard_normal(relevant)])
+        for start in (0.01, 0.1, 0.5):
+            fitted = fit_mixture(scores, starts=(start,))
+            w, mu, sd, rate = _textbook_em(scores, start)
+            assert fitted.weight == pytest.approx(w, abs=1e-5)
+            assert fitted.mean == pytest.approx(mu, rel=1e-4, abs=1e-6)
+            assert fitted.sd == pytest.approx(sd, rel=1e-4)
+            assert fitted.rate == pytest.approx(rate, rel=1e-4)

@@ -22,6 +22,7 @@ scores inside the non-relevant tail (the classic degenerate EM solution). Numpy 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,38 +82,69 @@ def fit_mixture(scores: np.ndarray, sd_floor: float = SD_FLOOR, iters: int = 200
     ``scores``: shape (n,), any units. EM starts from each share in ``starts`` (the top share of the
     scores as the relevant component) and the fit with the highest likelihood is kept. The Gaussian's
     mean stays at or above the scores' mean (relevant scores are the high ones). Raises ValueError for
-    fewer than 2 scores or non-finite ones."""
+    fewer than 2 scores or non-finite ones.
+
+    Every start runs in the same pass (one (n, starts) array) and each EM step is two small matrix
+    products: the log posterior odds of a score x are quadratic in x (log Gaussian minus log
+    exponential), so the E-step is a logistic function of ``[1, x, x**2] @ coefficients``, and the
+    M-step needs only the posterior-weighted sums of 1, x and x**2. A start stops when its share moves
+    less than 1e-7 (at most ``iters`` steps), as it would alone. ~0.1 ms per step for 100 scores and
+    3 starts, against ~25 us per numpy call of the step written out per start, which made the filter
+    the slowest stage of a query (~20 ms for 100 candidates)."""
     s = np.sort(np.asarray(scores, np.float64))[::-1]
     if len(s) < 2 or not np.isfinite(s).all():
         raise ValueError(f"a score mixture needs at least 2 finite scores, got {len(s)}")
     shift = float(s[-1])
     x = s - shift
+    n = len(x)
     spread = float(x.std())
     if spread <= 0:  # all tied: nothing tells relevant from not; call them all equally likely
-        return ScoreMixture(0.5, 0.0, 1.0, 1.0, shift, len(s), 0.0)
+        return ScoreMixture(0.5, 0.0, 1.0, 1.0, shift, n, 0.0)
     floor, low = sd_floor * spread, float(x.mean())
-    best: ScoreMixture | None = None
+    sum_x = float(x.sum())
+    design = np.stack([np.ones(n), x, x * x], axis=1)          # (n, 3): 1, x, x^2
+    params = []                                               # [w, mu, sd, rate] per start
     for start in starts:
-        k = max(1, int(round(start * len(x))))
-        w, mu = start, max(float(x[:k].mean()), low)
-        sd = max(float(x[:k].std()), floor)
-        rate = 1.0 / max(float(x[k:].mean()) if k < len(x) else float(x.mean()), 1e-12)
+        k = max(1, int(round(start * n)))
+        rate = 1.0 / max(float(x[k:].mean()) if k < n else float(x.mean()), 1e-12)
+        params.append([start, max(float(x[:k].mean()), low), max(float(x[:k].std()), floor), rate])
+    live = list(range(len(params)))
+    neg_coef = np.zeros((3, len(params)))
+    log_norm = math.log(_SQRT_2PI)
+    with np.errstate(over="ignore"):
         for _ in range(iters):
-            g = w * np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * _SQRT_2PI)
-            e = (1.0 - w) * rate * np.exp(-rate * x)
-            r = g / np.maximum(g + e, 1e-300)
-            w_new = float(np.clip(r.mean(), 1e-4, 1.0 - 1e-4))
-            total = max(float(r.sum()), 1e-12)
-            mu = max(float((r * x).sum()) / total, low)
-            sd = max(float(np.sqrt((r * (x - mu) ** 2).sum() / total)), floor)
-            rate = float((1.0 - r).sum()) / max(float(((1.0 - r) * x).sum()), 1e-12)
-            if abs(w_new - w) < 1e-7:
-                w = w_new
+            if not live:
                 break
-            w = w_new
-        m = ScoreMixture(w, mu, sd, rate, shift, len(s), 0.0)
+            for j in live:
+                w, mu, sd, rate = params[j]
+                inv_var = 1.0 / (sd * sd)
+                # -(log(w N(x; mu, sd)) - log((1 - w) rate exp(-rate x))) = -(a + b x + c x^2)
+                neg_coef[0, j] = 0.5 * mu * mu * inv_var + log_norm - math.log(w / ((1.0 - w) * rate * sd))
+                neg_coef[1, j] = -(mu * inv_var + rate)
+                neg_coef[2, j] = 0.5 * inv_var
+            r = design @ neg_coef                                 # (n, starts): -log odds
+            np.exp(r, out=r)
+            r += 1.0
+            np.reciprocal(r, out=r)                               # P(relevant | x)
+            moments = (r.T @ design).tolist()                     # per start: sum r, sum r x, sum r x^2
+            still = []
+            for j in live:
+                w, mu, sd, rate = params[j]
+                r0, r1, r2 = moments[j]
+                w_new = min(max(r0 / n, 1e-4), 1.0 - 1e-4)
+                total = max(r0, 1e-12)
+                mu = max(r1 / total, low)
+                sd = max(math.sqrt(max((r2 - 2.0 * mu * r1 + mu * mu * r0) / total, 0.0)), floor)
+                rate = (n - r0) / max(sum_x - r1, 1e-12)
+                params[j] = [w_new, mu, sd, rate]
+                if abs(w_new - w) >= 1e-7:
+                    still.append(j)
+            live = still
+    best: ScoreMixture | None = None
+    for w, mu, sd, rate in params:
+        m = ScoreMixture(w, mu, sd, rate, shift, n, 0.0)
         g, e = m._densities(s)
-        m = ScoreMixture(w, mu, sd, rate, shift, len(s), float(np.log(np.maximum(g + e, 1e-300)).sum()))
+        m = ScoreMixture(w, mu, sd, rate, shift, n, float(np.log(np.maximum(g + e, 1e-300)).sum()))
         if best is None or m.loglik > best.loglik:
             best = m
     assert best is not None
