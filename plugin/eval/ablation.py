@@ -1,11 +1,11 @@
 """Tried and dropped: cut rules for the mixture filter and variants of anchored fusion, measured
 leave-one-collection-out (``lucerag bench transfer-ablation``; results in docs/fusion-and-filter.md).
 
-Each variant has one parameter. For every ordered pair (A, B) of collections it is chosen on A and
+Each variant has at most one parameter. For every ordered pair (A, B) of collections it is chosen on A and
 measured on B; the best value on B itself ("B in sample") is reported too, as the ceiling no rule
 of that family can pass on B however it is fitted.
 
-Cut rules (all label-free on B; each changes only how many of the fused top ``depth`` an answerable
+Cut rules (all label-free on B; each changes only which of the fused top ``depth`` an answerable
 query keeps, the answerability gate is the mixture's, set from the written negatives on B's corpus):
 
 - ``mixture``: the shipped rule (mixture posterior >= 0.5, at least the best candidate);
@@ -18,7 +18,10 @@ query keeps, the answerability gate is the mixture's, set from the written negat
   spacings exceeds a share x of the interval with probability at most m (1 - x)^(m - 1) (the first
   term of the exact union bound); cut when -log of that bound exceeds the parameter;
 - ``sd floor``: the mixture refitted with the Gaussian's floor at this many list standard deviations;
-- ``expected count``: keep round(expected number of relevant), min with the posterior cut.
+- ``expected count``: keep round(expected number of relevant), min with the posterior cut;
+- agreement of the views (Manmatha et al. fitted one model per search engine to combine them): a
+  mixture on the dense cosines and one on BM25 next to the fused one; keep what all three call
+  relevant, or where the product of the three posteriors reaches 0.5.
 
 Fusion variants: ``cosine + w * t(bm25)`` for transforms ``t`` of the BM25 scores (z-score over the
 head, the shipped one; z-score over BM25's own top ``depth``; clipped z-scores; robust z-score with
@@ -36,6 +39,7 @@ from lucerag.search.fusion import Candidates, head, normalise
 from lucerag.search.scoredist import ScoreMixture, fit_mixture
 
 DENSE_TOP = FEATURES.index("dense_top")
+NONE = np.array([np.nan])  # the parameter grid of a rule without a parameter
 
 
 # -- cut rules ------------------------------------------------------------------------------------
@@ -92,6 +96,21 @@ def _answerable_f1(ans: list[Labelled], gate: float, counts: np.ndarray) -> floa
     return float(np.mean(f))
 
 
+def _masks_f1(ans: list[Labelled], gate: float, masks: list[np.ndarray]) -> float:
+    """Macro F1 over judged queries keeping ``masks[i]`` (plus the best candidate) of query i, nothing
+    under the gate."""
+    f = []
+    for q, mask in zip(ans, masks):
+        keep = mask.copy()
+        keep[0] = True
+        f.append(prf(keep & (q.x[0, DENSE_TOP] >= gate), q.labels))
+    return float(np.mean(f))
+
+
+def _view_posterior(scores: np.ndarray) -> np.ndarray:
+    return fit_mixture(scores).posterior(scores) if scores.std() > 0 else np.ones(len(scores))
+
+
 def cut_curves(ans: list[Labelled], gate: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{rule: (parameter grid, F1 at each value)} on one collection's judged queries."""
     fits = [fit_mixture(q.fused) for q in ans]
@@ -107,14 +126,25 @@ def cut_curves(ans: list[Labelled], gate: float) -> dict[str, tuple[np.ndarray, 
         floors.append(_answerable_f1(ans, gate, np.array([mixture_count(q.fused, fit_mixture(q.fused, floor))
                                                          for q in ans])))
     out["sd floor"] = (np.array(SD_FLOORS), np.array(floors))
+    # agreement of the views: each view's own mixture (dense cosines; BM25 relative to the query's best)
+    # next to the fused one; keeps the candidates all three call relevant / whose product reaches 0.5
+    # (not prefixes of the fused order), always the best fused candidate
+    agree, product = [], []
+    for q, m in zip(ans, fits):
+        post = np.array([m.posterior(q.fused)] + [_view_posterior(q.x[:, FEATURES.index(v)])
+                                                  for v in ("dense", "bm25_rel")])
+        agree.append(post.min(axis=0) >= 0.5)
+        product.append(post.prod(axis=0) >= 0.5)
+    out["all three views' posteriors >= 0.5"] = (NONE, np.array([_masks_f1(ans, gate, agree)]))
+    out["product of the three posteriors >= 0.5"] = (NONE, np.array([_masks_f1(ans, gate, product)]))
     expected = np.array([max(1, min(k, round(m.expected_relevant))) for m, k in zip(fits, base)])
-    out["expected count"] = (np.array([0.0]), np.array([_answerable_f1(ans, gate, expected)]))
+    out["expected count"] = (NONE, np.array([_answerable_f1(ans, gate, expected)]))
     gap = np.array([int(gap_keep(q).sum()) for q in ans])
-    out["gap cut (baseline)"] = (np.array([0.0]), np.array([_answerable_f1(ans, -np.inf, gap)]))
+    out["gap cut (baseline)"] = (NONE, np.array([_answerable_f1(ans, -np.inf, gap)]))
     # the ceiling of any rule that picks, per query, either the mixture's cut or the gap cut
     both = [max(prf(np.arange(len(q.labels)) < k, q.labels), prf(gap_keep(q), q.labels))
             for q, k in zip(ans, base)]
-    out["per-query oracle of mixture and gap cut"] = (np.array([0.0]), np.array([float(np.mean(both))]))
+    out["per-query oracle of mixture and gap cut"] = (NONE, np.array([float(np.mean(both))]))
     return out
 
 
@@ -207,9 +237,9 @@ def ablation(judged: dict[str, Judged], depth: int = 100) -> dict:
             for rule, (grid, fa) in cuts[a].items():
                 gb, fb = cuts[b][rule]
                 i, ib = int(np.argmax(fa)), int(np.argmax(fb))
-                out["cut"].append({"variant": rule, "measured_on": b, "fitted_on": a, "param": float(grid[i]),
+                out["cut"].append({"variant": rule, "measured_on": b, "fitted_on": a, "param": _value(grid[i]),
                                    "value": round(float(fb[i]), 4), "in_sample": round(float(fb[ib]), 4),
-                                   "in_sample_param": float(gb[ib])})
+                                   "in_sample_param": _value(gb[ib])})
             best_b = fus[b]["best_view"]
             for v, (grid, ma) in fus[a]["curves"].items():
                 mb = fus[b]["curves"][v][1].mean(axis=0)
@@ -230,13 +260,18 @@ def ablation(judged: dict[str, Judged], depth: int = 100) -> dict:
     return out
 
 
+def _value(v: float) -> float | None:
+    return None if np.isnan(v) else float(v)
+
+
 def markdown(report: dict) -> str:
     """The two ablation tables as markdown."""
     lines = ["| cut rule | measured on (fitted on) | parameter fitted on A | F1 on B | best on B in sample (parameter) |",
              "| --- | --- | --- | --- | --- |"]
     for r in report["cut"]:
-        lines.append(f"| {r['variant']} | {r['measured_on']} ({r['fitted_on']}) | {r['param']:g} | {r['value']:.4f} | "
-                     f"{r['in_sample']:.4f} ({r['in_sample_param']:g}) |")
+        p, ip = ("", "") if r["param"] is None else (f"{r['param']:g}", f" ({r['in_sample_param']:g})")
+        lines.append(f"| {r['variant']} | {r['measured_on']} ({r['fitted_on']}) | {p} | {r['value']:.4f} | "
+                     f"{r['in_sample']:.4f}{ip} |")
     lines += ["", "| fusion | measured on (fitted on) | parameter fitted on A | nDCG@10 margin over best view on B | "
                   "best margin on B in sample (w) |", "| --- | --- | --- | --- | --- |"]
     for r in report["fusion"]:
