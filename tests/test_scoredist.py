@@ -164,3 +164,36 @@ def test_vectorised_em_matches_the_textbook_steps_for_every_start():
             assert fitted.mean == pytest.approx(mu, rel=1e-4, abs=1e-6)
             assert fitted.sd == pytest.approx(sd, rel=1e-4)
             assert fitted.rate == pytest.approx(rate, rel=1e-4)
+
+
+def test_gap_rules_of_the_ablation_cut_a_separate_top_cluster_and_leave_a_smooth_one():
+    """The cut rules measured and dropped in docs/fusion-and-filter.md ("Tried and dropped") do what
+    they claim: a drop improbably large inside the kept set is cut, an evenly spaced set is kept whole."""
+    from lucerag.eval.ablation import gap_in_kept
+
+    rng = np.random.default_rng(5)
+    tail = np.sort(rng.exponential(0.3, 90))[::-1]
+    two = np.r_[5.0, 4.95, 4.9, np.linspace(3.0, 2.6, 7), tail]     # 3 close scores, a drop, 7 more
+    smooth = np.r_[np.linspace(3.0, 2.0, 40), tail]
+    for s, k, cut in ((two, 10, 3), (smooth, 40, 40)):
+        m = fit_mixture(s)
+        assert gap_in_kept(s, m, k, "range", 0.5) == cut
+        assert gap_in_kept(s, m, k, "median", 10.0) == cut
+        assert gap_in_kept(s, m, k, "uniform", 3.0) == cut
+    assert gap_in_kept(two, fit_mixture(two), 1, "sd", 0.0) == 1
+    with pytest.raises(ValueError, match="gap statistic"):
+        gap_in_kept(two, fit_mixture(two), 10, "largest", 1.0)
+
+
+def test_the_ablations_shipped_fusion_variant_is_the_shipped_fusion():
+    from lucerag.eval.ablation import bm25_transforms
+
+    rng = np.random.default_rng(6)
+    for _ in range(20):
+        n = 60
+        c = Candidates([f"d{i}" for i in range(n)], rng.gamma(2.0, 3.0, n), rng.uniform(0.1, 0.8, n),
+                       np.where(rng.random(n) < 0.7, rng.permutation(n) + 1, 0),
+                       np.where(rng.random(n) < 0.7, rng.permutation(n) + 1, 0))
+        t = bm25_transforms(c, 40)["zscore over the head (shipped)"]
+        assert np.allclose(c.dense + 0.05 * t, fuse(c, "anchored", bm25_weight=0.05, depth=40))
+        assert np.allclose(bm25_transforms(c, 40)["zscore clipped to [-2, 2]"], np.clip(t, -2, 2))

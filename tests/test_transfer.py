@@ -71,6 +71,34 @@ def test_adaptive_fusion_fitted_on_one_collection_transfers_to_another():
     assert "adaptive (fitted)" in table and "raw cosine threshold" in table and "min_score on min-max" in table
 
 
+def test_ablation_fits_on_one_collection_and_reports_its_ceiling_on_the_other():
+    """`lucerag bench transfer-ablation` on two synthetic collections: every row is fitted on the other
+    collection, never beats the same family's best on the measured one, and the report is plain JSON."""
+    import json
+
+    from lucerag.eval.ablation import ablation, markdown as ablation_markdown
+
+    rng = np.random.default_rng(8)
+    cols = {}
+    for name, lexical in (("a", True), ("b", False)):
+        j = Judged(name, *_collection(name, rng, 12, lexical))
+        neg = _collection(f"n{name}", rng, 6, lexical, answerable=False)
+        j.negatives = (neg[0], neg[1])
+        cols[name] = j
+    report = ablation(cols, 100)
+    for kind in ("cut", "fusion"):
+        rows = report[kind]
+        assert {(r["measured_on"], r["fitted_on"]) for r in rows} == {("a", "b"), ("b", "a")}
+        for r in rows:
+            if r["in_sample"] is not None:
+                assert r["value"] <= r["in_sample"] + 1e-9, r
+    shipped = [r for r in report["cut"] if r["variant"] == "mixture (shipped)"]
+    assert all(0.0 <= r["value"] <= 1.0 for r in shipped) and len(shipped) == 2
+    json.dumps(report, allow_nan=False)
+    table = ablation_markdown(report)
+    assert "gap spacing test" in table and "zscore over BM25's own top" in table
+
+
 @needs_shared(DL19_SLICE)
 def test_top10_at_k10_equals_first10_at_k300_on_the_dl19_slice(dl19_index, encoder):
     """Over the 50 DL19 queries and the 52 written out-of-domain ones: paging never reorders."""

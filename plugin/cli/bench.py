@@ -392,6 +392,30 @@ def bench_transfer(
                    f"({cal.model}, threshold {cal.threshold}, gate {cal.gate}) written to {path}", err=True)
 
 
+@bench_app.command("transfer-ablation")
+def bench_transfer_ablation(
+    data: Path = typer.Option(Path("../shared/data"), help="Shared data root (msmarco-dl19-5k, beir-scifact)."),
+    work: Path = typer.Option(..., help="Folder for the indexes and cached candidates (the one of `bench transfer`)."),
+    collections: str = typer.Option("dl19,scifact-2k", help="Comma-separated collections."),
+    negatives: Path = typer.Option(Path("tests/data/ood_train.txt"),
+                                   help="Unanswerable questions that set the mixture's gate on each corpus."),
+    depth: int = typer.Option(100, min=10, help="Candidates per view (fusion.depth)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of markdown tables."),
+):
+    """Cut rules for the mixture filter and anchored-fusion variants that were tried and dropped, each
+    fitted on one collection and measured on the other (docs/fusion-and-filter.md)."""
+    from lucerag.eval.ablation import ablation, markdown as as_markdown
+    from lucerag.eval.transfer import load_judged
+
+    names = [n.strip() for n in collections.split(",") if n.strip()]
+    if len(names) < 2:
+        _fail("--collections needs at least two collections")
+    judged = load_judged(names, data, work, depth, None, negatives, pseudo=0, progress=sys.stderr.isatty(),
+                         log=lambda m: typer.echo(m, err=True))
+    report = ablation(judged, depth)
+    print(json.dumps(report) if json_out else as_markdown(report))
+
+
 @bench_app.command("filters")
 def bench_filters_cmd(
     work: Path = typer.Option(..., help="Folder for the benchmark indexes (built once, reused)."),
