@@ -120,3 +120,32 @@ def test_cli_names_the_missing_data(tmp_path, monkeypatch):
     out = CliRunner().invoke(app, ["bench", "peers", "--sizes", "200", "--work", str(tmp_path)])
     assert out.exit_code != 0
     assert "msmarco-dl19-5k" in (out.output + str(out.exception)) and "LUCERAG_DATA" in (out.output + str(out.exception))
+
+
+def test_lucerag_system_encodes_every_timed_query(tmp_path, encoder):
+    """The latency rounds ask each text once per mode; lucerag's query-vector cache must not turn the
+    second ("lucerag-encoder") asking into a cache hit that skips the encoder."""
+    from conftest import mini_documents
+
+    docs = mini_documents()[:30]
+    ids, texts = [d.id for d in docs], [d.text for d in docs]
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(encoder, name)
+
+        def encode_query(self, text):
+            calls.append(text)
+            return encoder.encode_query(text)
+
+    wrapped = peers.QueryEncoder(Counting())
+    system = peers.LuceragSystem(wrapped)
+    system.build(ids, texts, encoder.encode_passages(texts), tmp_path)
+    try:
+        system.search("how is espresso made", 5)
+        before = calls.count("how is espresso made")
+        system.search("how is espresso made", 5)
+        assert calls.count("how is espresso made") == before + 1
+    finally:
+        system.close()

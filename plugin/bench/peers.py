@@ -123,18 +123,26 @@ class LuceragSystem:
         from lucerag.index.manifest import IndexManifest
         from lucerag.index.writer import IndexWriter
         from lucerag.ingest.vectors import _EncoderInfo
-        from lucerag.search.retriever import Retriever
 
         path = work / "lucerag"
         shared = work.parent / "lucerag" / "lucerag"
         if self.dense and shared.is_dir() and not self.options:  # a variant of the query path: reuse lucerag's index
-            self.retriever = Retriever.from_index(shared, encoder=self.encoder, dense=self.dense)
+            self.retriever = self._retriever(shared)
             return
         manifest = IndexManifest.for_encoder(_EncoderInfo(None))
         with IndexWriter(path, manifest=manifest, dim=vectors.shape[1], **self.options) as writer:
             for s in range(0, len(ids), 2048):
                 writer.add_batch(ids[s:s + 2048], texts[s:s + 2048], vectors[s:s + 2048])
-        self.retriever = Retriever.from_index(path, encoder=self.encoder, dense=self.dense)
+        self.retriever = self._retriever(path)
+
+    def _retriever(self, path: Path):
+        from lucerag.config import Config
+        from lucerag.search.retriever import Retriever
+
+        # No query-vector cache: each latency query is timed once per mode, and the "lucerag-encoder"
+        # round asks the texts the "retrieval" round just asked, so a cache would skip the encoder.
+        config = Config.for_index(path, dense=self.dense, encoder={"cache": 0})
+        return Retriever(config, self.encoder)
 
     def search(self, query: str, k: int):
         return [(p.id, p.text) for p in self.retriever.search(query, k, filter=False)]
