@@ -28,7 +28,7 @@ from lucerag.errors import ExportDependencyError
 
 from .bert_onnx import UnsupportedModel, build_bert_onnx, unsupported_reason
 from .encoder import runtime_tokenizer
-from .manifest import EXPORT_RECIPE, MODEL_FILE, TOKENIZER_FILE, ModelManifest
+from .manifest import EXPORT_RECIPE, MODEL_FILE, SYMMETRIC_INT8_RECIPE, TOKENIZER_FILE, ModelManifest
 from .optimize import optimize_onnx
 from .quantize import quantize_onnx
 from .paths import DEFAULT_MODEL_NAME, cache_dir
@@ -223,8 +223,12 @@ def _publish(tmp: Path, out_dir: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{out_dir} was created by another export") from None
 
 
-def quantize_model(model_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Derive an int8 model folder from an exported fp32 folder (onnxruntime only, no torch)."""
+def quantize_model(model_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False,
+                   activations: Literal["asymmetric", "symmetric"] = "asymmetric") -> Path:
+    """Derive an int8 model folder from an exported fp32 folder (onnxruntime only, no torch).
+
+    ``activations``: "asymmetric" (the default, recipe 5) or "symmetric" (recipe 6: fewer nodes per
+    MatMul, 4-6% faster queries on AVX2, probe min cosine 0.993 instead of 0.994; docs/encoder.md)."""
     src = Path(model_dir)
     manifest = ModelManifest.load(src)
     if manifest.precision != "fp32":
@@ -235,10 +239,12 @@ def quantize_model(model_dir: str | Path, out_dir: str | Path, *, overwrite: boo
         if not manifest.optimized:
             optimize_onnx(current, tmp / "opt.onnx")
             current = tmp / "opt.onnx"
-        quantize_onnx(current, tmp / MODEL_FILE, runtime_tokenizer(src / TOKENIZER_FILE, manifest.max_length))
+        quantize_onnx(current, tmp / MODEL_FILE, runtime_tokenizer(src / TOKENIZER_FILE, manifest.max_length),
+                      activations=activations)
         (tmp / "opt.onnx").unlink(missing_ok=True)
         shutil.copy2(src / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
-        manifest.model_copy(update={"precision": "int8", "optimized": True, "recipe": EXPORT_RECIPE,
+        recipe = SYMMETRIC_INT8_RECIPE if activations == "symmetric" else EXPORT_RECIPE
+        manifest.model_copy(update={"precision": "int8", "optimized": True, "recipe": recipe,
                                     "batch_independent": True}).save(tmp)
     return out_dir
 

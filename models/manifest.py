@@ -16,6 +16,10 @@ TOKENIZER_FILE = "tokenizer.json"
 # 4: 7-bit int8 weights, exact on every x86-64 int8 kernel; 5: the QKV projection in int8 too (Attention
 # unfused into MatMul + MultiHeadAttention), hidden states as rows, 11-node per-token groups (faster queries)
 EXPORT_RECIPE = 5
+# The int8 form `quantize_model(..., activations="symmetric")` writes (not the default): one symmetric
+# range per token (zero point 128) and a one-sided range after GELU, 7 nodes per MatMul instead of 11;
+# its own number so that its self-check verdicts are cached apart from recipe 5's (docs/encoder.md).
+SYMMETRIC_INT8_RECIPE = 6
 
 
 # What `lucerag index` (and build_index without an encoder) encodes passages with, and what queries are

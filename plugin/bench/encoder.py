@@ -247,7 +247,9 @@ def run_encoder_bench(
     ``baseline_int8_dir``: another int8 folder (e.g. one exported by an older recipe) timed in the same
     interleaved query loop (``baseline_int8_p50_ms``) and checked on the probe texts, for before/after
     comparisons in one run. ``profile``: per-op-type time of one query (:func:`profile_query_ops`) for the
-    int8 folder and the baseline, over the first 100 benchmark queries. ``query_p50_ms`` is the p50 of the
+    int8 folder and the baseline, over the first 100 benchmark queries, and ``gemm_floor``: the int8
+    encoder against its GEMMs alone over the benchmark queries, interleaved
+    (:func:`lucerag.bench.gemm.floor_vs_encoder`). ``query_p50_ms`` is the p50 of the
     encoder the retriever uses by default (``[encoder] precision``), at ``query_threads`` (the retriever's
     default is ``[encoder] threads`` = 1).
     """
@@ -344,7 +346,11 @@ def run_encoder_bench(
     else:
         result.update(torch_p50_ms=None, cos_min_fp32=None, cos_min_int8=None)
     if profile:
+        from lucerag.bench.gemm import floor_vs_encoder
+
         result["profile_int8"] = profile_query_ops(int8_dir, qtexts[:100], query_threads)
+        # the int8 GEMMs alone against the whole encoder, query by query: what no other rewrite can remove
+        result["gemm_floor"] = floor_vs_encoder(int8_dir, qtexts, query_threads)
         if baseline_int8_dir:
             result["profile_baseline_int8"] = profile_query_ops(Path(baseline_int8_dir), qtexts[:100], query_threads)
     if ndcg:
@@ -374,7 +380,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--baseline-int8", type=Path, default=None,
                     help="another int8 model folder (e.g. an older recipe's) timed in the same interleaved query loop")
     ap.add_argument("--profile", action="store_true",
-                    help="also onnxruntime's per-op-type profile of one query (int8 and the baseline)")
+                    help="also onnxruntime's per-op-type profile of one query (int8 and the baseline) and the int8 "
+                         "encoder against its GEMMs alone (gemm_floor)")
     a = ap.parse_args(argv)
     return run_encoder_bench(
         a.model, a.int8_model, data_dir=a.data, n_queries=a.queries, n_passages=a.passages, n_parity=a.parity,

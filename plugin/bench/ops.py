@@ -4,8 +4,9 @@
 the ways a BERT layer's residual + LayerNorm and bias + GELU can be written (onnxruntime's fused
 kernels, the plain ops recipe 3 uses, the primitive ops recipe 2 used). ``... windows`` times the
 default int8 query encoder over consecutive short windows, with the share of CPU time the host
-stole, to show how much this machine's speed moves from one second to the next. Each prints one
-JSON object.
+stole, to show how much this machine's speed moves from one second to the next. ``... gemm`` times one
+int8 GEMM per MiniLM weight shape written the ways the int8 recipe could use (:mod:`lucerag.bench.gemm`).
+Each prints one JSON object.
 """
 
 from __future__ import annotations
@@ -135,8 +136,16 @@ def main(argv: list[str] | None = None) -> dict:
     w = sub.add_parser("windows", help="int8 query p50 in consecutive windows, with steal time")
     w.add_argument("--windows", type=int, default=6)
     w.add_argument("--passes", type=int, default=5)
+    g = sub.add_parser("gemm", help="one int8 GEMM per MiniLM weight shape, written several ways (1 query's rows)")
+    g.add_argument("--rows", type=int, default=10, help="input rows = a query's tokens (DL19 queries: ~10)")
+    g.add_argument("--calls", type=int, default=500)
+    g.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
-    if a.what == "kernels":
+    if a.what == "gemm":
+        from lucerag.bench.gemm import run_gemm_variants
+
+        result = run_gemm_variants(rows=a.rows, calls=a.calls, threads=a.threads)
+    elif a.what == "kernels":
         result = run_kernels(a.batch, a.seq, threads=a.threads, rounds=a.rounds)
     else:
         result = run_windows(a.windows, a.passes)

@@ -52,7 +52,8 @@ def bench_isa(ctx: typer.Context):
 
 @bench_app.command("ops", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench_ops(ctx: typer.Context):
-    """Encoder micro-benchmarks: `kernels` (LayerNorm/GELU written three ways) or `windows` (query drift).
+    """Encoder micro-benchmarks: `kernels` (LayerNorm/GELU written three ways), `windows` (query drift) or
+    `gemm` (one int8 GEMM per MiniLM weight shape, written the ways the int8 recipe could use).
 
     Prints one JSON object; options as `python -m lucerag.bench.ops --help` lists them.
     """

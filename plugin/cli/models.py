@@ -21,6 +21,9 @@ def models_export(
     query_prefix: Optional[str] = typer.Option(None),
     passage_prefix: Optional[str] = typer.Option(None),
     int8: bool = typer.Option(False, help="Also write an int8 copy (dynamic quantisation) to OUT-int8."),
+    int8_activations: str = typer.Option("asymmetric", help="Per-token activation ranges of the int8 copy: "
+                                         "asymmetric (recipe 5, the default) or symmetric (recipe 6: ~5% faster "
+                                         "queries on AVX2, probe min cosine 0.993 instead of 0.994)."),
     optimize: bool = typer.Option(True, help="Fuse attention offline (onnxruntime transformer optimizer)."),
     overwrite: bool = typer.Option(False),
     backend: str = typer.Option("auto", help="numpy (BERT from safetensors, no torch), torch (the export extra), "
@@ -34,11 +37,14 @@ def models_export(
         _fail(f"--pooling must be mean or cls, not {pooling!r}")
     if backend not in ("auto", "numpy", "torch"):
         _fail(f"--backend must be auto, numpy or torch, not {backend!r}")
+    if int8_activations not in ("asymmetric", "symmetric"):
+        _fail(f"--int8-activations must be asymmetric or symmetric, not {int8_activations!r}")
     out = out or default_model_dir()
     path = export_model(source, out, overwrite=overwrite, optimize=optimize,
                         backend=cast("Backend", backend), pooling=cast(Literal["mean", "cls"] | None, pooling),
                         query_prefix=query_prefix or "", passage_prefix=passage_prefix or "")
     typer.echo(f"exported {path}")
     if int8:
-        path = quantize_model(path, Path(str(out) + "-int8"), overwrite=overwrite)
+        path = quantize_model(path, Path(str(out) + "-int8"), overwrite=overwrite,
+                              activations=cast(Literal["asymmetric", "symmetric"], int8_activations))
         typer.echo(f"quantised {path}")
