@@ -131,39 +131,83 @@ def test_shipped_mixture_calibrator_sets_its_gate_on_the_users_index(retriever):
     assert cal.gate != shipped.gate
 
 
+def _textbook_step(x, w, mu, sd, rate, floor, low):
+    """One EM step of the mixture written out (Manmatha et al. 2001), the M-step clipped to the bounds."""
+    g = w * np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+    e = (1 - w) * rate * np.exp(-rate * x)
+    r = g / (g + e)
+    mu = max((r * x).sum() / r.sum(), low)
+    sd = max(np.sqrt((r * (x - mu) ** 2).sum() / r.sum()), floor)
+    return float(np.clip(r.mean(), 1e-4, 1 - 1e-4)), mu, sd, (1 - r).sum() / ((1 - r) * x).sum()
+
+
 def _textbook_em(scores, start, sd_floor=1.0, iters=200):
-    """Reference: the mixture's EM for one start written out step by step (Manmatha et al. 2001)."""
+    """Reference: plain EM from one start, stopped when the share moves < 1e-7 or after ``iters``
+    steps (the fit before issue 18). Returns ((w, mu, sd, rate), log-likelihood), scores' units."""
     x = np.sort(np.asarray(scores, np.float64))[::-1]
     x = x - x[-1]
     floor, low = sd_floor * x.std(), x.mean()
     k = max(1, int(round(start * len(x))))
-    w, mu, sd = start, max(x[:k].mean(), low), max(x[:k].std(), floor)
-    rate = 1.0 / x[k:].mean()
+    p = (start, max(x[:k].mean(), low), max(x[:k].std(), floor), 1.0 / x[k:].mean())
     for _ in range(iters):
-        g = w * np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
-        e = (1 - w) * rate * np.exp(-rate * x)
-        r = g / (g + e)
-        w_new = float(np.clip(r.mean(), 1e-4, 1 - 1e-4))
-        mu = max((r * x).sum() / r.sum(), low)
-        sd = max(np.sqrt((r * (x - mu) ** 2).sum() / r.sum()), floor)
-        rate = (1 - r).sum() / ((1 - r) * x).sum()
-        done, w = abs(w_new - w) < 1e-7, w_new
+        q = _textbook_step(x, *p, floor, low)
+        done, p = abs(q[0] - p[0]) < 1e-7, q
         if done:
             break
-    return w, mu, sd, rate
+    return p, _loglik(x, *p)
 
 
-def test_vectorised_em_matches_the_textbook_steps_for_every_start():
+def _loglik(x, w, mu, sd, rate):
+    g = w * np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+    return float(np.log(g + (1 - w) * rate * np.exp(-rate * x)).sum())
+
+
+def test_fit_reaches_a_stationary_point_at_least_as_likely_as_plain_em_in_few_steps():
+    """Each start ends where plain EM would converge, not where 200 EM steps stop: the likelihood is
+    at least the textbook EM's, one more EM step moves nothing, and it takes far fewer evaluations."""
     rng = np.random.default_rng(3)
     for relevant in (1, 5, 40):
         scores = np.concatenate([rng.exponential(0.05, 100 - relevant), 0.3 + 0.03 * rng.standard_normal(relevant)])
+        x = np.sort(scores)[::-1] - scores.min()
+        floor, low = x.std(), x.mean()
         for start in (0.01, 0.1, 0.5):
             fitted = fit_mixture(scores, starts=(start,))
-            w, mu, sd, rate = _textbook_em(scores, start)
-            assert fitted.weight == pytest.approx(w, abs=1e-5)
-            assert fitted.mean == pytest.approx(mu, rel=1e-4, abs=1e-6)
-            assert fitted.sd == pytest.approx(sd, rel=1e-4)
-            assert fitted.rate == pytest.approx(rate, rel=1e-4)
+            _, plain_ll = _textbook_em(scores, start)
+            assert fitted.loglik >= plain_ll - 1e-9
+            assert fitted.loglik == pytest.approx(_loglik(x, fitted.weight, fitted.mean, fitted.sd, fitted.rate), abs=1e-9)
+            p = (fitted.weight, fitted.mean, fitted.sd, fitted.rate)
+            q = _textbook_step(x, *p, floor, low)
+            assert q == pytest.approx(p, rel=1e-5, abs=1e-7)      # an EM fixed point
+            assert fitted.evaluations < 60
+
+
+def test_fit_stops_when_the_exponential_collapses_onto_the_lowest_score():
+    """The likelihood has no maximum when the exponential shrinks onto the lowest score alone (its
+    density there grows without bound): the rate stops at its cap, the fit converges well before
+    its step limit, and every score but the lowest stays relevant."""
+    rng = np.random.default_rng(8)
+    s = np.r_[rng.normal(3.0, 0.4, 99), 0.0]
+    m = fit_mixture(s)
+    assert m.evaluations < 200 and np.isfinite(m.loglik)
+    assert m.rate * s.std() <= 1e12 * (1 + 1e-9)
+    p = m.posterior(s)
+    assert p[-1] < 0.01 and (p[:-1] > 0.5).all()
+
+
+def test_mixture_fit_bench_runs_on_a_candidate_cache(tmp_path):
+    """`lucerag bench mixture-fit` on a small cache written as `bench transfer` writes it."""
+    from lucerag.bench.mixture_fit import run
+    from lucerag.eval.collections import save_candidates
+
+    rng = np.random.default_rng(9)
+    cands = {f"q{i}": _candidates(rng, 60, top=0.7 if i % 2 else None) for i in range(6)}
+    save_candidates(tmp_path / "cands-test-on-test-0.npz", cands, {q: q for q in cands})
+    out = run(tmp_path, repeats=1)
+    assert out["lists"] == 6 and out["fit_ms"]["p50"] > 0 and out["plain_em_ms"]["p50"] > 0
+    assert out["loglik_gain"]["min"] >= -1e-6        # never less likely than the plain EM it replaced
+    assert out["fit_steps"]["p50"] < out["plain_em_steps"]["p50"]
+    with pytest.raises(FileNotFoundError, match="cands-"):
+        run(tmp_path / "empty")
 
 
 def test_gap_rules_of_the_ablation_cut_a_separate_top_cluster_and_leave_a_smooth_one():

@@ -62,6 +62,19 @@ def bench_ops(ctx: typer.Context):
     ops_main([a for a in ctx.args if a != "--json"])
 
 
+@bench_app.command("mixture-fit", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_mixture_fit(ctx: typer.Context):
+    """Per-query score-mixture fit against the plain EM it replaced: time, steps, how the fits differ.
+
+    Prints one JSON object; options as `python -m lucerag.bench.mixture_fit --help` lists them."""
+    from lucerag.bench.mixture_fit import main as mixture_main
+
+    try:
+        mixture_main([a for a in ctx.args if a != "--json"])
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+
+
 @bench_app.command("graph", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench_graph(ctx: typer.Context):
     """HNSW settings: build CPU and R@100 against exact search per M / beam / format / Java runtime.
