@@ -125,7 +125,8 @@ def fit_mixture(scores: np.ndarray, sd_floor: float = SD_FLOOR, iters: int = 200
     found = fit.run([fit.start(share) for share in starts], iters)
     evaluations = fit.evaluations
     # the likelihood in the scores' units: every density is 1/spread times the unit-spread one
-    lls = [ll - n * math.log(spread) for ll, _, _ in fit._evaluate(found)]
+    with np.errstate(over="ignore"):
+        lls = [ll - n * math.log(spread) for ll, _, _ in fit._evaluate(found)]
     j = max(range(len(found)), key=lls.__getitem__)
     w, mu, sd, rate = found[j]
     return ScoreMixture(w, mu * spread, sd * spread, rate / spread, shift, n, lls[j], evaluations)
@@ -197,6 +198,7 @@ class _Fit:
         x2 = x * x
         self.powers = np.stack([np.ones(self.n), x, x2, x2 * x, x2 * x2], axis=1)   # (n, 5): x^0..x^4
         self.rows = np.ascontiguousarray(self.powers[:, :3].T)                     # (3, n): 1, x, x^2
+        self.sums = self.rows.sum(axis=1).tolist()                                  # n, sum x, sum x^2
         self.cum, self.cum2 = np.cumsum(x), np.cumsum(x2)                          # over the top k
 
     def start(self, share: float) -> Params:
@@ -238,13 +240,17 @@ class _Fit:
             coef.append((0.5 * mu * mu * inv_var + _LOG_NORM - math.log(w / ((1.0 - w) * rate * sd)),
                          -(mu * inv_var + rate), 0.5 * inv_var))
         neg = np.array(coef) @ self.rows                              # (k, n)
-        np.minimum(neg, 700.0, out=neg)   # odds below e^-700: P(relevant) 0 either way, exp stays finite
-        sum_neg = neg.sum(axis=1).tolist()
         r = np.exp(neg)
         r += 1.0
         log_sum = np.log(r).sum(axis=1).tolist()                      # sum log(1 + 1/odds)
         np.reciprocal(r, out=r)
         moments = (r @ self.powers[:, :3]).tolist()                   # (k, 3)
+        sums = self.sums
+        sum_neg = [c0 * sums[0] + c1 * sums[1] + c2 * sums[2] for c0, c1, c2 in coef]
+        for j, v in enumerate(log_sum):
+            if v == math.inf:   # odds below e^-709 for some score: its term is log(1 + odds) ~ 0
+                log_sum[j] = float(np.logaddexp(0.0, -neg[j]).sum())
+                sum_neg[j] = 0.0
         out = []
         for j, (w, _, _, rate) in enumerate(points):
             # log(g + e) = log e + log(1 + odds), log(1 + odds) = log(1 + 1/odds) - log(1/odds),
