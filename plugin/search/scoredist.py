@@ -192,7 +192,7 @@ class _Fit:
     in one pass."""
 
     def __init__(self, x: np.ndarray, sd_floor: float, tol: float):
-        self.x, self.n, self.tol = x, len(x), tol
+        self.n, self.tol = len(x), tol
         self.sum_x = float(x.sum())
         self.floor, self.low = float(sd_floor), self.sum_x / self.n
         x2 = x * x
