@@ -196,3 +196,24 @@ def test_the_lock_file_is_removed_and_never_held_twice(tmp_path):
         t.join()
     assert not errors and most[0] == 1
     assert not lock_path(index).exists()
+
+
+def test_a_rebuild_keeps_the_fitted_calibrator_and_the_folder_mode(tmp_path):
+    """A rebuild swaps in a fresh folder: the relevance calibrator fitted into the old one is carried
+    over (the report says so), and the folder keeps its permission bits (mkdtemp makes 0700)."""
+    index = tmp_path / "idx"
+    docs = mini_documents()[:12]
+    build_index(iter(docs), index, encoder=None)
+    os.chmod(index, 0o751)
+    calibrator = index / "lucerag-calibrator.json"
+    calibrator.write_text('{"fitted": "on my judgments"}')
+    report = build_index(iter(docs[:8]), index, encoder=None)
+    assert calibrator.read_text() == '{"fitted": "on my judgments"}'
+    assert any("lucerag-calibrator.json" in w and "lucerag calibrate" in w for w in report.warnings)
+    assert os.stat(index).st_mode & 0o777 == 0o751
+    fresh = tmp_path / "fresh"
+    build_index(iter(docs), fresh, encoder=None)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(fresh).st_mode & 0o777 == 0o777 & ~umask
+    assert not build_index(iter(docs), fresh, encoder=None).warnings  # nothing to carry over

@@ -37,6 +37,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -102,6 +103,8 @@ class IndexWriter:
         self.dim = dim
         self.manifest = manifest or IndexManifest()
         self._closed = True  # until the Lucene writer is open
+        # Rebuilds: files of the previous index kept in the new one (a fitted relevance calibrator).
+        self.kept: list[str] = []
         self._check_target(mode)  # before the lock file is created: a refusal leaves nothing behind
         self._lock = WriteLock(self.path).acquire()
         try:
@@ -139,6 +142,10 @@ class IndexWriter:
             recover(self.path)
             self._work = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.building-{os.getpid()}-",
                                                dir=self.path.parent))
+            # mkdtemp makes the folder 0700; the published index keeps the mode of the folder it
+            # replaces, else the usual mode under the umask (a server running as another user must
+            # still read it after a rebuild).
+            os.chmod(self._work, _folder_mode(self.path))
         self.vector_format = vector_format or DEFAULT_VECTOR_FORMAT
         self.manifest.vector_format = self.vector_format
         config = java.IndexWriterConfig(java.analyzer)
@@ -380,6 +387,7 @@ class IndexWriter:
                 except Exception:
                     shutil.rmtree(self._work, ignore_errors=True)
                     raise
+                self.kept = _carry_over(self.path, self._work)
                 _publish(self._work, self.path)
         finally:
             self._release()
@@ -510,3 +518,35 @@ def _publish(built: Path, target: Path) -> None:
     else:
         os.replace(built, target)
         _fsync_dir(target.parent)
+
+
+# Files of an index folder that are the user's work, not derived from the passages alone: a rebuild
+# keeps them (lucerag calibrate's fitted filter may come from the user's own judgments).
+CARRIED_OVER = ("lucerag-calibrator.json",)
+
+
+def _carry_over(old: Path, new: Path) -> list[str]:
+    """Copy :data:`CARRIED_OVER` files from the index being replaced into the new build; their names."""
+    kept = []
+    for name in CARRIED_OVER:
+        source = old / name
+        if source.is_file() and not (new / name).exists():
+            shutil.copy2(source, new / name)
+            kept.append(name)
+    return kept
+
+
+def _folder_mode(path: Path) -> int:
+    """Permission bits for a new index folder at ``path``: those of the folder there now, else
+    0777 less the process umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        pass
+    try:  # Linux: read the umask without changing it (os.umask would, process-wide)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o777 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o755

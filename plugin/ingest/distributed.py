@@ -429,6 +429,8 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
     report.rejected = counts.rejected + (getattr(stats, "rejected", 0) if stats is not None else 0)
     report.read = getattr(stats, "read", counts.pulled) if stats is not None else counts.pulled
     report.index_passages = writer.manifest.passages
+    report.warnings += [f"kept {name} from the index this build replaced (fitted on its passages: refit it with "
+                        "`lucerag calibrate` if they changed)" for name in writer.kept]
     report.seconds = time.perf_counter() - t_start
     if report.read != report.indexed + report.skipped + report.rejected:  # pragma: no cover - a bug
         raise AssertionError(f"ingest counts do not reconcile: {report}")

@@ -359,6 +359,8 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     if log is not None:
         log.done(counts.pulled, report.passages)
     report.index_passages = writer.manifest.passages
+    report.warnings += [f"kept {name} from the index this build replaced (fitted on its passages: refit it with "
+                        "`lucerag calibrate` if they changed)" for name in writer.kept]
     report.seconds = time.perf_counter() - start
     if report.read != report.indexed + report.skipped + report.rejected:  # pragma: no cover - a bug
         raise AssertionError(f"ingest counts do not reconcile: {report}")
