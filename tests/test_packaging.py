@@ -25,3 +25,17 @@ def test_wheel_holds_all_three_packages_and_the_bridge(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_missing_optional_module_names_the_extra_that_installs_it():
+    """`lucerag serve` without the server extra said only "No module named 'prometheus_client'"."""
+    import tomllib
+
+    from lucerag.cli.app import EXTRA_OF, _install_hint
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(EXTRA_OF.values()) <= set(extras)  # every hint names a real extra
+    exc = ModuleNotFoundError("No module named 'prometheus_client'", name="prometheus_client")
+    assert _install_hint(exc) == " (install it with: pip install 'lucerag[server]')"
+    assert _install_hint(ModuleNotFoundError("x", name="numpy_nope")) == ""
+    assert _install_hint(ValueError("prometheus_client")) == ""

@@ -77,5 +77,20 @@ def main() -> None:
     try:
         app()
     except (LuceragError, FileNotFoundError, ValueError, ImportError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {exc}{_install_hint(exc)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+
+
+# Top-level module -> the optional extra of pyproject.toml that installs it.
+EXTRA_OF = {"fastapi": "server", "uvicorn": "server", "httpx": "server", "prometheus_client": "server",
+            "fastapi_offline": "server", "langchain_core": "langchain", "llama_index": "llamaindex",
+            "fastmcp": "mcp", "sqlalchemy": "sql", "ir_measures": "eval", "sklearn": "eval", "scipy": "eval",
+            "pyarrow": "parquet", "trafilatura": "html", "matplotlib": "bench", "ray": "ray", "torch": "export",
+            "transformers": "export", "safetensors": "export"}
+
+
+def _install_hint(exc: BaseException) -> str:
+    """"; install it with: pip install 'lucerag[extra]'" for a missing optional module, else ""."""
+    name = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    extra = EXTRA_OF.get((name or "").split(".")[0])
+    return f" (install it with: pip install 'lucerag[{extra}]')" if extra else ""
