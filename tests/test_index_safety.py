@@ -217,3 +217,12 @@ def test_a_rebuild_keeps_the_fitted_calibrator_and_the_folder_mode(tmp_path):
     os.umask(umask)
     assert os.stat(fresh).st_mode & 0o777 == 0o777 & ~umask
     assert not build_index(iter(docs), fresh, encoder=None).warnings  # nothing to carry over
+
+
+def test_a_bad_file_in_a_folder_build_points_to_on_error_skip(tmp_path):
+    book = _handbook(tmp_path)
+    (book / "empty.md").write_text("")
+    out = _cli("index", "--input", book, "--index", tmp_path / "idx")
+    assert out.returncode != 0
+    assert "empty.md" in out.stderr and "--on-error skip" in out.stderr
+    assert not (tmp_path / "idx").exists()

@@ -152,7 +152,9 @@ def index(
                              total=estimate_total(input, format), chunk=chunk, dense_text=dense_text,
                              progress_every=progress_every, ray=ray_options)
     except ConnectorError as exc:
-        _fail(f"{exc} (nothing was changed in {index_dir})")
+        hint = ("; --on-error skip rejects bad records (listed with --rejects FILE) and indexes the rest"
+                if on_error == "fail" else "")
+        _fail(f"{exc} (nothing was changed in {index_dir}{hint})")
     except RuntimeError as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")
     except ImportError as exc:  # RayNotInstalledError
