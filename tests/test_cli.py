@@ -53,6 +53,8 @@ def test_search_json(cli_index):
     out = run("search", "--index", cli_index, "sourdough starter", "--k", "2", "--json", "--method", "bm25")
     passages = [json.loads(line) for line in out.stdout.splitlines()]
     assert passages[0]["id"] == "p05" and passages[0]["rank"] == 1 and passages[0]["bm25_score"] > 0
+    out = run("search", "--index", cli_index, "zzqxv", "--json", "--method", "bm25")
+    assert out.stdout == "" and "no passages found" in out.stderr  # zero JSON lines, and why on stderr
 
 
 def test_eval_beir_builds_then_reuses_the_index(tmp_path):

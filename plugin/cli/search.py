@@ -37,13 +37,16 @@ def search(
     with _retriever(index_dir, config) as retriever:
         passages = retriever.search(query, k=k, method=method, filter=filter_, where=where_)
         filtered = retriever.filter_applies(method, filter_)
+    empty = ("no relevant passages: the relevance filter dropped every candidate (--no-filter shows them "
+             "with their P(relevant))" if filtered else "no passages found")
     if json_out:
         for p in passages:
             print(p.model_dump_json())
+        if not passages:  # zero JSON lines on stdout; say why on stderr
+            typer.echo(empty, err=True)
         return
     if not passages:
-        typer.echo("no relevant passages: the relevance filter dropped every candidate"
-                   if filtered else "no passages found")
+        typer.echo(empty)
     for p in passages:
         views = []
         if p.bm25_score is not None:
