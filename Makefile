@@ -1,5 +1,5 @@
 # lucerag: two commands do all the set-up on a fresh machine (Python >= 3.12, no Java needed).
-#   make demo   create .venv, install, export the ONNX encoder, index docs/, answer a question
+#   make demo   create .venv, install, export the ONNX encoder, index the packaged demo corpus, answer a question
 #   make test   the same set-up, then the whole test suite
 # Python >= 3.12 (pyserini 2.4 / Anserini 2.3 / Lucene 10): python3.12 on PATH, else pyenv's 3.12.
 PYTHON ?= $(shell command -v python3.12 >/dev/null 2>&1 && python3.12 -c '' 2>/dev/null && echo python3.12 || \
@@ -33,7 +33,7 @@ model: install
 	$(BIN)/python -c "from lucerag.models import load_encoder; print(load_encoder(None)); print(load_encoder(None, precision='int8'))"
 
 demo: model
-	$(BIN)/lucerag demo --corpus docs
+	$(BIN)/lucerag demo
 
 test: model $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
