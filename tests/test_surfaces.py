@@ -238,3 +238,19 @@ def test_cli_search_reports_query_errors_in_one_line(mini_index):
         out = subprocess.run([sys.executable, "-m", "lucerag", "search", "--index", str(mini_index), query,
                               "--method", "bm25"], capture_output=True, text=True, timeout=300)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_serve_on_a_busy_port_fails_before_announcing_itself(mini_index):
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        out = subprocess.run([sys.executable, "-m", "lucerag", "serve", "--index", str(mini_index), "--port", str(port)],
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        busy.close()
+    assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "serving" not in out.stderr and "Traceback" not in out.stderr

@@ -34,7 +34,7 @@ def serve(
     """Serve /v1/retrieve, /v1/context, /healthz, /metrics and /docs over HTTP (FastAPI + uvicorn)."""
     import os
 
-    from lucerag.serve.http import ServerSettings, require_key_off_loopback, serve as run_server
+    from lucerag.serve.http import ServerSettings, bind, require_key_off_loopback, serve as run_server
 
     from lucerag.serve.tenants import Tenants
 
@@ -45,13 +45,14 @@ def serve(
               "belongs to one tenant")
     table = Tenants.load(tenants_file) if tenants_file else None   # ConfigError names the file
     require_key_off_loopback(host, bool(key or table), insecure)   # before the JVM and the index are opened
+    sock = bind(host, port)  # a busy port fails here, before the index is opened or "serving" is printed
     settings = ServerSettings(api_key=key, tenants=table, max_k=max_k, max_body_bytes=max_body)
     rag = _rag(index_dir, config, workers, max_queue=max_queue)
     access = (f"{len(table.keys)} tenants by API key (metadata key {table.field!r})" if table
               else f"API key {'required' if key else 'off'}")
     typer.echo(f"lucerag serving {rag.info()['index']} on http://{host}:{port} "
                f"({rag.workers} search threads, {access})", err=True)
-    run_server(rag, settings, host=host, port=port, log_level=log_level, insecure=insecure)
+    run_server(rag, settings, host=host, port=port, log_level=log_level, insecure=insecure, sock=sock)
 
 
 @app.command()

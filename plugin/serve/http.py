@@ -63,16 +63,37 @@ def make_server(app, host: str = "127.0.0.1", port: int = 8000, *, log_level: st
     return uvicorn.Server(config)
 
 
+def bind(host: str, port: int):
+    """A TCP socket bound to ``host``:``port`` (IPv6 when ``host`` has a colon), for :func:`serve`.
+
+    Raises :class:`~lucerag.errors.InputError` naming the address when it cannot be bound (in use,
+    not an address of this machine, a privileged port)."""
+    import socket
+
+    from lucerag.errors import InputError
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 def serve(rag: RAG, settings: ServerSettings | None = None, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "warning", *, insecure: bool = False) -> None:
+          log_level: str = "warning", *, insecure: bool = False, sock=None) -> None:
     """Serve ``rag`` until interrupted (uvicorn's event loop on this thread; searches on the pool).
+    ``sock``: a socket already bound to ``host``:``port`` (:func:`bind`), else one is bound here.
 
     Raises :class:`~lucerag.errors.InputError` for a non-loopback ``host`` without an API key
-    unless ``insecure`` (:func:`require_key_off_loopback`)."""
+    unless ``insecure`` (:func:`require_key_off_loopback`), or when the address cannot be bound."""
     settings = settings or ServerSettings.from_env()
     require_key_off_loopback(host, settings.secured, insecure)
+    sock = sock or bind(host, port)
     app = create_app(rag, settings, close_rag=True)
-    make_server(app, host, port, log_level=log_level).run()
+    make_server(app, host, port, log_level=log_level).run(sockets=[sock])
 
 
 class BackgroundServer:
