@@ -30,9 +30,44 @@ def extract_text(path: Path) -> Extracted:
 def extract_markdown(path: Path) -> Extracted:
     """Raw Markdown text; the title is the first heading (``# Title`` or a ``Title`` line
     underlined with ``===``/``---``), found by a CommonMark parser (markdown-it-py), so a ``#``
-    line inside a fenced or indented code block (a shell comment) is never a title."""
+    line inside a fenced or indented code block (a shell comment) is never a title.
+
+    YAML front matter (the file opens with a ``---`` line, YAML, then a ``---`` or ``...`` line; the
+    Jekyll/Hugo/Obsidian convention) becomes metadata and is left out of the text; its ``title``, if
+    any, is the title. A block that is not a YAML mapping is left in the text as it is."""
     text = _decode(path.read_bytes())
-    return Extracted(markdown_title(text) or path.stem, text, {})
+    metadata, text = front_matter(text)
+    title = metadata.pop("title", None)
+    title = title.strip() if isinstance(title, str) and title.strip() else markdown_title(text) or path.stem
+    return Extracted(title, text, metadata)
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+
+
+def front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """(metadata, text after it) of a Markdown document's YAML front matter; ({}, text) without one.
+
+    Values are kept when JSON can hold them (dates and times become ISO 8601 strings); keys become
+    strings. Parsed by PyYAML's safe loader (no object construction)."""
+    import json
+
+    import yaml
+
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return {}, text
+    try:
+        data = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        return {}, text
+    if not isinstance(data, dict):
+        return {}, text
+    return json.loads(json.dumps({str(k): v for k, v in data.items()}, default=_iso)), text[m.end():]
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def markdown_title(text: str) -> str:
@@ -43,7 +78,9 @@ def markdown_title(text: str) -> str:
     for i, token in enumerate(tokens[:-1]):
         if token.type == "heading_open":
             inline = tokens[i + 1]
-            parts = [c.content for c in inline.children or [] if c.type in ("text", "code_inline")]
+            # a line break inside a heading (a two-line setext title) is a space
+            parts = [" " if c.type in ("softbreak", "hardbreak") else c.content
+                     for c in inline.children or [] if c.type in ("text", "code_inline", "softbreak", "hardbreak")]
             title = _SPACES.sub(" ", "".join(parts) or inline.content).strip()
             if title:
                 return title

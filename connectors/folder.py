@@ -55,6 +55,8 @@ def read_folder(path: PathLike, *, extensions: Iterable[str] = tuple(EXTRACTORS)
         except (ExtractionError, OSError) as e:
             yield Rejected(source=source, location=loc, reason=str(e))
             continue
-        metadata = {"path": rel, "format": ext[1:], "modified": modified.isoformat(timespec="seconds"),
-                    **extracted.metadata}
+        # the file's own metadata (Markdown front matter, PDF properties), then the connector's
+        # provenance keys, which a file cannot override
+        metadata = {**extracted.metadata, "path": rel, "format": ext[1:],
+                    "modified": modified.isoformat(timespec="seconds")}
         yield make_record(source, loc, rel, extracted.text, extracted.title, metadata)

@@ -135,6 +135,28 @@ def test_markdown_title_comes_from_a_heading_outside_code(tmp_path: Path) -> Non
                     "unclosed.md": "unclosed"}
 
 
+
+def test_markdown_front_matter_becomes_metadata_and_a_two_line_title_keeps_its_space(tmp_path: Path) -> None:
+    """A fresh user's front matter became the title 'lang: enteam: infra' and stayed in the text."""
+    root = tmp_path / "md"
+    root.mkdir()
+    (root / "keys.md").write_text("---\nlang: en\nteam: infra\nreviewed: 2024-05-01\ntags: [ops, keys]\n"
+                                  "path: not/mine.md\n---\n# Keys\n\nRotate the keys monthly.\n")
+    (root / "titled.md").write_text("---\ntitle: From the front matter\n...\nBody text.\n")
+    (root / "setext.md").write_text("Backup\npolicy\n======\n\nNightly.\n")
+    (root / "rule.md").write_text("---\n\nJust a thematic break above.\n\n---\n\nMore.\n")
+    (root / "bad.md").write_text("---\nlang: [unclosed\n---\nText.\n")
+    docs = {d.id: d for d in read_documents(root)}
+    keys = docs["keys.md"]
+    assert keys.title == "Keys" and keys.text.startswith("# Keys") and "lang:" not in keys.text
+    assert {k: keys.metadata[k] for k in ("lang", "team", "reviewed", "tags")} == {
+        "lang": "en", "team": "infra", "reviewed": "2024-05-01", "tags": ["ops", "keys"]}
+    assert keys.metadata["path"] == "keys.md"  # the connector's provenance wins over the file's own key
+    assert docs["titled.md"].title == "From the front matter" and docs["titled.md"].text == "Body text.\n"
+    assert docs["setext.md"].title == "Backup policy"
+    for name in ("rule.md", "bad.md"):  # not a YAML mapping: left in the text, no metadata taken
+        assert docs[name].text.startswith("---") and "lang" not in docs[name].metadata
+
 HTML_PAGES = Path(__file__).parent / "data" / "html"
 # Per page: sentences of the main content (each must come out whole, inline links with their spaces)
 # and page furniture (navigation, cookie banners, sidebars, share buttons, footers) that must not.
