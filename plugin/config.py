@@ -149,7 +149,10 @@ class Config(_Section):
     @model_validator(mode="after")
     def _k_within_limits(self) -> "Config":
         if self.search.k > self.limits.max_k:
-            raise ValueError(f"search.k ({self.search.k}) is above limits.max_k ({self.limits.max_k})")
+            if "k" not in self.search.model_fields_set:  # only the limit was set: the default k follows it
+                self.search.k = self.limits.max_k
+            else:
+                raise ValueError(f"search.k ({self.search.k}) is above limits.max_k ({self.limits.max_k})")
         return self
 
     @classmethod

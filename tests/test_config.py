@@ -73,3 +73,11 @@ def test_corrupt_toml_names_the_file(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="configuration file not found"):
         Config.load(tmp_path / "nope.toml")
+
+
+def test_a_lower_max_k_alone_lowers_the_default_k_but_an_explicit_k_above_it_is_an_error():
+    """Setting only [limits] max_k = 5 failed with "search.k (10) is above limits.max_k (5)"."""
+    assert Config.model_validate({"index": {"path": "idx"}, "limits": {"max_k": 5}}).search.k == 5
+    assert Config.model_validate({"index": {"path": "idx"}}).search.k == 10  # the default is not shared
+    with pytest.raises(ValueError, match=r"search.k \(10\) is above limits.max_k \(5\)"):
+        Config.model_validate({"index": {"path": "idx"}, "limits": {"max_k": 5}, "search": {"k": 10}})
