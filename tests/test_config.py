@@ -81,3 +81,11 @@ def test_a_lower_max_k_alone_lowers_the_default_k_but_an_explicit_k_above_it_is_
     assert Config.model_validate({"index": {"path": "idx"}}).search.k == 10  # the default is not shared
     with pytest.raises(ValueError, match=r"search.k \(10\) is above limits.max_k \(5\)"):
         Config.model_validate({"index": {"path": "idx"}, "limits": {"max_k": 5}, "search": {"k": 10}})
+
+
+def test_a_corrupt_index_manifest_names_the_file_and_the_remedy(tmp_path):
+    from lucerag.index.manifest import IndexManifest
+
+    (tmp_path / "lucerag.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"lucerag\.json: unreadable index manifest .*rebuild the index"):
+        IndexManifest.read(tmp_path)

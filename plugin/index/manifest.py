@@ -136,4 +136,5 @@ class IndexManifest(BaseModel):
             data.setdefault("format", 1)  # written before the format field existed
             return cls.model_validate(data)
         except (ValueError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: unreadable index manifest: {exc}") from None
+            raise ValueError(f"{path}: unreadable index manifest ({exc}); restore the file, or rebuild the index "
+                             f"(`lucerag index --input ... --index {path.parent}`)") from None
