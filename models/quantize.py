@@ -200,6 +200,42 @@ def fold_dynamic_matmuls(model) -> int:
     return len(replace)
 
 
+def _constant_weight_matmul(node, inits: dict) -> tuple[str, str, str, str, np.ndarray, np.ndarray, np.ndarray] | None:
+    """For a ``com.microsoft.DynamicQuantizeMatMul`` whose weights (and bias) are initializers:
+    (input, int8 weights, weight scales, weight zero points (names), dequantised weights W (K, N),
+    bias (N,) float32, the zero points' values); None for any other node."""
+    from onnx import numpy_helper
+
+    if node.op_type != "DynamicQuantizeMatMul" or node.domain != "com.microsoft":
+        return None
+    x, wq, w_scale, w_zero = node.input[:4]
+    bias = node.input[4] if len(node.input) > 4 and node.input[4] else None
+    if not {wq, w_scale, w_zero} <= inits.keys() or (bias and bias not in inits):
+        return None
+    zero = numpy_helper.to_array(inits[w_zero])
+    w = ((numpy_helper.to_array(inits[wq]).astype(np.float32) - zero.astype(np.float32))
+         * numpy_helper.to_array(inits[w_scale]))
+    b = numpy_helper.to_array(inits[bias]).astype(np.float32) if bias else np.zeros(w.shape[1], np.float32)
+    return x, wq, w_scale, w_zero, w, b, zero
+
+
+def _finish_rewrite(graph, nodes: list, shared: dict[str, np.ndarray], count: int) -> int:
+    """Install the rewritten ``nodes`` (and the ``shared`` constants when anything was rewritten), then drop
+    the initializers no node reads any more (the replaced weights' biases; an opset-18 axes input on an
+    opset-17 graph), or onnxruntime warns about every one of them at each session start. Returns ``count``."""
+    from onnx import numpy_helper
+
+    if count:
+        graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in shared.items())
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return count
+
+
 def per_token_activations(model, rows: set[str] | frozenset[str] = frozenset()) -> int:
     """Rewrite each ``DynamicQuantizeMatMul`` (one activation range per tensor) into the same product with
     one asymmetric uint8 range per row of its input (in place). Returns the number of nodes rewritten.
@@ -223,19 +259,13 @@ def per_token_activations(model, rows: set[str] | frozenset[str] = frozenset()) 
               "lucerag_pt_start": np.array([0], np.int64), "lucerag_pt_end": np.array([-1], np.int64)}
     nodes, count = [], 0
     for node in graph.node:
-        if node.op_type != "DynamicQuantizeMatMul" or node.domain != "com.microsoft":
+        found = _constant_weight_matmul(node, inits)
+        if found is None:
             nodes.append(node)
             continue
-        x, wq, w_scale, w_zero = node.input[:4]
-        bias = node.input[4] if len(node.input) > 4 and node.input[4] else None
-        if not {wq, w_scale, w_zero} <= inits.keys() or (bias and bias not in inits):
-            nodes.append(node)
-            continue
+        x, wq, w_scale, w_zero, w, b, _ = found
         p = f"lucerag_pt{count}_"
-        w = (numpy_helper.to_array(inits[wq]).astype(np.float32)
-             - numpy_helper.to_array(inits[w_zero]).astype(np.float32)) * numpy_helper.to_array(inits[w_scale])
         k_in, n_out = w.shape
-        b = numpy_helper.to_array(inits[bias]).astype(np.float32) if bias else np.zeros(n_out, np.float32)
         graph.initializer.extend([
             numpy_helper.from_array(w.sum(0, keepdims=True).astype(np.float32), p + "colsum"),
             numpy_helper.from_array(b, p + "bias")])
@@ -272,17 +302,7 @@ def per_token_activations(model, rows: set[str] | frozenset[str] = frozenset()) 
             shape = op("Concat", [lead, p + "n"], "y_shape", axis=0)
             nodes.append(helper.make_node("Reshape", [y2, shape], [node.output[0]], name=p + "out"))
         count += 1
-    if count:
-        graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in shared.items())
-    del graph.node[:]
-    graph.node.extend(nodes)
-    # drop what no node reads any more (the biases now live in each Gemm's copy; the opset-18 axes input
-    # on an opset-17 graph), or onnxruntime warns about every one of them at each session start
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    keep = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
-    return count
+    return _finish_rewrite(graph, nodes, shared, count)
 
 
 # One-sided inputs: the smallest value each producer can output (exact-erf GELU: -0.16997 at x = -0.75;
@@ -318,19 +338,12 @@ def per_token_symmetric(model) -> int:
         "lucerag_sym_last": np.array([-1], np.int64)}
     nodes, count = [], 0
     for node in graph.node:
-        if node.op_type != "DynamicQuantizeMatMul" or node.domain != "com.microsoft":
+        found = _constant_weight_matmul(node, inits)
+        if found is None:
             nodes.append(node)
             continue
-        x, wq, w_scale, w_zero = node.input[:4]
-        bias = node.input[4] if len(node.input) > 4 and node.input[4] else None
-        if not {wq, w_scale, w_zero} <= inits.keys() or (bias and bias not in inits):
-            nodes.append(node)
-            continue
+        x, wq, w_scale, w_zero, w, b, zero = found
         p = f"lucerag_sym{count}_"
-        zero = numpy_helper.to_array(inits[w_zero])
-        w = ((numpy_helper.to_array(inits[wq]).astype(np.float32) - zero.astype(np.float32))
-             * numpy_helper.to_array(inits[w_scale]))
-        b = numpy_helper.to_array(inits[bias]).astype(np.float32) if bias else np.zeros(w.shape[1], np.float32)
         made_by = producer.get(x)
         shift = ONE_SIDED_SHIFT.get(made_by.op_type) if made_by is not None else None
         if shift is not None:
@@ -364,15 +377,7 @@ def per_token_symmetric(model) -> int:
         nodes.append(helper.make_node("Add", [op("Mul", [acc, m], "scaled"), p + "bias"], [node.output[0]],
                                       name=p + "out"))
         count += 1
-    if count:
-        graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in shared.items())
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    keep = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
-    return count
+    return _finish_rewrite(graph, nodes, shared, count)
 
 
 def _row_tensors(model, start: set[str]) -> set[str]:
