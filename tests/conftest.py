@@ -48,6 +48,30 @@ def encoder():
 
 
 @pytest.fixture(scope="session")
+def fp32(encoder):
+    """The default encoder at fp32, 1 thread (the ``encoder`` fixture, under the name the encoder tests use)."""
+    return encoder
+
+
+@pytest.fixture(scope="session")
+def int8(fp32):
+    """The default int8 query encoder, 1 thread, loaded without its self-check (the tests check it);
+    after ``fp32``, whose export it is quantised from."""
+    from lucerag.models import load_encoder
+
+    enc = load_encoder(None, threads=1, precision="int8", selfcheck=False)
+    assert enc.manifest.precision == "int8"
+    return enc
+
+
+def isa() -> str:
+    """This CPU and its int8 kernels, for assertion messages of the encoder tests."""
+    from lucerag.models.cpu import cpu_model, int8_isa
+
+    return f"{cpu_model()} / {int8_isa()} int8 kernels"
+
+
+@pytest.fixture(scope="session")
 def mini_index(tmp_path_factory, encoder) -> Path:
     """The mini corpus in one lucerag index (BM25 + HNSW)."""
     from lucerag.ingest.pipeline import build_index

@@ -15,25 +15,13 @@ import numpy as np
 import pytest
 
 from lucerag.models import load_encoder, selfcheck
-from lucerag.models.cpu import cpu_model, int8_isa, saturating_int8
+from lucerag.models.cpu import int8_isa, saturating_int8
 from lucerag.models.manifest import DEFAULT_PASSAGE_PRECISION, DEFAULT_QUERY_PRECISION
 from lucerag.models.probe import PROBE_TEXTS
 
-from conftest import mini_documents
+from conftest import isa, mini_documents
 
-ISA = f"{cpu_model()} / {int8_isa()} int8 kernels"
-
-
-@pytest.fixture(scope="module")
-def fp32():
-    return load_encoder(None, threads=1)
-
-
-@pytest.fixture(scope="module")
-def int8(fp32):
-    enc = load_encoder(None, threads=1, precision="int8", selfcheck=False)
-    assert enc.manifest.precision == "int8"
-    return enc
+ISA = isa()
 
 
 def _by_precision(precision, fp32, int8):

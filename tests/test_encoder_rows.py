@@ -9,25 +9,16 @@ import collections
 import shutil
 
 import numpy as np
-import pytest
 
-from lucerag.models import load_encoder
-from lucerag.models.cpu import cpu_model, int8_isa
 from lucerag.models.probe import PROBE_TEXTS
 
-ISA = f"{cpu_model()} / {int8_isa()} int8 kernels"
+from conftest import isa
+
+ISA = isa()
 
 
-@pytest.fixture(scope="module")
-def fp32():
-    return load_encoder(None, threads=1)
-
-
-@pytest.fixture(scope="module")
-def int8(fp32):
-    enc = load_encoder(None, threads=1, precision="int8", selfcheck=False)
-    assert enc.manifest.precision == "int8" and enc.manifest.recipe >= 5
-    return enc
+def test_the_default_int8_encoder_is_recipe_5_or_later(int8):
+    assert int8.manifest.precision == "int8" and int8.manifest.recipe >= 5
 
 
 def _ops(model) -> collections.Counter:

@@ -9,12 +9,12 @@ import collections
 import numpy as np
 import pytest
 
-from lucerag.models import load_encoder
-from lucerag.models.cpu import cpu_model, int8_isa
 from lucerag.models.probe import PROBE_TEXTS
 from lucerag.models.selfcheck import MIN_COSINE
 
-ISA = f"{cpu_model()} / {int8_isa()} int8 kernels"
+from conftest import isa
+
+ISA = isa()
 
 
 def _dqmm_model(k: int, n: int, rng, gelu: bool = False):
@@ -96,11 +96,6 @@ def test_one_sided_range_after_gelu_is_exact_and_uses_all_256_levels():
     want = m * (q @ wq.astype(np.int64)) * ws / np.float32(255) - ONE_SIDED_SHIFT["Gelu"] * w.sum(0) + bias
     assert np.abs(got - want).max() <= 2e-4 * np.abs(want).max(), ISA
     assert np.abs(got - (h @ w + bias)).max() <= 0.02 * np.abs(h @ w + bias).max()  # close to the fp32 product
-
-
-@pytest.fixture(scope="module")
-def fp32():
-    return load_encoder(None, threads=1)
 
 
 @pytest.fixture(scope="module")
