@@ -251,10 +251,14 @@ class Retriever:
         sparse_filter = self.filter_query(where, bm25.index)
         dense_filter = sparse_filter if self.shared_index else self.filter_query(where, dense.index)
         vector = self.query_vector(query)
-        parsed = bm25.query(query)  # analysed once, used for the search and the exact-score fill-in
-        sparse_hits = bm25.search(query, depth, parsed, filter=sparse_filter)
         dense_hits = dense.search(vector, depth, filter=dense_filter)
-        candidates = self._merge(query, vector, sparse_hits, dense_hits, parsed)
+        if self.shared_index:  # one bridge call: BM25's top depth and the dense hits' BM25 scores
+            sparse_hits, dense_bm25 = bm25.search_and_score(query, depth, dense_hits.docnums, filter=sparse_filter)
+            candidates = self._merge_shared(vector, sparse_hits, dense_hits, dense_bm25)
+        else:
+            parsed = bm25.query(query)  # analysed once, used for the search and the exact-score fill-in
+            sparse_hits = bm25.search(query, depth, parsed, filter=sparse_filter)
+            candidates = self._merge(query, vector, sparse_hits, dense_hits, parsed)
         refs = [(bm25.index, d) for d in sparse_hits.docnums]
         seen = set(self._keys(sparse_hits))
         refs += [(dense.index, d) for key, d in zip(self._keys(dense_hits), dense_hits.docnums)
@@ -265,6 +269,36 @@ class Retriever:
         """What joins the two views' hits: the Lucene doc number in a shared index (one document
         holds both views), the passage id across two indexes (the only link between them)."""
         return hits.docnums if self.shared_index else hits.ids
+
+    def _merge_shared(self, vector: np.ndarray, sparse: Hits, dense: Hits, dense_bm25: np.ndarray) -> Candidates:
+        """:meth:`_merge` for one index holding both views (doc numbers join them), in array
+        operations: the BM25 hits in their order, then the dense hits BM25 did not find, in theirs.
+        ``dense_bm25``: the BM25 score of every dense hit (0: no query term in it)."""
+        s_doc = np.asarray(sparse.docnums, np.int64)
+        d_doc = np.asarray(dense.docnums, np.int64)
+        ns, nd = len(s_doc), len(d_doc)
+        in_sparse, in_dense = set(sparse.docnums), set(dense.docnums)   # (np.isin sorts: slower at this size)
+        also_sparse = np.fromiter((d in in_sparse for d in dense.docnums), bool, nd)
+        only_dense = np.flatnonzero(~also_sparse)
+        n = ns + len(only_dense)
+        bm25_scores, dense_scores = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        bm25_rank, dense_rank = np.zeros(n, np.int32), np.zeros(n, np.int32)
+        bm25_scores[:ns] = sparse.scores
+        bm25_rank[:ns] = np.arange(1, ns + 1)
+        bm25_scores[ns:] = np.asarray(dense_bm25, np.float32)[only_dense]
+        at = np.empty(nd, np.int64)                    # each dense hit's place in the union
+        at[only_dense] = ns + np.arange(len(only_dense))
+        if also_sparse.any():
+            by_doc = np.argsort(s_doc, kind="stable")
+            found = d_doc[also_sparse]
+            at[also_sparse] = by_doc[np.searchsorted(s_doc, found, sorter=by_doc)]
+        dense_scores[at] = dense.scores
+        dense_rank[at] = np.arange(1, nd + 1)
+        only_sparse = np.flatnonzero(np.fromiter((d not in in_dense for d in sparse.docnums), bool, ns))
+        if len(only_sparse):
+            dense_scores[only_sparse] = self._require(self.dense, "dense").score(vector, s_doc[only_sparse].tolist())
+        ids = sparse.ids + [dense.ids[j] for j in only_dense.tolist()]
+        return Candidates(ids, bm25_scores, dense_scores, bm25_rank, dense_rank)
 
     def _merge(self, query: str, vector: np.ndarray, sparse: Hits, dense: Hits, parsed=None) -> Candidates:
         bm25_searcher, dense_searcher = self._require(self.bm25, "bm25"), self._require(self.dense, "dense")
@@ -377,23 +411,29 @@ class Retriever:
             ranking = self.rank(query, method, k, where=where, offset=offset, window=window)
         passages = []
         records = self._records(ranking)
-        for r, (pid, score, record) in enumerate(zip(ranking.ids, ranking.scores.tolist(), records), offset + 1):
-            p = Passage(id=pid, text=record.get("contents", ""), title=record.get("title") or "", rank=r,
-                        score=score, metadata=record.get("metadata") or {})
+        c, order = ranking.candidates, ranking.order
+        with_views = method == "hybrid" and c is not None and order is not None
+        if with_views:  # per-view evidence of the ranked candidates, as plain Python numbers
+            at = np.asarray(order[:len(ranking.ids)], np.int64)
+            views = zip(c.bm25[at].tolist(), c.dense[at].tolist(), c.bm25_rank[at].tolist(), c.dense_rank[at].tolist())
+        shown = probs.tolist() if probs is not None else None
+        rerank = ranking.rerank
+        for j, (pid, score, record) in enumerate(zip(ranking.ids, ranking.scores.tolist(), records)):
+            r = offset + 1 + j
+            fields = {"id": pid, "text": record.get("contents", ""), "title": record.get("title") or "", "rank": r,
+                      "score": score, "metadata": record.get("metadata") or {}}
             if method == "bm25":
-                p.bm25_score, p.bm25_rank = score, r
+                fields["bm25_score"], fields["bm25_rank"] = score, r
             elif method == "dense":
-                p.dense_score, p.dense_rank = score, r
-            elif ranking.candidates is not None and ranking.order is not None:
-                c, i = ranking.candidates, ranking.order[r - offset - 1]
-                p.bm25_score, p.dense_score = float(c.bm25[i]), float(c.dense[i])
-                p.bm25_rank = int(c.bm25_rank[i]) or None
-                p.dense_rank = int(c.dense_rank[i]) or None
-            if probs is not None:
-                p.p_relevant = float(probs[r - offset - 1])
-            if ranking.rerank is not None and not np.isnan(ranking.rerank[r - offset - 1]):
-                p.rerank_score = float(ranking.rerank[r - offset - 1])
-            passages.append(p)
+                fields["dense_score"], fields["dense_rank"] = score, r
+            elif with_views:
+                b, d, br, dr = next(views)
+                fields.update(bm25_score=b, dense_score=d, bm25_rank=br or None, dense_rank=dr or None)
+            if shown is not None:
+                fields["p_relevant"] = float(shown[j])
+            if rerank is not None and not np.isnan(rerank[j]):
+                fields["rerank_score"] = float(rerank[j])
+            passages.append(Passage(**fields))
         return passages
 
     def _records(self, ranking: Ranking) -> list[dict]:

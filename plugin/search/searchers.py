@@ -69,6 +69,20 @@ class BM25Searcher:
             docnums, scores = _top_docs(self.searcher, query, k)
         return Hits(self.index.ids(docnums), scores, docnums)
 
+    def search_and_score(self, text: str, k: int, also: list[int], filter=None) -> tuple[Hits, np.ndarray]:
+        """:meth:`search` and the exact BM25 score of each doc number in ``also`` (e.g. the dense
+        view's hits, in this index) in one bridge call: (the top ``k`` hits, scores float32 of shape
+        (len(also),), 0 where no query term occurs). The text is analysed once, in Java. Raises
+        :class:`~lucerag.errors.QueryError` as :meth:`search` does."""
+        with java_errors():
+            blob = java.Bridge.bm25Hits(self.searcher, self._generator, self._analyzer, CONTENTS, text, filter,
+                                        int(k), np.asarray(also, "<i4").tobytes()).tostring()
+        n = int.from_bytes(blob[:4], "little")
+        docnums = np.frombuffer(blob, "<i4", n, offset=4).tolist()
+        scores = np.frombuffer(blob, "<f4", n, offset=4 + 4 * n)
+        extra = np.frombuffer(blob, "<f4", len(also), offset=4 + 8 * n)
+        return Hits(self.index.ids(docnums), scores, docnums), extra
+
     def score(self, text: str, docnums: list[int], parsed=None) -> dict[int, float]:
         """Exact BM25 scores of passages given by doc number in this index (a passage that
         contains no query term scores 0 and is absent from the result)."""

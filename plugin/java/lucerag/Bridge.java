@@ -7,6 +7,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
+import io.anserini.search.query.BagOfWordsQueryGenerator;
+import org.apache.lucene.analysis.Analyzer;
 import org.apache.lucene.codecs.Codec;
 import org.apache.lucene.codecs.FilterCodec;
 import org.apache.lucene.codecs.KnnVectorsFormat;
@@ -15,16 +17,21 @@ import org.apache.lucene.codecs.lucene99.Lucene99HnswVectorsFormat;
 import org.apache.lucene.codecs.perfield.PerFieldKnnVectorsFormat;
 import org.apache.lucene.document.BinaryDocValuesField;
 import org.apache.lucene.document.Document;
+import org.apache.lucene.document.DocumentStoredFieldVisitor;
 import org.apache.lucene.document.Field;
 import org.apache.lucene.document.KnnFloatVectorField;
 import org.apache.lucene.document.StoredField;
 import org.apache.lucene.document.StringField;
 import org.apache.lucene.document.TextField;
+import org.apache.lucene.index.BinaryDocValues;
+import org.apache.lucene.index.CodecReader;
+import org.apache.lucene.index.DocValuesType;
 import org.apache.lucene.index.FloatVectorValues;
 import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.index.IndexWriter;
 import org.apache.lucene.index.KnnVectorValues;
 import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.SortedDocValues;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.index.Term;
 import org.apache.lucene.index.VectorSimilarityFunction;
@@ -43,6 +50,7 @@ import org.apache.lucene.search.ScoreMode;
 import org.apache.lucene.search.Scorer;
 import org.apache.lucene.search.TermInSetQuery;
 import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.search.TopScoreDocCollectorManager;
 import org.apache.lucene.search.Weight;
 import org.apache.lucene.util.BytesRef;
 import org.apache.lucene.util.quantization.QuantizedByteVectorValues.ScalarEncoding;
@@ -225,9 +233,20 @@ public final class Bridge {
     writer.deleteDocuments(terms);
   }
 
+  /**
+   * The top {@code k} hits of {@code query}, counting total hits only up to {@code k}: past that
+   * count Lucene may skip blocks of documents that cannot enter the top k (block-max WAND), where
+   * {@code IndexSearcher.search(query, k)} counts the first 1,000 hits exactly before it skips any.
+   * The hits and their order are the same; only {@code totalHits} becomes a lower bound.
+   */
+  private static TopDocs top(IndexSearcher searcher, Query query, int k) throws java.io.IOException {
+    int n = Math.max(1, Math.min(k, Math.max(1, searcher.getIndexReader().maxDoc())));
+    return searcher.search(query, new TopScoreDocCollectorManager(n, n));
+  }
+
   /** Top k hits packed as n little-endian ints (doc numbers) followed by n floats (scores). */
   public static byte[] search(IndexSearcher searcher, Query query, int k) throws java.io.IOException {
-    TopDocs top = searcher.search(query, k);
+    TopDocs top = top(searcher, query, k);
     ScoreDoc[] hits = top.scoreDocs;
     ByteBuffer out = ByteBuffer.allocate(hits.length * 8).order(ByteOrder.LITTLE_ENDIAN);
     for (ScoreDoc hit : hits) {
@@ -246,15 +265,25 @@ public final class Bridge {
    * number of documents asked for, not with the length of the query's posting lists.
    */
   public static byte[] scoreDocs(IndexSearcher searcher, Query query, byte[] docnums) throws java.io.IOException {
-    int[] docs = ints(docnums);
-    Integer[] order = ascending(docs);
+    float[] scores = exactScores(searcher, query, ints(docnums));
+    ByteBuffer out = ByteBuffer.allocate(scores.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (float f : scores) {
+      out.putFloat(f);
+    }
+    return out.array();
+  }
+
+  private static float[] exactScores(IndexSearcher searcher, Query query, int[] docs) throws java.io.IOException {
     float[] scores = new float[docs.length];
+    if (docs.length == 0) {
+      return scores;
+    }
     Weight weight = searcher.createWeight(searcher.rewrite(query), ScoreMode.COMPLETE, 1f);
     List<LeafReaderContext> leaves = searcher.getIndexReader().leaves();
     int leaf = -1;
     Scorer scorer = null;
     LeafReaderContext ctx = null;
-    for (int i : order) {
+    for (int i : ascending(docs)) {
       int doc = docs[i];
       while (ctx == null || doc >= ctx.docBase + ctx.reader().maxDoc()) {
         ctx = leaves.get(++leaf);
@@ -272,8 +301,32 @@ public final class Bridge {
         scores[i] = scorer.score();
       }
     }
-    ByteBuffer out = ByteBuffer.allocate(scores.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-    for (float f : scores) {
+    return scores;
+  }
+
+  /**
+   * The BM25 side of one hybrid query in a single call: {@code text} analysed into Anserini's
+   * bag-of-words query over {@code field}; its top {@code k} among the matches of {@code filter}
+   * (null: every document), as {@link #search}; and the exact score of each doc number in
+   * {@code also} (little-endian ints, e.g. the dense view's hits), as {@link #scoreDocs} (0: no
+   * query term occurs in it). Packed little-endian: int n, n doc numbers, n scores, then one float
+   * per doc number of {@code also}.
+   */
+  public static byte[] bm25Hits(IndexSearcher searcher, BagOfWordsQueryGenerator generator, Analyzer analyzer,
+                                String field, String text, Query filter, int k, byte[] also)
+      throws java.io.IOException {
+    Query query = generator.buildQuery(field, analyzer, text);
+    ScoreDoc[] hits = top(searcher, filter == null ? query : filtered(query, filter), k).scoreDocs;
+    float[] extra = exactScores(searcher, query, ints(also));
+    ByteBuffer out = ByteBuffer.allocate(4 + hits.length * 8 + extra.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    out.putInt(hits.length);
+    for (ScoreDoc hit : hits) {
+      out.putInt(hit.doc);
+    }
+    for (ScoreDoc hit : hits) {
+      out.putFloat(hit.score);
+    }
+    for (float f : extra) {
       out.putFloat(f);
     }
     return out.array();
@@ -375,16 +428,95 @@ public final class Bridge {
     return RescoreTopNQuery.createFullPrecisionRescorerQuery(approximate, v, field, k);
   }
 
-  /** Stored ids of doc numbers given as little-endian ints. */
+  /**
+   * External ids of doc numbers (little-endian ints), in the given order. Read from the id field's
+   * doc values where a segment has them (binary, as lucerag writes them; sorted, as Anserini does),
+   * about a microsecond per document, else from stored fields, which decompress a block of
+   * documents for each one asked (tens of microseconds).
+   */
   public static String[] ids(IndexReader reader, byte[] docnums) throws java.io.IOException {
-    java.nio.IntBuffer in = le(docnums).asIntBuffer();
-    String[] out = new String[in.remaining()];
-    StoredFields stored = reader.storedFields();
+    int[] docs = ints(docnums);
+    String[] out = new String[docs.length];
+    List<LeafReaderContext> leaves = reader.leaves();
+    StoredFields stored = null;
     java.util.Set<String> fields = java.util.Set.of(ID);
-    for (int i = 0; i < out.length; i++) {
-      out[i] = stored.document(in.get(i), fields).get(ID);
+    int leaf = -1;
+    int base = 0;
+    int end = 0;
+    BinaryDocValues binary = null;
+    SortedDocValues sorted = null;
+    int last = -1;
+    String lastId = null;
+    for (int i : ascending(docs)) {
+      int doc = docs[i];
+      if (doc == last) {
+        out[i] = lastId;
+        continue;
+      }
+      while (doc >= end) {
+        LeafReaderContext ctx = leaves.get(++leaf);
+        base = ctx.docBase;
+        end = base + ctx.reader().maxDoc();
+        org.apache.lucene.index.FieldInfo info = ctx.reader().getFieldInfos().fieldInfo(ID);
+        DocValuesType type = info == null ? DocValuesType.NONE : info.getDocValuesType();
+        binary = type == DocValuesType.BINARY ? ctx.reader().getBinaryDocValues(ID) : null;
+        sorted = type == DocValuesType.SORTED ? ctx.reader().getSortedDocValues(ID) : null;
+      }
+      String id = null;
+      if (binary != null && binary.advanceExact(doc - base)) {
+        id = binary.binaryValue().utf8ToString();
+      } else if (sorted != null && sorted.advanceExact(doc - base)) {
+        id = sorted.lookupOrd(sorted.ordValue()).utf8ToString();
+      } else {
+        if (stored == null) {
+          stored = reader.storedFields();
+        }
+        id = stored.document(doc, fields).get(ID);
+      }
+      out[i] = id;
+      last = doc;
+      lastId = id;
     }
     return out;
+  }
+
+  /**
+   * The stored id, {@code raw} record and {@code contents} of every document from {@code from}
+   * (inclusive) to {@code to} (exclusive), read in doc order: for each document three fields, each
+   * a little-endian int byte length (-1: not stored) followed by that many UTF-8 bytes. Each
+   * segment is read through its stored-fields merge instance, which decompresses every block of
+   * documents once (random access decompresses a block per document read).
+   */
+  public static byte[] storedRange(IndexReader reader, int from, int to) throws java.io.IOException {
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(Math.max(16, (to - from) * 512));
+    byte[] length = new byte[4];
+    ByteBuffer lengthLe = ByteBuffer.wrap(length).order(ByteOrder.LITTLE_ENDIAN);
+    String[] names = {ID, RAW, CONTENTS};
+    for (LeafReaderContext ctx : reader.leaves()) {
+      int lo = Math.max(from, ctx.docBase);
+      int hi = Math.min(to, ctx.docBase + ctx.reader().maxDoc());
+      if (lo >= hi) {
+        continue;
+      }
+      StoredFields fields = ctx.reader() instanceof CodecReader codec
+          ? codec.getFieldsReader().getMergeInstance()
+          : ctx.reader().storedFields();
+      for (int doc = lo; doc < hi; doc++) {
+        DocumentStoredFieldVisitor visitor = new DocumentStoredFieldVisitor(ID, RAW, CONTENTS);
+        fields.document(doc - ctx.docBase, visitor);
+        Document document = visitor.getDocument();
+        for (String name : names) {
+          String value = document.get(name);
+          byte[] bytes = value == null ? null : value.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+          lengthLe.putInt(0, bytes == null ? -1 : bytes.length);
+          out.write(length, 0, 4);
+          if (bytes != null) {
+            out.write(bytes, 0, bytes.length);
+          }
+        }
+      }
+    }
+    return out.toByteArray();
   }
 
   /**
