@@ -162,3 +162,21 @@ def test_importing_pyserini_after_start_needs_no_openai_key():
     env = {k: v for k, v in __import__("os").environ.items() if k != "OPENAI_API_KEY"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_jvm_start_passes_on_stderr_but_the_incubator_notice(tmp_path):
+    """Starting with jdk.incubator.vector makes Java print an incubator-module warning on every
+    command; it is dropped, while anything else the JVM prints at start-up still reaches stderr
+    (here Java's own notice of JAVA_TOOL_OPTIONS)."""
+    import os
+    from pathlib import Path
+
+    code = "from lucerag.lucene import jvm\njvm.start()\nprint(jvm.runtime_info()['home'])\n"
+    env = dict(os.environ, JAVA_TOOL_OPTIONS="-Dlucerag.test.marker=1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Picked up JAVA_TOOL_OPTIONS: -Dlucerag.test.marker=1" in out.stderr
+    assert "incubator modules" not in out.stderr
+    home = Path(out.stdout.strip().splitlines()[-1])
+    if not jvm._has_module(home, jvm.VECTOR_MODULE):
+        pytest.skip("this runtime has no incubator module, so Java prints no notice to drop")

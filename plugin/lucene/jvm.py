@@ -14,7 +14,10 @@ import glob
 import logging
 import os
 import re
+import sys
+import tempfile
 import threading
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -189,6 +192,35 @@ def jvm_options(home: Path, heap: str) -> list[str]:
     return options
 
 
+# What the JVM prints on stderr when it starts with an incubator module (Lucene's SIMD distances need
+# jdk.incubator.vector): on every command, although nothing is wrong.
+_INCUBATOR_NOTICE = "WARNING: Using incubator modules:"
+
+
+@contextmanager
+def _without_incubator_notice():
+    """Hold file descriptor 2 while the JVM starts and pass on everything it printed there except
+    the incubator-module notice (a JVM start-up error still reaches stderr, after the block)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable descriptor 2: nothing to hold
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
+            rest = "".join(line for line in lines if not line.startswith(_INCUBATOR_NOTICE))
+            if rest:
+                os.write(2, rest.encode("utf-8"))
+
+
 def start(heap: str | None = None) -> None:
     """Start the JVM once per process (later calls are no-ops).
 
@@ -211,7 +243,8 @@ def start(heap: str | None = None) -> None:
         # pyserini.encode builds an OpenAI client at import; a placeholder key keeps that
         # import from failing.  lucerag itself never talks to OpenAI through pyserini.
         os.environ.setdefault("OPENAI_API_KEY", "unused-by-lucerag")
-        import jnius  # noqa: F401  (starts the JVM)
+        with _without_incubator_notice():
+            import jnius  # noqa: F401  (starts the JVM)
 
         global _started_home
         _started_home = home
