@@ -11,6 +11,9 @@ set from the written negatives on B, and the rule does not open it). Rules:
   idf, Lucene's BM25 without the (k1 + 1) factor: each term's part tends to idf as tf grows), r = the
   highest ratio among A's unanswerable queries under A's gate (the lowest value that opens none on A).
 
+It also times the shipped check (TermCoverage.covered, warm: the last of three passes over every
+query) next to the BM25 search of the same queries.
+
 Run from the repository root on the cache of ``lucerag bench transfer`` (docs/fusion-and-filter.md):
 
     .venv/bin/python scripts/lexical_rules.py --data ../shared/data --work /work/transfer-work5
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 from collections import Counter
 
 import numpy as np
@@ -32,6 +36,12 @@ from lucerag.search.lexical import TermCoverage, analysed_terms
 from lucerag.search.retriever import Retriever
 
 SETS = ("judged (answerable)", "keyword", "other collection", "written questions", "negatives", "nonsense")
+
+
+def _took(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return 1000 * (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -76,6 +86,13 @@ def main() -> None:
                     out.append((float(c.dense[head(c, 100)].max()), coverage.covered(text, top),
                                 top > 0 and anywhere(text), top / most if most > 0 else 0.0))
                 rows[name][sname] = out
+            queries = [(texts[q], float(c.bm25.max()) if len(c) else 0.0)
+                       for cands, texts in sets.values() for q, c in cands.items()]
+            for _ in range(3):
+                check = [_took(lambda: coverage.covered(text, top)) for text, top in queries]
+            search = [_took(lambda: r.bm25.search(text, 100)) for text, _ in queries]
+            print(f"{name}: lexical evidence {np.median(check):.3f} ms median, {np.percentile(check, 90):.3f} ms p90 "
+                  f"per query ({len(check)} queries); their BM25 search {np.median(search):.3f} ms median")
         gates[name] = gate_from_negatives(q[0] for q in rows[name]["negatives"])
     print("| measured on (rule fitted on) | rule | " + " | ".join(f"{s} refused" for s in SETS) + " |")
     print("| --- | --- |" + " --- |" * len(SETS))

@@ -26,7 +26,6 @@ peers' ``min_score`` on min-max fused scores; each parameter chosen for best F1 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -363,14 +362,9 @@ def load_judged(names: list[str], data_root, work_dir, depth: int = 100, ood=Non
                 j.probes["nonsense"] = (gather(r, nonsense_q, depth, cache, f"nonsense-on-{name}"), nonsense_q)
             coverage = TermCoverage(r.bm25)
             sets = [(j.cands, c.queries), *j.unanswerable.values(), *j.probes.values()]
-            j.covered, took = {}, []
             for cands, texts in sets + ([j.negatives] if j.negatives else []):
                 for qid, cand in cands.items():
-                    start = time.perf_counter()
                     j.covered[texts[qid]] = coverage.covered(texts[qid], float(cand.bm25.max()) if len(cand) else 0.0)
-                    took.append(time.perf_counter() - start)
-            log(f"{name}: lexical evidence of {len(took)} queries, median {1000 * float(np.median(took)):.3f} ms, "
-                f"p90 {1000 * float(np.percentile(took, 90)):.3f} ms each")
         out[name] = j
     return out
 
