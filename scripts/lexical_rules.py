@@ -28,7 +28,7 @@ from collections import Counter
 
 import numpy as np
 
-from lucerag.eval.transfer import DENSE_TOP, load_judged
+from lucerag.eval.transfer import load_judged
 from lucerag.lucene.classes import CONTENTS, java
 from lucerag.search.calibration import gate_from_negatives
 from lucerag.search.fusion import head

@@ -76,3 +76,28 @@ def test_out_of_domain_questions_made_up_words_and_nonsense_stay_refused(retriev
     nonsense = list(read_query_lines(DATA / "nonsense_queries.txt").values())
     for query in MADE_UP + nonsense:
         assert retriever.search(query, k=5) == [], f"{query!r} was answered"
+
+
+def test_keyword_queries_are_the_rarest_query_word_a_relevant_passage_holds(retriever):
+    from lucerag.eval.keywords import keyword_queries
+    from lucerag.eval.topics import read_beir_qrels, read_beir_queries
+    from lucerag.lucene.classes import CONTENTS, java
+
+    queries, qrels = read_beir_queries(MINI_BEIR), read_beir_qrels(MINI_BEIR)
+    index = retriever.bm25.index
+    kw = keyword_queries(queries, qrels, index)
+    assert kw and set(kw) <= set(queries)
+    for qid, word in kw.items():
+        assert word in re.findall(r"\w+", queries[qid])
+        relevant = [d for d, g in qrels[qid].items() if g > 0]
+        docs = index.docnums(relevant)
+        held = set().union(*(analysed_terms(r.get("contents", "")) for r in index.records(list(docs.values()))))
+        (term,) = analysed_terms(word)
+        assert term in held
+
+        def df(t):
+            return int(index.reader.docFreq(java.Term(CONTENTS, t)))
+
+        rivals = [w for w in re.findall(r"\w+", queries[qid]) if len(analysed_terms(w)) == 1
+                  and analysed_terms(w)[0] in held]
+        assert df(term) == min(df(analysed_terms(w)[0]) for w in rivals)
