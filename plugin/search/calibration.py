@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from lucerag.search.fusion import Candidates
 from lucerag.search.scoredist import SD_FLOOR, fit_mixture
+
+if TYPE_CHECKING:
+    from lucerag.search.lexical import TermCoverage
 
 FEATURES = (
     "dense",            # cosine similarity
@@ -138,7 +141,7 @@ class Calibrator(BaseModel):
     trained_on: str = ""
     queries: int = 0
     candidates: int = 0
-    _coverage: object = PrivateAttr(default=None)  # TermCoverage of the index bound by for_corpus
+    _coverage: "TermCoverage | None" = PrivateAttr(default=None)  # the index's, bound by for_corpus
 
     @model_validator(mode="after")
     def _complete(self) -> "Calibrator":
