@@ -12,7 +12,8 @@ set from the written negatives on B, and the rule does not open it). Rules:
   highest ratio among A's unanswerable queries under A's gate (the lowest value that opens none on A).
 
 It also times the shipped check (TermCoverage.covered, warm: the last of three passes over every
-query) next to the BM25 search of the same queries.
+query) next to the BM25 search of the same queries, and the filter's whole decision
+(Calibrator.decide) without and with it on the judged and keyword queries, interleaved.
 
 Run from the repository root on the cache of ``lucerag bench transfer`` (docs/fusion-and-filter.md):
 
@@ -93,6 +94,21 @@ def main() -> None:
             search = [_took(lambda: r.bm25.search(text, 100)) for text, _ in queries]
             print(f"{name}: lexical evidence {np.median(check):.3f} ms median, {np.percentile(check, 90):.3f} ms p90 "
                   f"per query ({len(check)} queries); their BM25 search {np.median(search):.3f} ms median")
+            # the filter's whole decision (Calibrator.decide) with and without the lexical evidence,
+            # interleaved on the same candidates: the shipped calibrator as a retriever binds it
+            after = r.calibrator
+            before = after.model_copy(update={"lexical": False})
+            for sname in ("judged (answerable)", "keyword"):
+                cands, texts = sets[sname]
+                fused = {q: r.fuse(c) for q, c in cands.items()}
+                took = {False: [], True: []}
+                for _ in range(3):
+                    took = {False: [], True: []}
+                    for q, c in cands.items():
+                        for lexical, cal in ((False, before), (True, after)):
+                            took[lexical].append(_took(lambda: cal.decide(c, fused[q], texts[q], 100)))
+                print(f"{name}: filter decision on {sname} queries: {np.median(took[False]):.3f} ms median "
+                      f"without the lexical evidence, {np.median(took[True]):.3f} ms with it")
         gates[name] = gate_from_negatives(q[0] for q in rows[name]["negatives"])
     print("| measured on (rule fitted on) | rule | " + " | ".join(f"{s} refused" for s in SETS) + " |")
     print("| --- | --- |" + " --- |" * len(SETS))
