@@ -198,9 +198,7 @@ class Calibrator(BaseModel):
                           f"({type(exc).__name__}: {exc}); using the shipped gate {self.gate}. Store one "
                           "with `lucerag calibrate --model mixture`", CalibratorWarning, stacklevel=4)
             return bound
-        adapted = bound.model_copy(update={"gate": gate, "trained_on": f"{self.trained_on}; gate set on this index"})
-        adapted._coverage = bound._coverage
-        return adapted
+        return bound.model_copy(update={"gate": gate, "trained_on": f"{self.trained_on}; gate set on this index"})
 
     def cut(self, x: np.ndarray, threshold: float | None = None, covered: bool | None = None) -> np.ndarray:
         """Which rows of one query's feature matrix the filter keeps, shape (len(x),): the rule of
