@@ -377,6 +377,8 @@ def bench_transfer(
     collections: str = typer.Option("dl19,scifact", help="Comma-separated collections."),
     ood: Optional[Path] = typer.Option(None, help="Unanswerable questions (one per line) measured on every corpus."),
     negatives: Optional[Path] = typer.Option(None, help="Unanswerable questions used as negatives when fitting."),
+    nonsense: Optional[Path] = typer.Option(None, help="Nonsense queries (emoji, other scripts, made-up words; "
+                                                        "one per line): the share refused is reported."),
     depth: int = typer.Option(100, min=10, help="Candidates per view (fusion.depth)."),
     pseudo: int = typer.Option(200, min=0, help="Pseudo-queries drawn from each corpus (0: none)."),
     markdown: bool = typer.Option(False, "--markdown", help="Print markdown tables instead of JSON."),
@@ -391,7 +393,7 @@ def bench_transfer(
     if len(names) < 2:
         _fail("--collections needs at least two collections")
     judged = load_judged(names, data, work, depth, ood, negatives, pseudo, progress=sys.stderr.isatty(),
-                         log=lambda m: typer.echo(m, err=True))
+                         log=lambda m: typer.echo(m, err=True), nonsense=nonsense)
     report = leave_one_out(judged, depth)
     print(as_markdown(report) if markdown else json.dumps(report))
     if write_calibrator is not None:

@@ -15,7 +15,11 @@ weight per query on a 0.05 grid); "gap closed" = (fused - best single view) / (o
 
 Filter metrics on B: macro F1 over the judged queries (precision/recall of the kept set within the
 fused top ``depth``), share of judged queries answered with nothing, share of unanswerable queries
-answered with nothing, ECE over every candidate of the judged and unanswerable queries.
+answered with nothing, ECE over every candidate of the judged and unanswerable queries, and the
+share of probe queries refused: keyword queries drawn from B's judged queries
+(:mod:`lucerag.eval.keywords`; answerable) and, when given, nonsense queries (emoji, other scripts,
+made-up words; unanswerable). The mixture model is reported without and with its lexical evidence
+(:mod:`lucerag.search.lexical`), which opens the gate for a query whose terms all occur in one passage.
 Baselines: fixed top-k, raw cosine threshold, gap cut (largest drop in fused score), and the
 peers' ``min_score`` on min-max fused scores; each parameter chosen for best F1 on A.
 """
@@ -61,6 +65,8 @@ class Judged:
     unanswerable: dict[str, tuple[dict[str, Candidates], dict[str, str]]] = field(default_factory=dict)
     negatives: tuple[dict[str, Candidates], dict[str, str]] | None = None  # for fitting only
     pseudo: tuple[dict[str, Candidates], dict[str, str], dict] | None = None  # label-free, own corpus
+    probes: dict[str, tuple[dict[str, Candidates], dict[str, str]]] = field(default_factory=dict)  # refusals only
+    covered: dict[str, bool | None] = field(default_factory=dict)  # query text -> lexical evidence here
 
 
 def view_scores(j: Judged, how: str, depth: int, **kw) -> np.ndarray:
@@ -173,10 +179,11 @@ class Labelled:
     x: np.ndarray          # features (ranked order)
     labels: np.ndarray     # 0/1 (ranked order)
     relevant: int          # relevant passages in the candidate list
+    covered: bool | None = None  # lexical evidence: some passage holds every query term (lucerag.search.lexical)
 
 
 def label(cands: dict[str, Candidates], texts: dict[str, str], qrels: dict, depth: int, fusion: dict,
-          answerable: bool) -> list[Labelled]:
+          answerable: bool, covered: dict[str, bool | None] | None = None) -> list[Labelled]:
     out = []
     for qid, c in cands.items():
         f = _fuse(c, fusion, depth)
@@ -184,7 +191,7 @@ def label(cands: dict[str, Candidates], texts: dict[str, str], qrels: dict, dept
         judged = qrels.get(qid, {})
         y = np.array([1 if judged.get(c.ids[i], 0) >= 1 else 0 for i in o])
         x = features(c, f, texts[qid], depth)[o]
-        out.append(Labelled(qid, answerable, f[o], x, y, int(y.sum())))
+        out.append(Labelled(qid, answerable, f[o], x, y, int(y.sum()), (covered or {}).get(texts[qid])))
     return out
 
 
@@ -216,15 +223,18 @@ def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     return _ece(p, y, bins)
 
 
-def _cut_report(keeps_ans, ans, keeps_un: dict) -> dict:
+def _cut_report(keeps_ans, ans, keeps_un: dict, keeps_probe: dict | None = None) -> dict:
     """F1 over the judged queries, share of them answered with nothing, and the share of
-    unanswerable queries answered with nothing: over all sets, and per set (``empty:<set>``)."""
+    unanswerable queries answered with nothing: over all sets, and per set (``empty:<set>``);
+    the share of each probe set answered with nothing (``refused:<set>``)."""
     every = [k for ks in keeps_un.values() for k in ks]
     out = {"f1": round(float(np.mean([prf(k, q.labels) for k, q in zip(keeps_ans, ans)])), 4),
            "answerable_empty": round(float(np.mean([not k.any() for k in keeps_ans])), 4),
            "unanswerable_empty": round(float(np.mean([not k.any() for k in every])), 4) if every else None}
     for name, ks in keeps_un.items():
         out[f"empty:{name}"] = round(float(np.mean([not k.any() for k in ks])), 4) if ks else None
+    for name, ks in (keeps_probe or {}).items():
+        out[f"refused:{name}"] = round(float(np.mean([not k.any() for k in ks])), 4) if ks else None
     return out
 
 
@@ -268,16 +278,23 @@ def fit_filter(train_ans: list[Labelled], train_neg: list[Labelled], **kw) -> Ca
 
 
 def filter_report(cal: Calibrator, train_ans, train_neg, test_ans, test_un, baselines: bool = True,
-                  name: str = "calibrated filter") -> dict:
+                  name: str = "calibrated filter", probes: dict | None = None) -> dict:
     """Rows of the filter table measured on ``test_ans`` (judged) and ``test_un`` ({set name:
     unanswerable queries}): the calibrator ``cal`` under ``name`` and, with ``baselines``, each
-    baseline with its parameter chosen on ``train_ans`` + ``train_neg``."""
+    baseline with its parameter chosen on ``train_ans`` + ``train_neg``; each row also gives the
+    share of every set of ``probes`` ({set name: queries}) answered with nothing."""
     rows: dict = {}
+    probes = probes or {}
     un_all = [q for qs in test_un.values() for q in qs]
-    probs_ans = [cal.probabilities(q.x) for q in test_ans]
-    probs_un = [cal.probabilities(q.x) for q in un_all]
-    rows[name] = _cut_report([cal.cut(q.x) for q in test_ans], test_ans,
-                             {k: [cal.cut(q.x) for q in qs] for k, qs in test_un.items()})
+    probs_ans = [cal.probabilities(q.x, q.covered) for q in test_ans]
+    probs_un = [cal.probabilities(q.x, q.covered) for q in un_all]
+
+    def cut(q):
+        return cal.cut(q.x, covered=q.covered)
+
+    rows[name] = _cut_report([cut(q) for q in test_ans], test_ans,
+                             {k: [cut(q) for q in qs] for k, qs in test_un.items()},
+                             {k: [cut(q) for q in qs] for k, qs in probes.items()})
     rows[name]["ece"] = round(ece(np.concatenate(probs_ans + probs_un),
                                   np.concatenate([q.labels for q in test_ans + un_all])), 4)
     rows[name]["ece_answerable"] = round(ece(np.concatenate(probs_ans),
@@ -290,30 +307,37 @@ def filter_report(cal: Calibrator, train_ans, train_neg, test_ans, test_un, base
     for bname, (values, keep) in BASELINES.items():
         v = _best_param(values, keep, train_ans, train_neg)
         rows[bname] = _cut_report([keep(q, v) for q in test_ans], test_ans,
-                                  {k: [keep(q, v) for q in qs] for k, qs in test_un.items()})
+                                  {k: [keep(q, v) for q in qs] for k, qs in test_un.items()},
+                                  {k: [keep(q, v) for q in qs] for k, qs in probes.items()})
         rows[bname]["param"] = float(v)
     rows["gap cut"] = _cut_report([gap_keep(q) for q in test_ans], test_ans,
-                                  {k: [gap_keep(q) for q in qs] for k, qs in test_un.items()})
+                                  {k: [gap_keep(q) for q in qs] for k, qs in test_un.items()},
+                                  {k: [gap_keep(q) for q in qs] for k, qs in probes.items()})
     return rows
 
 
 # -- the leave-one-collection-out run -----------------------------------------------------------
 
 def load_judged(names: list[str], data_root, work_dir, depth: int = 100, ood=None, negatives=None,
-                pseudo: int = 200, progress: bool = False, log=print) -> dict[str, Judged]:
+                pseudo: int = 200, progress: bool = False, log=print, nonsense=None) -> dict[str, Judged]:
     """Indexes (built once under ``work_dir``) and cached candidates for every collection in
     ``names``: its judged queries, the other collections' queries and ``ood`` questions as
-    unanswerable sets, and ``negatives`` (unanswerable questions for fitting only)."""
+    unanswerable sets, ``negatives`` (unanswerable questions for fitting only), and as probes its
+    keyword queries (:func:`lucerag.eval.keywords.keyword_queries`) and the ``nonsense`` queries;
+    the lexical evidence of every query on every corpus."""
     from pathlib import Path
 
     from lucerag.eval.collections import ensure_index, gather, load_collection
     from lucerag.eval.filter import read_query_lines
+    from lucerag.eval.keywords import keyword_queries
+    from lucerag.search.lexical import TermCoverage
     from lucerag.search.retriever import Retriever
 
     work_dir = Path(work_dir)
     cols = {n: load_collection(n, data_root, work_dir) for n in names}
     ood_q = read_query_lines(ood) if ood else {}
     neg_q = read_query_lines(negatives) if negatives else {}
+    nonsense_q = read_query_lines(nonsense) if nonsense else {}
     out = {}
     for name, c in cols.items():
         log(f"{name}: index {ensure_index(c, progress)}")
@@ -332,15 +356,31 @@ def load_judged(names: list[str], data_root, work_dir, depth: int = 100, ood=Non
 
                 pq, pqrels = pseudo_queries(r.dense_index, pseudo)
                 j.pseudo = (gather(r, pq, depth, cache, f"pseudo-on-{name}"), pq, pqrels)
+            kw = keyword_queries(c.queries, c.qrels, r.bm25_index)
+            j.probes["keyword"] = (gather(r, kw, depth, cache, f"keywords-on-{name}"), kw)
+            if nonsense_q:
+                j.probes["nonsense"] = (gather(r, nonsense_q, depth, cache, f"nonsense-on-{name}"), nonsense_q)
+            coverage = TermCoverage(r.bm25)
+            sets = [(j.cands, c.queries), *j.unanswerable.values(), *j.probes.values()]
+            for cands, texts in sets + ([j.negatives] if j.negatives else []):
+                for qid, cand in cands.items():
+                    j.covered[texts[qid]] = coverage.covered(texts[qid], float(cand.bm25.max()) if len(cand) else 0.0)
         out[name] = j
     return out
 
 
 def _labelled(j: Judged, fusion: dict, depth: int):
-    ans = label(j.cands, j.texts, j.qrels, depth, fusion, True)
-    neg = label(*j.negatives, {}, depth, fusion, False) if j.negatives else []
-    un = {name: label(cands, texts, {}, depth, fusion, False) for name, (cands, texts) in j.unanswerable.items()}
+    ans = label(j.cands, j.texts, j.qrels, depth, fusion, True, j.covered)
+    neg = label(*j.negatives, {}, depth, fusion, False, j.covered) if j.negatives else []
+    un = {name: label(cands, texts, {}, depth, fusion, False, j.covered)
+          for name, (cands, texts) in j.unanswerable.items()}
     return ans, neg, un
+
+
+def _probes(j: Judged, fusion: dict, depth: int) -> dict[str, list[Labelled]]:
+    """The probe sets (keyword, nonsense) of ``j``, labelled without judgments (refusals only)."""
+    return {name: label(cands, texts, {}, depth, fusion, name == "keyword", j.covered)
+            for name, (cands, texts) in j.probes.items()}
 
 
 def leave_one_out(judged: dict[str, Judged], depth: int = 100) -> dict:
@@ -360,26 +400,32 @@ def leave_one_out(judged: dict[str, Judged], depth: int = 100) -> dict:
             t_neg += n
         cal = fit_filter(t_ans, t_neg)
         ans, test_neg, un = _labelled(test, fusion, depth)
-        filters = filter_report(cal, t_ans, t_neg, ans, un)
+        probes = _probes(test, fusion, depth)
+        filters = filter_report(cal, t_ans, t_neg, ans, un, probes=probes)
         # the mixture model: nothing fitted on labels; its answerability gate comes from the written
         # unanswerable questions (ood_train) searched on a corpus: B's own (label-free adaptation,
-        # what `lucerag calibrate --negatives` does on a user's index), or A's for comparison
+        # what `lucerag calibrate --negatives` does on a user's index), or A's for comparison; each
+        # without and with the lexical evidence (a query whose terms all occur in one passage)
         recorded = {**fusion}
-        if test_neg:
-            mix = mixture_calibrator(gate_from_negatives(q.x[0, DENSE_TOP] for q in test_neg), fusion=recorded)
-            filters |= filter_report(mix, [], [], ans, un, baselines=False, name="mixture, gate from B's negatives")
-        if t_neg:
-            mix = mixture_calibrator(gate_from_negatives(q.x[0, DENSE_TOP] for q in t_neg), fusion=recorded)
-            filters |= filter_report(mix, [], [], ans, un, baselines=False, name="mixture, gate from A's negatives")
+        for whose, neg in (("B", test_neg), ("A", t_neg)):
+            if not neg:
+                continue
+            gate = gate_from_negatives(q.x[0, DENSE_TOP] for q in neg)
+            for lexical, what in ((False, "mixture"), (True, "mixture + lexical evidence")):
+                mix = mixture_calibrator(gate, fusion=recorded, lexical=lexical)
+                filters |= filter_report(mix, [], [], ans, un, baselines=False, probes=probes,
+                                         name=f"{what}, gate from {whose}'s negatives")
         if test.pseudo is not None:
             # adapted to B's corpus without B's labels: pseudo-queries from B's own passages
             # (+ the written negatives searched on B) join A's judged queries
             pseudo = label(*test.pseudo, depth, fusion, True)
             adapted = fit_filter(t_ans + pseudo, t_neg + test_neg)
-            filters |= filter_report(adapted, [], [], ans, un, baselines=False, name="filter + pseudo-queries")
+            filters |= filter_report(adapted, [], [], ans, un, baselines=False, name="filter + pseudo-queries",
+                                     probes=probes)
         report[test_name] = {
             "fitted_on": [j.name for j in train],
             "queries": len(ans), "unanswerable": {k: len(v) for k, v in un.items()},
+            "probes": {k: len(v) for k, v in probes.items()},
             "fusion": fusion_report(test, depth, fixed_w, params, lam),
             "adaptive_params": params.as_dict(),
             "filter": filters,
@@ -396,17 +442,22 @@ def markdown(report: dict) -> str:
     for r in rows:
         lines.append(f"| {r} | " + " | ".join(str(report[n]["fusion"][r]) for n in names) + " |")
     out = "\n".join(lines) + "\n\n"
+    probes = sorted({k for n in names for k in report[n].get("probes", {})})
     lines = ["| measured on | cut-off | F1 | answerable empty | unanswerable empty: all | other collection's "
-             "queries | written questions | ECE | ECE judged only |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "queries | written questions | ECE | ECE judged only |" + "".join(f" {p} refused |" for p in probes),
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + " --- |" * len(probes)]
+
+    def pct(v) -> str:
+        return f"{v:.2%}" if v is not None else ""
+
     for n in names:
         for cut, r in report[n]["filter"].items():
             e = f"{r['ece']:.4f} | {r['ece_answerable']:.4f}" if "ece" in r else " | "
             cross = [v for k, v in r.items() if k.startswith("empty:") and k != "empty:ood" and v is not None]
-            ood = r.get("empty:ood")
             lines.append(f"| {n} | {cut} | {r['f1']:.4f} | {r['answerable_empty']:.2%} | "
-                         f"{r['unanswerable_empty']:.2%} | {f'{cross[0]:.2%}' if len(cross) == 1 else ''} | "
-                         f"{f'{ood:.2%}' if ood is not None else ''} | {e} |")
+                         f"{r['unanswerable_empty']:.2%} | {pct(cross[0]) if len(cross) == 1 else ''} | "
+                         f"{pct(r.get('empty:ood'))} | {e} |" + "".join(f" {pct(r.get(f'refused:{p}'))} |"
+                                                                        for p in probes))
     return out + "\n".join(lines) + "\n"
 
 

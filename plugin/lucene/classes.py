@@ -59,6 +59,8 @@ _CLASSES = {
     "BooleanClauseOccur": "org.apache.lucene.search.BooleanClause$Occur",
     "DefaultEnglishAnalyzer": "io.anserini.analysis.DefaultEnglishAnalyzer",
     "BagOfWordsQueryGenerator": "io.anserini.search.query.BagOfWordsQueryGenerator",
+    "AnalyzerUtils": "io.anserini.analysis.AnalyzerUtils",
+    "QueryBuilder": "org.apache.lucene.util.QueryBuilder",
     "Bridge": "lucerag.Bridge",
 }
 

@@ -11,21 +11,24 @@ Applying the model is a few numpy operations (no scikit-learn at query time).
 
 A second model, ``mixture`` (the shipped default), fits nothing on labels: a per-query
 score-distribution model (:mod:`lucerag.search.scoredist`) gives P(relevant | answerable), and an
-answerability gate on the best cosine, set on each corpus from questions it cannot answer, gives
-P(answerable); see :class:`Calibrator`.
+answerability gate on the best cosine, set on each corpus from questions it cannot answer and opened
+by lexical evidence (:mod:`lucerag.search.lexical`), gives P(answerable); see :class:`Calibrator`.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from lucerag.search.fusion import Candidates
 from lucerag.search.scoredist import SD_FLOOR, fit_mixture
+
+if TYPE_CHECKING:
+    from lucerag.search.lexical import TermCoverage
 
 FEATURES = (
     "dense",            # cosine similarity
@@ -105,6 +108,12 @@ class Calibrator(BaseModel):
       top ``fusion.depth``). P(relevant) = P(answerable) * P(relevant | fused score, answerable), with
       P(answerable) = sigmoid((best cosine - gate) / gate_scale). An answerable query keeps every
       candidate whose mixture posterior reaches ``threshold`` and always its most probable one.
+
+      With ``lexical`` (default), a query under the gate whose analysed terms all occur in the passage
+      BM25 ranks first (:class:`lucerag.search.lexical.TermCoverage`) counts as reaching the gate:
+      answerable, P(answerable) = 0.5. The check runs only for queries under the gate, and only
+      once :meth:`for_corpus` has bound the calibrator to an index (callers holding feature rows
+      pass the evidence as ``covered``).
     """
 
     FILENAME: ClassVar[str] = "lucerag-calibrator.json"
@@ -119,6 +128,8 @@ class Calibrator(BaseModel):
     gate_from: str = ""            # mixture: "corpus" = set the gate on each index from lucerag's own
                                    # unanswerable questions (lucerag.resources.UNANSWERABLE), see for_corpus
     gate_scale: float = 0.02       # mixture: width (cosine units) of the soft P(answerable) around the gate
+    lexical: bool = True           # mixture: a query whose terms all occur in its top BM25 passage reaches
+                                   # the gate (lucerag.search.lexical; docs/fusion-and-filter.md)
     sd_floor: float = SD_FLOOR     # mixture: see lucerag.search.scoredist
     threshold: float = 0.5
     objective: str = "f1"          # how the threshold was chosen: "f1" or "precision>=P"
@@ -130,6 +141,7 @@ class Calibrator(BaseModel):
     trained_on: str = ""
     queries: int = 0
     candidates: int = 0
+    _coverage: "TermCoverage | None" = PrivateAttr(default=None)  # the index's, bound by for_corpus
 
     @model_validator(mode="after")
     def _complete(self) -> "Calibrator":
@@ -140,33 +152,43 @@ class Calibrator(BaseModel):
             raise ValueError("a mixture calibrator needs its answerability gate")
         return self
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
+    def probabilities(self, x: np.ndarray, covered: bool | None = None) -> np.ndarray:
         """P(relevant) for each row of one query's feature matrix (:func:`features`), shape (len(x),).
 
         For the mixture model the rows are taken as the query's head (its top ``fusion.depth``
-        by fused score are fitted)."""
+        by fused score are fitted); ``covered`` is the query's lexical evidence
+        (:meth:`lucerag.search.lexical.TermCoverage.covered`; None: none)."""
         if len(x) == 0:
             return np.zeros(0)
         if self.model == "mixture":
             fused = x[:, FEATURES.index("fused")]
             return self._mixture(fused, float(x[0, FEATURES.index("dense_top")]),
-                                 np.ones(len(x), bool), self.fusion.get("depth"))[0]
+                                 np.ones(len(x), bool), self.fusion.get("depth"), covered)[0]
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
     def for_corpus(self, retriever) -> "Calibrator":
-        """This calibrator adapted to ``retriever``'s index without labels: for a mixture calibrator
-        with ``gate_from == "corpus"``, a copy whose gate is the best cosine that any of lucerag's
-        packaged unanswerable questions reaches on this index (:func:`corpus_gate`; one search per
+        """This calibrator adapted to ``retriever``'s index without labels. For a mixture calibrator:
+        a copy bound to the index's BM25 view for the lexical evidence (with ``lexical``), and, with
+        ``gate_from == "corpus"``, whose gate is the second-highest best cosine that lucerag's
+        packaged unanswerable questions reach on this index (:func:`corpus_gate`; one search per
         question, done once per retriever). Any other calibrator is returned as it is."""
-        if self.model != "mixture" or self.gate_from != "corpus":
+        if self.model != "mixture":
             return self
+        bound = self
+        if self.lexical and getattr(retriever, "bm25", None) is not None:
+            from lucerag.search.lexical import TermCoverage
+
+            bound = self.model_copy()
+            bound._coverage = TermCoverage(retriever.bm25)
+        if self.gate_from != "corpus":
+            return bound
         from lucerag.resources import UNANSWERABLE
 
         try:
             gate = corpus_gate(retriever, read_questions(UNANSWERABLE))
         except ValueError:  # no question found a candidate (an empty index): keep the shipped gate
-            return self
+            return bound
         except Exception as exc:  # noqa: BLE001  e.g. a query encoder that only knows certain texts
             import warnings
 
@@ -175,12 +197,13 @@ class Calibrator(BaseModel):
             warnings.warn(f"could not set the relevance filter's answerability gate on this index "
                           f"({type(exc).__name__}: {exc}); using the shipped gate {self.gate}. Store one "
                           "with `lucerag calibrate --model mixture`", CalibratorWarning, stacklevel=4)
-            return self
-        return self.model_copy(update={"gate": gate, "trained_on": f"{self.trained_on}; gate set on this index"})
+            return bound
+        return bound.model_copy(update={"gate": gate, "trained_on": f"{self.trained_on}; gate set on this index"})
 
-    def cut(self, x: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    def cut(self, x: np.ndarray, threshold: float | None = None, covered: bool | None = None) -> np.ndarray:
         """Which rows of one query's feature matrix the filter keeps, shape (len(x),): the rule of
-        :meth:`decide` on feature rows (the mixture model fits the rows as the query's head)."""
+        :meth:`decide` on feature rows (the mixture model fits the rows as the query's head;
+        ``covered`` as in :meth:`probabilities`)."""
         t = self.threshold if threshold is None else threshold
         if len(x) == 0:
             return np.zeros(0, bool)
@@ -188,18 +211,27 @@ class Calibrator(BaseModel):
             return self.probabilities(x) >= t
         head = np.ones(len(x), bool)
         p, post, answerable = self._mixture(x[:, FEATURES.index("fused")], float(x[0, FEATURES.index("dense_top")]),
-                                            head, self.fusion.get("depth"))
+                                            head, self.fusion.get("depth"), covered)
         return _mixture_keep(p, post, answerable, head, t)
 
-    def _mixture(self, fused: np.ndarray, best: float, fit_on: np.ndarray,
-                 depth: int | None) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(P(relevant), P(relevant | answerable), answerable) for the mixture model."""
+    def _mixture(self, fused: np.ndarray, best: float, fit_on: np.ndarray, depth: int | None,
+                 covered: bool | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(P(relevant), P(relevant | answerable), answerable) for the mixture model; ``covered``:
+        the query's lexical evidence, used under the gate when ``lexical`` is on."""
         fused = fused.astype(np.float64)
         top = np.sort(fused[fit_on])[::-1][:depth]
         post = fit_mixture(top, self.sd_floor).posterior(fused) if len(top) >= 2 else np.ones(len(fused))
         gate = self.gate if self.gate is not None else -1.0
+        if best < gate and self.lexical and covered:
+            best = gate  # every query term in its top BM25 passage: the lexical evidence lifts it to the gate
         p_ans = 1.0 / (1.0 + np.exp(-(best - gate) / self.gate_scale))
         return p_ans * post, post, bool(best >= gate)
+
+    def covered(self, query: str, top_bm25: float) -> bool | None:
+        """The lexical evidence for ``query`` (its best BM25 score ``top_bm25``) on the index
+        :meth:`for_corpus` bound this calibrator to, see :meth:`lucerag.search.lexical.TermCoverage.covered`;
+        None when unbound."""
+        return self._coverage.covered(query, top_bm25) if self._coverage is not None else None
 
     def predict(self, c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None) -> np.ndarray:
         """P(relevant) of every candidate, shape (len(c),); ``depth`` as in :func:`features`."""
@@ -211,7 +243,8 @@ class Calibrator(BaseModel):
 
         ``threshold`` (default: the calibrator's) applies to P(relevant) for the logistic model and
         to P(relevant | answerable) for the mixture model, whose answerable queries always keep their
-        most probable candidate and whose unanswerable ones (best cosine under ``gate``) keep none."""
+        most probable candidate and whose unanswerable ones (best cosine under ``gate`` and, once
+        bound by :meth:`for_corpus`, a top BM25 passage lacking some query term) keep none."""
         t = self.threshold if threshold is None else threshold
         if len(c) == 0:
             return np.zeros(0), np.zeros(0, bool)
@@ -221,7 +254,11 @@ class Calibrator(BaseModel):
         from lucerag.search.fusion import head
 
         h = head(c, depth)
-        p, post, answerable = self._mixture(fused, float(c.dense[h].max()), h, depth)
+        best = float(c.dense[h].max())
+        # the lexical evidence matters (and costs a look-up) only for a query under the gate
+        covered = self.covered(query, float(c.bm25[h].max())) \
+            if self.lexical and best < (self.gate if self.gate is not None else -1.0) else None
+        p, post, answerable = self._mixture(fused, best, h, depth, covered)
         return p, _mixture_keep(p, post, answerable, h, t)
 
     def mismatches(self, fusion: dict, encoder=None) -> list[str]:

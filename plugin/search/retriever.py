@@ -153,7 +153,9 @@ class Retriever:
     def calibrator(self) -> Calibrator | None:
         """The relevance filter's calibrator (None when none fits this index and encoder)."""
         if not self._calibrator_found:
-            self._calibrator, self._calibrator_found = self._find_calibrator(), True
+            found = self._find_calibrator()
+            # adapted to this index (a mixture calibrator: its lexical evidence, a corpus gate)
+            self._calibrator, self._calibrator_found = found.for_corpus(self) if found is not None else None, True
         return self._calibrator
 
     def _find_calibrator(self) -> Calibrator | None:
@@ -168,9 +170,7 @@ class Retriever:
         default = Calibrator.default()
         if default.encoder != self.encoder.manifest.name:
             return None
-        checked = self._checked(default, explicit=False)
-        # the shipped mixture calibrator sets its answerability gate on this index (no labels needed)
-        return checked.for_corpus(self) if checked is not None else None
+        return self._checked(default, explicit=False)
 
     def _checked(self, cal: Calibrator, explicit: bool) -> Calibrator | None:
         """Refuse a calibrator fitted on another encoder; warn once when fusion, precision or
