@@ -21,3 +21,14 @@ def test_variants_compute_the_same_and_are_timed():
             assert np.abs(other - block[0]).max() < 1e-4
     r = run_kernels(batch=2, seq=5, hidden=16, ffn=32, threads=1, calls=3, rounds=2)
     assert len(r["ms_per_call"]) == 6 and all(ms > 0 for ms in r["ms_per_call"].values())
+
+
+def test_encoder_bench_says_when_it_falls_back_to_the_demo_sentences(tmp_path, monkeypatch, capsys):
+    """Without the shared data the encoder bench times the demo corpus's sentences (longer than MS
+    MARCO queries): it says so on stderr, not only in its JSON."""
+    from lucerag.bench.encoder import load_texts
+
+    monkeypatch.setenv("LUCERAG_DATA", str(tmp_path))
+    queries, passages, source = load_texts()
+    assert queries and passages and source == "lucerag/data/demo/*.md"
+    assert "no MS MARCO DL19 slice" in capsys.readouterr().err
