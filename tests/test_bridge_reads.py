@@ -133,3 +133,21 @@ def test_one_index_merge_equals_the_general_merge(retriever):
             assert c.ids == ref.ids
             for field in ("bm25", "dense", "bm25_rank", "dense_rank"):
                 assert np.array_equal(getattr(c, field), getattr(ref, field)), (query, depth, field)
+
+
+def test_records_over_the_byte_budget_are_not_held(tmp_path):
+    """An index whose stored records exceed the byte budget (long documents) is not held in memory,
+    and is not read whole again; its pages come from Lucene, the same records."""
+    from lucerag.index.reader import LuceneIndex
+
+    rows = _rows()
+    index = LuceneIndex(_write(tmp_path / "long", rows, "binary"))
+    n = int(index.reader.maxDoc())
+    page = random.Random(3).sample(range(n), 5)
+    reference = LuceneIndex(tmp_path / "long")
+    assert reference.held_records() is not None
+    assert index.held_records(max_bytes=1000) is None
+    assert index._records_too_large and index.held_records() is None   # decided once
+    assert index.records(page) == reference.records(page)
+    index.close()
+    reference.close()

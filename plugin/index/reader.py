@@ -2,10 +2,10 @@
 
 The Python/Java boundary is the cost at query time, not Lucene.  Ids and stored vectors are
 fetched once per Lucene doc number and cached for the life of the reader. Stored records of an
-index below :data:`RECORDS_IN_MEMORY_BELOW` passages are read once, in doc order, and then served
-from memory: Lucene decompresses a block of documents for every stored document read at random
-(~30 us per passage on an AVX2 EPYC, ~0.3 ms for a page of 10), which was the largest single
-cost of a small index's query after the encoder.
+index below :data:`RECORDS_IN_MEMORY_BELOW` passages (and :data:`RECORDS_IN_MEMORY_MAX_BYTES`) are
+read once, in doc order, and then served from memory: Lucene decompresses a block of documents for
+every stored document read at random (~30 us per passage on an AVX2 EPYC, ~0.3 ms for a page of 10),
+which was the largest single cost of a small index's query after the encoder.
 """
 
 from __future__ import annotations
@@ -27,8 +27,13 @@ from lucerag.lucene.errors import INDEX_FORMAT_TOO_NEW, is_instance, java_error_
 # ~40 MB at 100K), the same regime in which dense search holds the vectors in memory
 # (lucerag.search.scan, lucerag.index.hnsw.GRAPH_FROM).
 RECORDS_IN_MEMORY_BELOW = 100_000
+# ... and whose stored records come to at most this many bytes (UTF-8): an index of long documents
+# (Anserini's MS MARCO document collection stores ~5-10 KB of raw JSON per document) stops reading
+# at this size, drops what it read and serves every page from Lucene instead.
+RECORDS_IN_MEMORY_MAX_BYTES = 128 * 2**20
 
-__all__ = ["RECORDS_IN_MEMORY_BELOW", "IndexNotFoundError", "IndexTooNewError", "LuceneIndex", "segments_versions", "top_docs"]
+__all__ = ["RECORDS_IN_MEMORY_BELOW", "RECORDS_IN_MEMORY_MAX_BYTES", "IndexNotFoundError", "IndexTooNewError", "LuceneIndex",
+           "segments_versions", "top_docs"]
 
 
 def _jar_name() -> str:
@@ -130,6 +135,7 @@ class LuceneIndex:
         self._vectors: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
         self._records: list[tuple[str | None, str | None, str | None]] | None = None
+        self._records_too_large = False
 
     @property
     def _stored(self):
@@ -183,25 +189,33 @@ class LuceneIndex:
         fields = java.Bridge.records(self.reader, np.asarray(docnums, "<i4").tobytes())
         return [_record(fields[i], fields[i + 1], fields[i + 2]) for i in range(0, 3 * len(docnums), 3)]
 
-    def held_records(self, below: int | None = None) -> list[tuple[str | None, str | None, str | None]] | None:
+    def held_records(self, below: int | None = None,
+                     max_bytes: int | None = None) -> list[tuple[str | None, str | None, str | None]] | None:
         """Every document's stored (id, raw, contents), indexed by doc number, read on first use for
-        an index with fewer than ``below`` (default :data:`RECORDS_IN_MEMORY_BELOW`) live passages and
-        kept for the life of the reader; None for a larger index. Fills the id cache as well.
+        an index with fewer than ``below`` (default :data:`RECORDS_IN_MEMORY_BELOW`) live passages
+        whose records come to at most ``max_bytes`` (default :data:`RECORDS_IN_MEMORY_MAX_BYTES`),
+        and kept for the life of the reader; None otherwise (the index is then never read whole
+        again). Fills the id cache as well.
 
         Read in doc order, 4,096 documents per bridge call, through each segment's sequential
         stored-fields reader (``Bridge.storedRange``): ~0.1 s for 5K MS MARCO passages."""
-        if self._records is not None:
+        if self._records is not None or self._records_too_large:
             return self._records
         limit = RECORDS_IN_MEMORY_BELOW if below is None else below
+        budget = RECORDS_IN_MEMORY_MAX_BYTES if max_bytes is None else max_bytes
         if self.size >= limit:
             return None
         with self._lock:
-            if self._records is None:
+            if self._records is None and not self._records_too_large:
                 held: list[tuple[str | None, str | None, str | None]] = []
-                total = int(self.reader.maxDoc())
+                total, size = int(self.reader.maxDoc()), 0
                 for start in range(0, total, 4096):
-                    held.extend(_unpack_fields(java.Bridge.storedRange(self.reader, start,
-                                                                       min(total, start + 4096)).tostring()))
+                    blob = java.Bridge.storedRange(self.reader, start, min(total, start + 4096)).tostring()
+                    size += len(blob)
+                    if size > budget:
+                        self._records_too_large = True
+                        return None
+                    held.extend(_unpack_fields(blob))
                 self._ids.update((d, pid) for d, (pid, _, _) in enumerate(held) if pid is not None)
                 self._records = held
         return self._records
@@ -259,7 +273,9 @@ class LuceneIndex:
 def _unpack_fields(blob: bytes) -> list[tuple[str | None, str | None, str | None]]:
     """Decode ``Bridge.storedRange``'s bytes: per document three (little-endian int32 length, -1 for
     absent; UTF-8 bytes) fields."""
-    out, fields, pos, end = [], [], 0, len(blob)
+    out: list[tuple[str | None, str | None, str | None]] = []
+    fields: list[str | None] = []
+    pos, end = 0, len(blob)
     view = memoryview(blob)
     while pos < end:
         n = int.from_bytes(view[pos:pos + 4], "little", signed=True)
@@ -270,7 +286,7 @@ def _unpack_fields(blob: bytes) -> list[tuple[str | None, str | None, str | None
             fields.append(str(view[pos:pos + n], "utf-8"))
             pos += n
         if len(fields) == 3:
-            out.append(tuple(fields))
+            out.append((fields[0], fields[1], fields[2]))
             fields = []
     return out
 

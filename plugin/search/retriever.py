@@ -412,8 +412,10 @@ class Retriever:
         passages = []
         records = self._records(ranking)
         c, order = ranking.candidates, ranking.order
-        with_views = method == "hybrid" and c is not None and order is not None
-        if with_views:  # per-view evidence of the ranked candidates, as plain Python numbers
+        with_views = False
+        if method == "hybrid" and c is not None and order is not None:
+            # per-view evidence of the ranked candidates, as plain Python numbers
+            with_views = True
             at = np.asarray(order[:len(ranking.ids)], np.int64)
             views = zip(c.bm25[at].tolist(), c.dense[at].tolist(), c.bm25_rank[at].tolist(), c.dense_rank[at].tolist())
         shown = probs.tolist() if probs is not None else None
