@@ -29,6 +29,9 @@ def serve(
                                            "(default $LUCERAG_TENANTS); each request searches only its tenant's "
                                            "passages (metadata key `tenant`). Exclusive with the API key."),
     insecure: bool = typer.Option(False, "--insecure", help="Serve beyond loopback without an API key."),
+    reload: bool = typer.Option(True, "--reload/--no-reload", help="Search passages added by `lucerag index "
+                                "--append`, and a rebuild of the index folder, without a restart (the index "
+                                "is reopened in the background once its folder changes)."),
     log_level: str = typer.Option("warning"),
 ):
     """Serve /v1/retrieve, /v1/context, /healthz, /metrics and /docs over HTTP (FastAPI + uvicorn)."""
@@ -47,7 +50,7 @@ def serve(
     require_key_off_loopback(host, bool(key or table), insecure)   # before the JVM and the index are opened
     sock = bind(host, port)  # a busy port fails here, before the index is opened or "serving" is printed
     settings = ServerSettings(api_key=key, tenants=table, max_k=max_k, max_body_bytes=max_body)
-    rag = _rag(index_dir, config, workers, max_queue=max_queue)
+    rag = _rag(index_dir, config, workers, max_queue=max_queue, reload=reload)
     access = (f"{len(table.keys)} tenants by API key (metadata key {table.field!r})" if table
               else f"API key {'required' if key else 'off'}")
     typer.echo(f"lucerag serving {rag.info()['index']} on http://{host}:{port} "
@@ -68,4 +71,4 @@ def mcp(
 
     if transport not in ("stdio", "http"):
         _fail("--transport must be stdio or http")
-    run_mcp(_rag(index_dir, config, None), transport=transport, host=host, port=port)
+    run_mcp(_rag(index_dir, config, None, reload=True), transport=transport, host=host, port=port)

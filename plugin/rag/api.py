@@ -26,6 +26,7 @@ import json
 import os
 import queue
 import threading
+import time
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -193,9 +194,12 @@ class RAG:
 
     def __init__(self, retriever: Retriever, *, owns_retriever: bool = False, workers: int | None = None,
                  max_queue: int | None = None, llm: LLMConfig | LLMClient | None = None,
-                 context: ContextBuilder | dict | None = None, warmup: bool = True):
-        self.retriever = retriever
+                 context: ContextBuilder | dict | None = None, warmup: bool = True, reload: bool = False,
+                 reload_grace: float = 120.0):
+        self._retriever = retriever
         self._owns = owns_retriever
+        # ``reload`` (only for a retriever this object opened): see :class:`IndexWatch`
+        self._watch = IndexWatch(self, reload_grace) if reload and owns_retriever else None
         self.workers = workers or int(os.environ.get("LUCERAG_WORKERS", "4"))
         self._max_queue = max_queue
         self._pool: SearchPool | None = None
@@ -207,6 +211,18 @@ class RAG:
         self._llm = llm
         if warmup:
             self.warmup()
+
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever searches go to. With ``reload``, a newer one once the index folder has a
+        new commit (an append) or was replaced (a rebuild): see :class:`IndexWatch`."""
+        if self._watch is not None:
+            self._watch.check()
+        return self._retriever
+
+    @retriever.setter
+    def retriever(self, value: Retriever) -> None:
+        self._retriever = value
 
     @classmethod
     def from_index(cls, path: str | Path, encoder=None, **options: Any) -> "RAG":
@@ -225,9 +241,10 @@ class RAG:
 
     # -- lifetime ---------------------------------------------------------------------------------
 
-    def warmup(self) -> None:
-        """Resolve Java classes and load the encoder on this thread (the main one at start-up)."""
-        r = self.retriever
+    def warmup(self, retriever: Retriever | None = None) -> None:
+        """Resolve Java classes and load the encoder on this thread (the main one at start-up); and
+        the relevance filter's corpus gate. ``retriever``: warm that one (default: the current one)."""
+        r = retriever or self._retriever
         if r.dense is not None:
             _ = r.encoder
         for method in ("hybrid", "bm25", "dense"):
@@ -260,8 +277,10 @@ class RAG:
             pool.shutdown(wait=True)
         if isinstance(self._llm, LLMClient):
             self._llm.close()
+        if self._watch is not None:
+            self._watch.close()
         if self._owns:
-            self.retriever.close()
+            self._retriever.close()
 
     def __enter__(self) -> "RAG":
         return self
@@ -448,3 +467,116 @@ class RAG:
             "filter": self.supports_filter,
             "default_k": r.config.search.k,
         }
+
+
+def _index_state(path: Path) -> tuple[int, int, str] | None:
+    """What changes when an index folder gets a new commit or is replaced: (device, inode, newest
+    ``segments_N``); None while the folder is missing (a rebuild between its two renames)."""
+    try:
+        st = os.stat(path)
+        commits = [e.name for e in os.scandir(path) if e.name.startswith("segments_")]
+    except OSError:
+        return None
+    newest = max(commits, key=lambda n: int(n.split("_", 1)[1] or "0", 36), default="")
+    return st.st_dev, st.st_ino, newest
+
+
+class IndexWatch:
+    """Reopens a :class:`RAG`'s index when it changes on disk (``RAG(..., reload=True)``; on in
+    ``lucerag serve``), so passages added by ``lucerag index --append`` and a rebuild of the same
+    folder are searched without a restart.
+
+    At most once per ``interval`` seconds a search compares each index folder's inode and newest
+    ``segments_N`` with those of the open retriever (a ``stat`` and a directory listing). On a change
+    a background thread opens a new :class:`~lucerag.search.retriever.Retriever` with the same
+    configuration and query encoder, warms it (:meth:`RAG.warmup`: the relevance filter's corpus
+    gate is set on the new passages) and swaps it in; searches meanwhile use the old one. The old
+    retriever is closed ``grace`` seconds later (searches already running on it finish; a search
+    waits at most the server's timeout), or when the RAG object closes. A reopen that fails (e.g.
+    a folder caught mid-rebuild) is logged and tried again at the next change or after 5 s.
+    """
+
+    def __init__(self, rag: "RAG", grace: float = 120.0, interval: float = 1.0):
+        self._rag, self.grace, self.interval = rag, float(grace), float(interval)
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._state = self._states(rag._retriever)
+        self._loading: threading.Thread | None = None
+        self._retired: list[tuple[float, Retriever]] = []
+        self.reloads = 0
+
+    @staticmethod
+    def _paths(r: Retriever) -> list[Path]:
+        return [i.path for i in dict.fromkeys(x for x in (r.bm25_index, r.dense_index) if x is not None)]
+
+    def _states(self, r: Retriever) -> list:
+        return [_index_state(p) for p in self._paths(r)]
+
+    def check(self) -> None:
+        """Start a reload when the index changed (cheap; called on every access to the retriever)."""
+        now = time.monotonic()
+        if now < self._next:
+            return
+        with self._lock:
+            if now < self._next:
+                return
+            self._next = now + self.interval
+            self._close_retired(now)
+            if self._loading is not None:
+                return
+            state = self._states(self._rag._retriever)
+            if state == self._state or any(s is None for s in state):
+                return
+            self._loading = threading.Thread(target=self._reload, args=(state,), name="lucerag-reload", daemon=True)
+            self._loading.start()
+
+    def _reload(self, state: list) -> None:
+        import logging
+
+        old = self._rag._retriever
+        try:
+            new = Retriever(old.config, old._encoder, old._reranker)
+            try:
+                self._rag.warmup(new)
+            except Exception:
+                new.close()
+                raise
+        except Exception as exc:  # noqa: BLE001 - keep serving the open index; try again later
+            logging.getLogger("lucerag").warning("could not reopen %s (%s: %s); still serving the open index",
+                                                 ", ".join(map(str, self._paths(old))), type(exc).__name__, exc)
+            with self._lock:
+                self._loading, self._next = None, time.monotonic() + 5.0
+            return
+        finally:
+            detach_thread()
+        with self._lock:
+            if self._rag.closed:
+                new.close()
+            else:
+                self._rag._retriever, self._state = new, state
+                self._retired.append((time.monotonic() + self.grace, old))
+                self.reloads += 1
+            self._loading = None
+
+    def _close_retired(self, now: float) -> None:
+        keep = []
+        for due, r in self._retired:
+            if due <= now:
+                r.close()
+            else:
+                keep.append((due, r))
+        self._retired = keep
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Wait for a reload in progress (tests, tools)."""
+        thread = self._loading
+        if thread is not None:
+            thread.join(timeout)
+
+    def close(self) -> None:
+        """Close every retired retriever (the RAG object is closing)."""
+        self.wait()
+        with self._lock:
+            for _, r in self._retired:
+                r.close()
+            self._retired = []

@@ -244,7 +244,7 @@ def add_routes(app, searches: Searches, api_key: str | None, registry: m.Registr
     async def healthz() -> Health:
         if rag.closed:
             raise ClosedError("closed")
-        return Health(status="ok", version=version(), **info)
+        return Health(status="ok", version=version(), **rag.info())   # the index now open (it may be reopened)
 
     async def metrics_(request):
         searches.pending.set(rag.pool.pending if not rag.closed else 0)
