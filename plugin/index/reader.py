@@ -136,6 +136,7 @@ class LuceneIndex:
         self._lock = threading.Lock()
         self._records: list[tuple[str | None, str | None, str | None]] | None = None
         self._records_too_large = False
+        self._commit_id: str | None = None
 
     @property
     def _stored(self):
@@ -144,6 +145,21 @@ class LuceneIndex:
         if stored is None:
             stored = self._stored_by_thread[ident] = self.reader.storedFields()
         return stored
+
+    @property
+    def commit_id(self) -> str:
+        """What identifies the commit this reader opened, across folders and rebuilds: its
+        ``segments_N`` name and the 16-byte id Lucene writes at random into every commit's header
+        (two fresh builds have the same ``segments_N`` and reader version, not the same id)."""
+        if self._commit_id is None:
+            name = str(self.reader.getIndexCommit().getSegmentsFileName())
+            try:
+                data = (self.path / name).read_bytes()[:128]
+                pos = 4 + 1 + data[4] + 4         # magic, codec name, format version
+                self._commit_id = f"{name}:{data[pos:pos + 16].hex()}"
+            except (OSError, IndexError):         # the commit file is gone (a rebuild replaced the folder)
+                self._commit_id = f"{name}:{self.path.resolve()}"
+        return self._commit_id
 
     @property
     def size(self) -> int:

@@ -200,6 +200,8 @@ class RAG:
         self._owns = owns_retriever
         # ``reload`` (only for a retriever this object opened): see :class:`IndexWatch`
         self._watch = IndexWatch(self, reload_grace) if reload and owns_retriever else None
+        # checks a reopened index must pass before it is swapped in (e.g. the server's tenant key)
+        self.reload_checks: list[Callable[[Retriever], None]] = []
         self.workers = workers or int(os.environ.get("LUCERAG_WORKERS", "4"))
         self._max_queue = max_queue
         self._pool: SearchPool | None = None
@@ -359,7 +361,7 @@ class RAG:
 
     def _fingerprint(self, query: str, method: str, where: Where | None, relevance: bool | None) -> str:
         r = self.retriever
-        versions = [int(i.reader.getVersion()) for i in (r.bm25_index, r.dense_index) if i is not None]
+        versions = [(i.commit_id, int(i.reader.getVersion())) for i in (r.bm25_index, r.dense_index) if i is not None]
         text = json.dumps([query, method, None if where is None else canonical(where), relevance, versions])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -469,6 +471,25 @@ class RAG:
         }
 
 
+def _close_and_release(retrievers: list[Retriever]) -> None:
+    """Close retired retrievers off the request path, then hand the memory they held back to the
+    system: a retriever's native allocations (onnxruntime's packed scan weights, JVM buffers) are
+    freed into glibc's heap, which otherwise keeps them (measured: resident memory grew ~15 MB per
+    reload of a 5K-passage index, and stayed flat with ``malloc_trim``)."""
+    import ctypes
+    import gc
+
+    for r in retrievers:
+        r.close()
+    del retrievers
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
+    detach_thread()
+
+
 def _index_state(path: Path) -> tuple[int, int, str] | None:
     """What changes when an index folder gets a new commit or is replaced: (device, inode, newest
     ``segments_N``); None while the folder is missing (a rebuild between its two renames)."""
@@ -489,7 +510,8 @@ class IndexWatch:
     At most once per ``interval`` seconds a search compares each index folder's inode and newest
     ``segments_N`` with those of the open retriever (a ``stat`` and a directory listing). On a change
     a background thread opens a new :class:`~lucerag.search.retriever.Retriever` with the same
-    configuration and query encoder, warms it (:meth:`RAG.warmup`: the relevance filter's corpus
+    configuration and query encoder, runs ``RAG.reload_checks`` on it (one that raises refuses it),
+    warms it (:meth:`RAG.warmup`: the relevance filter's corpus
     gate is set on the new passages) and swaps it in; searches meanwhile use the old one. The old
     retriever is closed ``grace`` seconds later (searches already running on it finish; a search
     waits at most the server's timeout), or when the RAG object closes. A reopen that fails (e.g.
@@ -534,16 +556,27 @@ class IndexWatch:
         import logging
 
         old = self._rag._retriever
+        log = logging.getLogger("lucerag")
         try:
             new = Retriever(old.config, old._encoder, old._reranker)
+            try:
+                for check in self._rag.reload_checks:
+                    check(new)
+            except Exception as exc:  # noqa: BLE001 - refused: keep the open index until the folder changes again
+                new.close()
+                log.warning("not serving the changed index at %s (%s); still serving the one opened before",
+                            ", ".join(map(str, self._paths(old))), exc)
+                with self._lock:
+                    self._state, self._loading = state, None
+                return
             try:
                 self._rag.warmup(new)
             except Exception:
                 new.close()
                 raise
-        except Exception as exc:  # noqa: BLE001 - keep serving the open index; try again later
-            logging.getLogger("lucerag").warning("could not reopen %s (%s: %s); still serving the open index",
-                                                 ", ".join(map(str, self._paths(old))), type(exc).__name__, exc)
+        except Exception as exc:  # noqa: BLE001 - keep serving the open index; try again in 5 s
+            log.warning("could not reopen %s (%s: %s); still serving the open index",
+                        ", ".join(map(str, self._paths(old))), type(exc).__name__, exc)
             with self._lock:
                 self._loading, self._next = None, time.monotonic() + 5.0
             return
@@ -559,13 +592,10 @@ class IndexWatch:
             self._loading = None
 
     def _close_retired(self, now: float) -> None:
-        keep = []
-        for due, r in self._retired:
-            if due <= now:
-                r.close()
-            else:
-                keep.append((due, r))
-        self._retired = keep
+        due = [r for when, r in self._retired if when <= now]
+        if due:
+            self._retired = [(when, r) for when, r in self._retired if when > now]
+            threading.Thread(target=_close_and_release, args=(due,), name="lucerag-retire", daemon=True).start()
 
     def wait(self, timeout: float = 30.0) -> None:
         """Wait for a reload in progress (tests, tools)."""

@@ -293,9 +293,14 @@ def create_app(rag: RAG, settings: ServerSettings | None = None, *, close_rag: b
     settings = settings or ServerSettings.from_env()
     limits = settings.limits(rag.retriever.config.limits)
     if settings.tenants is not None:  # refuse to start rather than serve a filter that matches nothing
-        for index in {id(i): i for i in (rag.retriever.bm25_index, rag.retriever.dense_index) if i}.values():
-            settings.tenants.check_index(index.manifest.metadata_fields if index.manifest else None,
-                                         str(index.path))
+        table = settings.tenants
+
+        def check_tenants(retriever) -> None:
+            for index in {id(i): i for i in (retriever.bm25_index, retriever.dense_index) if i}.values():
+                table.check_index(index.manifest.metadata_fields if index.manifest else None, str(index.path))
+
+        check_tenants(rag.retriever)
+        rag.reload_checks.append(check_tenants)   # a reopened index must pass too (lucerag.rag.api.IndexWatch)
     registry = m.Registry()
 
     @asynccontextmanager
