@@ -33,7 +33,7 @@ RECORDS_IN_MEMORY_BELOW = 100_000
 RECORDS_IN_MEMORY_MAX_BYTES = 128 * 2**20
 
 __all__ = ["RECORDS_IN_MEMORY_BELOW", "RECORDS_IN_MEMORY_MAX_BYTES", "IndexNotFoundError", "IndexTooNewError", "LuceneIndex",
-           "segments_versions", "top_docs"]
+           "latest_commit", "segments_versions", "top_docs"]
 
 
 def _jar_name() -> str:
@@ -56,31 +56,43 @@ def _vint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def segments_versions(path: str | Path) -> tuple[tuple[int, int, int], int] | None:
-    """(Lucene version that wrote the latest commit, Lucene major version that created the index),
-    read from the header of the newest ``segments_N`` file; None when it cannot be read.
+def latest_commit(path: str | Path) -> str | None:
+    """The name of the newest ``segments_N`` file in ``path`` (N is base 36), None when there is none."""
+    names = [p.name for p in Path(path).glob("segments_*")]
+    return max(names, key=lambda n: int(n.split("_", 1)[1] or "0", 36)) if names else None
 
-    Layout since Lucene 7: codec header (magic int, "segments" string, format int, 16-byte id,
-    suffix), then the writer's version as three vInts and the creation major version as a vInt.
+
+def _segments_header(file: Path) -> tuple[str, tuple[int, int, int], int] | None:
+    """(commit id as hex, Lucene version that wrote the commit, Lucene major version that created the
+    index) from a ``segments_N`` file's header; None when it cannot be read.
+
+    Layout since Lucene 7: codec header (magic int, "segments" string, format int, 16-byte id Lucene
+    draws at random for every commit, suffix), then the writer's version as three vInts and the
+    creation major version as a vInt.
     """
-    files = [p for p in Path(path).glob("segments_*")]
-    if not files:
-        return None
-    latest = max(files, key=lambda p: int(p.name.split("_", 1)[1] or "0", 36))
     try:
-        data = latest.read_bytes()[:256]
+        data = file.read_bytes()[:256]
         if int.from_bytes(data[:4], "big") != 0x3FD76C17:  # CodecUtil.CODEC_MAGIC
             return None
-        pos = 4 + 1 + data[4]           # magic, codec name
-        pos += 4 + 16                   # format version, segment id
+        pos = 4 + 1 + data[4] + 4       # magic, codec name, format version
+        commit = data[pos:pos + 16].hex()
+        pos += 16
         pos += 1 + data[pos]            # suffix
         major, pos = _vint(data, pos)
         minor, pos = _vint(data, pos)
         bugfix, pos = _vint(data, pos)
         created, _ = _vint(data, pos)
-        return (major, minor, bugfix), created
-    except (IndexError, ValueError):
+        return commit, (major, minor, bugfix), created
+    except (OSError, IndexError, ValueError):
         return None
+
+
+def segments_versions(path: str | Path) -> tuple[tuple[int, int, int], int] | None:
+    """(Lucene version that wrote the latest commit, Lucene major version that created the index),
+    read from the header of the newest ``segments_N`` file; None when it cannot be read."""
+    name = latest_commit(path)
+    header = _segments_header(Path(path) / name) if name else None
+    return header[1:] if header else None
 
 
 def _too_new(path: Path, exc: BaseException) -> IndexTooNewError | None:
@@ -153,12 +165,9 @@ class LuceneIndex:
         (two fresh builds have the same ``segments_N`` and reader version, not the same id)."""
         if self._commit_id is None:
             name = str(self.reader.getIndexCommit().getSegmentsFileName())
-            try:
-                data = (self.path / name).read_bytes()[:128]
-                pos = 4 + 1 + data[4] + 4         # magic, codec name, format version
-                self._commit_id = f"{name}:{data[pos:pos + 16].hex()}"
-            except (OSError, IndexError):         # the commit file is gone (a rebuild replaced the folder)
-                self._commit_id = f"{name}:{self.path.resolve()}"
+            header = _segments_header(self.path / name)
+            # no header: the commit file is gone (a rebuild replaced the folder)
+            self._commit_id = f"{name}:{header[0] if header else self.path.resolve()}"
         return self._commit_id
 
     @property
