@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field, ValidationError
 from lucerag.config import Config, format_errors
 from lucerag.errors import (ClosedError, ConfigError, CursorError, InputError, Overloaded, QueryError,
                             UnsupportedError)
+from lucerag.index.reader import latest_commit
 from lucerag.lucene.jvm import detach_thread
 from lucerag.passage import Passage
 from lucerag.rag.context import Context, ContextBuilder
@@ -221,10 +222,6 @@ class RAG:
         if self._watch is not None:
             self._watch.check()
         return self._retriever
-
-    @retriever.setter
-    def retriever(self, value: Retriever) -> None:
-        self._retriever = value
 
     @classmethod
     def from_index(cls, path: str | Path, encoder=None, **options: Any) -> "RAG":
@@ -492,14 +489,13 @@ def _close_and_release(retrievers: list[Retriever]) -> None:
 
 def _index_state(path: Path) -> tuple[int, int, str] | None:
     """What changes when an index folder gets a new commit or is replaced: (device, inode, newest
-    ``segments_N``); None while the folder is missing (a rebuild between its two renames)."""
+    ``segments_N``); None while the folder or its commit is missing (a rebuild between its two renames)."""
     try:
         st = os.stat(path)
-        commits = [e.name for e in os.scandir(path) if e.name.startswith("segments_")]
     except OSError:
         return None
-    newest = max(commits, key=lambda n: int(n.split("_", 1)[1] or "0", 36), default="")
-    return st.st_dev, st.st_ino, newest
+    newest = latest_commit(path)
+    return (st.st_dev, st.st_ino, newest) if newest else None
 
 
 class IndexWatch:
