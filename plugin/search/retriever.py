@@ -271,32 +271,27 @@ class Retriever:
         return hits.docnums if self.shared_index else hits.ids
 
     def _merge_shared(self, vector: np.ndarray, sparse: Hits, dense: Hits, dense_bm25: np.ndarray) -> Candidates:
-        """:meth:`_merge` for one index holding both views (doc numbers join them), in array
-        operations: the BM25 hits in their order, then the dense hits BM25 did not find, in theirs.
+        """:meth:`_merge` for one index holding both views (doc numbers join them), with one position
+        map and array writes: the BM25 hits in their order, then the dense hits BM25 did not find, in theirs.
         ``dense_bm25``: the BM25 score of every dense hit (0: no query term in it)."""
-        s_doc = np.asarray(sparse.docnums, np.int64)
-        d_doc = np.asarray(dense.docnums, np.int64)
-        ns, nd = len(s_doc), len(d_doc)
-        in_sparse, in_dense = set(sparse.docnums), set(dense.docnums)   # (np.isin sorts: slower at this size)
-        also_sparse = np.fromiter((d in in_sparse for d in dense.docnums), bool, nd)
-        only_dense = np.flatnonzero(~also_sparse)
+        ns, nd = len(sparse), len(dense)
+        in_sparse = {d: i for i, d in enumerate(sparse.docnums)}
+        at = np.fromiter((in_sparse.get(d, -1) for d in dense.docnums), np.int64, nd)  # each dense hit's place
+        only_dense = np.flatnonzero(at < 0)
+        at[only_dense] = ns + np.arange(len(only_dense))
         n = ns + len(only_dense)
         bm25_scores, dense_scores = np.zeros(n, np.float32), np.zeros(n, np.float32)
         bm25_rank, dense_rank = np.zeros(n, np.int32), np.zeros(n, np.int32)
         bm25_scores[:ns] = sparse.scores
         bm25_rank[:ns] = np.arange(1, ns + 1)
         bm25_scores[ns:] = np.asarray(dense_bm25, np.float32)[only_dense]
-        at = np.empty(nd, np.int64)                    # each dense hit's place in the union
-        at[only_dense] = ns + np.arange(len(only_dense))
-        if also_sparse.any():
-            by_doc = np.argsort(s_doc, kind="stable")
-            found = d_doc[also_sparse]
-            at[also_sparse] = by_doc[np.searchsorted(s_doc, found, sorter=by_doc)]
         dense_scores[at] = dense.scores
         dense_rank[at] = np.arange(1, nd + 1)
-        only_sparse = np.flatnonzero(np.fromiter((d not in in_dense for d in sparse.docnums), bool, ns))
-        if len(only_sparse):
-            dense_scores[only_sparse] = self._require(self.dense, "dense").score(vector, s_doc[only_sparse].tolist())
+        in_dense = set(dense.docnums)
+        only_sparse = [i for i, d in enumerate(sparse.docnums) if d not in in_dense]
+        if only_sparse:
+            dense_scores[only_sparse] = self._require(self.dense, "dense").score(
+                vector, [sparse.docnums[i] for i in only_sparse])
         ids = sparse.ids + [dense.ids[j] for j in only_dense.tolist()]
         return Candidates(ids, bm25_scores, dense_scores, bm25_rank, dense_rank)
 
