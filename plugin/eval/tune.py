@@ -13,7 +13,7 @@ import numpy as np
 from lucerag.eval.folds import fold_of
 
 from lucerag.eval.runs import per_query
-from lucerag.search.fusion import Candidates, fuse, order
+from lucerag.search.fusion import METHOD_PARAMETERS, Candidates, fuse, order
 
 
 def grid() -> list[dict]:
@@ -30,14 +30,9 @@ def grid() -> list[dict]:
 
 
 def setting_of(fusion) -> dict:
-    """The grid-style setting of a ``[fusion]`` configuration (its method's parameters only)."""
-    if fusion.method == "anchored":
-        return {"method": "anchored", "bm25_weight": fusion.bm25_weight}
-    if fusion.method == "rrf":
-        return {"method": "rrf", "rrf_k": fusion.rrf_k}
-    if fusion.method == "adaptive":
-        return {"method": "adaptive"}
-    return {"method": "convex", "norm": fusion.norm, "dense_weight": fusion.dense_weight}
+    """The grid-style setting of a ``[fusion]`` configuration: its method and the parameters that
+    method reads (:data:`lucerag.search.fusion.METHOD_PARAMETERS`)."""
+    return {"method": fusion.method, **{key: getattr(fusion, key) for key in METHOD_PARAMETERS[fusion.method]}}
 
 
 def score_settings(candidates: dict[str, Candidates], qrels, settings: list[dict], metric: str = "nDCG@10",

@@ -270,9 +270,10 @@ class Calibrator(BaseModel):
         out: list[str] = []
         mine = self.fusion or {}
         if mine:
-            keys = {"convex": ("method", "dense_weight", "norm", "depth"), "rrf": ("method", "rrf_k", "depth"),
-                    "anchored": ("method", "bm25_weight", "depth"),
-                    "adaptive": ("method", "depth")}.get(str(mine.get("method")), ("method",))
+            from lucerag.search.fusion import METHOD_PARAMETERS
+
+            method = str(mine.get("method"))
+            keys = ("method", *METHOD_PARAMETERS[method], "depth") if method in METHOD_PARAMETERS else ("method",)
             for key in keys:
                 if key in mine and key in fusion and mine[key] != fusion[key]:
                     out.append(f"fusion.{key} {fusion[key]!r} (fitted with {mine[key]!r})")

@@ -88,6 +88,13 @@ def anchored(c: Candidates, bm25_weight: float = 0.06, depth: int | None = None)
     return c.dense.astype(np.float64) + bm25_weight * normalise(c.bm25, "zscore", ref)
 
 
+# The settings each fusion method reads (besides ``depth``, which every method reads): what a tuned or
+# fitted set-up records, and what must match for a calibrator fitted under it.
+METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "anchored": ("bm25_weight",), "convex": ("norm", "dense_weight"), "rrf": ("rrf_k",), "adaptive": (),
+}
+
+
 def fuse(c: Candidates, method: str = "convex", *, dense_weight: float = 0.8,
          norm: str = "minmax", rrf_k: int = 60, depth: int | None = None,
          bm25_weight: float = 0.06) -> np.ndarray:
