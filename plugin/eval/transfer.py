@@ -19,7 +19,7 @@ answered with nothing, ECE over every candidate of the judged and unanswerable q
 share of probe queries refused: keyword queries drawn from B's judged queries
 (:mod:`lucerag.eval.keywords`; answerable) and, when given, nonsense queries (emoji, other scripts,
 made-up words; unanswerable). The mixture model is reported without and with its lexical evidence
-(:mod:`lucerag.search.lexical`), which opens the gate for a query whose terms all occur in one passage.
+(:mod:`lucerag.search.lexical`), which opens the gate for a query whose terms all occur in its top BM25 passage.
 Baselines: fixed top-k, raw cosine threshold, gap cut (largest drop in fused score), and the
 peers' ``min_score`` on min-max fused scores; each parameter chosen for best F1 on A.
 """
@@ -179,7 +179,7 @@ class Labelled:
     x: np.ndarray          # features (ranked order)
     labels: np.ndarray     # 0/1 (ranked order)
     relevant: int          # relevant passages in the candidate list
-    covered: bool | None = None  # lexical evidence: some passage holds every query term (lucerag.search.lexical)
+    covered: bool | None = None  # lexical evidence: its top BM25 passage holds every query term (lucerag.search.lexical)
 
 
 def label(cands: dict[str, Candidates], texts: dict[str, str], qrels: dict, depth: int, fusion: dict,
@@ -405,7 +405,7 @@ def leave_one_out(judged: dict[str, Judged], depth: int = 100) -> dict:
         # the mixture model: nothing fitted on labels; its answerability gate comes from the written
         # unanswerable questions (ood_train) searched on a corpus: B's own (label-free adaptation,
         # what `lucerag calibrate --negatives` does on a user's index), or A's for comparison; each
-        # without and with the lexical evidence (a query whose terms all occur in one passage)
+        # without and with the lexical evidence (a query whose terms all occur in its top BM25 passage)
         recorded = {**fusion}
         for whose, neg in (("B", test_neg), ("A", t_neg)):
             if not neg:
