@@ -135,7 +135,6 @@ def test_markdown_title_comes_from_a_heading_outside_code(tmp_path: Path) -> Non
                     "unclosed.md": "unclosed"}
 
 
-
 def test_markdown_front_matter_becomes_metadata_and_a_two_line_title_keeps_its_space(tmp_path: Path) -> None:
     """A fresh user's front matter became the title 'lang: enteam: infra' and stayed in the text."""
     root = tmp_path / "md"

@@ -1,5 +1,5 @@
 """The relevance filter's lexical evidence (lucerag.search.lexical): a query whose analysed terms all
-occur in one passage reaches the answerability gate; out-of-domain questions, made-up words and
+occur in its top BM25 passage reaches the answerability gate; out-of-domain questions, made-up words and
 nonsense stay refused. Real JVM, the mini corpus's real index, the real ONNX encoder."""
 
 import json
