@@ -80,7 +80,13 @@ public final class Bridge {
    * backward-codecs and are read-only there.
    */
   public static KnnVectorsFormat vectorsFormat(String name, int maxConn, int beamWidth) {
-    return vectorsFormat(name, maxConn, beamWidth, Lucene99HnswVectorsFormat.HNSW_GRAPH_THRESHOLD);
+    return vectorsFormat(name, maxConn, beamWidth, Lucene99HnswVectorsFormat.HNSW_GRAPH_THRESHOLD, 1);
+  }
+
+  /** {@link #vectorsFormat(String, int, int, int, int)} with one graph-building thread per merge. */
+  public static KnnVectorsFormat vectorsFormat(
+      String name, int maxConn, int beamWidth, int graphThreshold) {
+    return vectorsFormat(name, maxConn, beamWidth, graphThreshold, 1);
   }
 
   /**
@@ -88,22 +94,83 @@ public final class Bridge {
    * graphThreshold}: a segment of {@code n} vectors gets an HNSW graph only when {@code n >
    * ln(n) * graphThreshold}; a segment without one is searched exhaustively (every vector scored
    * with the format's SIMD scorer: int8 dot products for "int8"). Lucene's default is 100 (graphs
-   * from 648 vectors); 0 always builds one. Readers need no setting: the choice is per segment.
+   * from 648 vectors); 0 always builds one; {@link #NO_GRAPH} never does. Readers need no setting:
+   * the choice is per segment.
+   *
+   * <p>{@code mergeWorkers} threads build the graph of a merged segment together (Lucene's
+   * concurrent HNSW merge, on {@link #mergePool}); 1 builds it on the merging thread alone. A graph
+   * built while documents are added (at flush) always uses the indexing thread alone.
    */
   public static KnnVectorsFormat vectorsFormat(
-      String name, int maxConn, int beamWidth, int graphThreshold) {
+      String name, int maxConn, int beamWidth, int graphThreshold, int mergeWorkers) {
+    int workers = Math.max(1, mergeWorkers);
+    java.util.concurrent.ExecutorService pool = workers > 1 ? mergePool() : null;
     switch (name) {
       case "float":
-        return new Lucene99HnswVectorsFormat(maxConn, beamWidth, 1, null, graphThreshold);
+        return new Lucene99HnswVectorsFormat(maxConn, beamWidth, workers, pool, graphThreshold);
       case "int8":
         return new Lucene104HnswScalarQuantizedVectorsFormat(
-            ScalarEncoding.UNSIGNED_BYTE, maxConn, beamWidth, 1, null, graphThreshold);
+            ScalarEncoding.UNSIGNED_BYTE, maxConn, beamWidth, workers, pool, graphThreshold);
       case "bbq":
         return new Lucene104HnswScalarQuantizedVectorsFormat(
-            ScalarEncoding.SINGLE_BIT_QUERY_NIBBLE, maxConn, beamWidth, 1, null, graphThreshold);
+            ScalarEncoding.SINGLE_BIT_QUERY_NIBBLE, maxConn, beamWidth, workers, pool, graphThreshold);
       default:
         throw new IllegalArgumentException("unknown vector format " + name + " (float, int8 or bbq)");
     }
+  }
+
+  /**
+   * Merges every segment of the index in {@code source} into one new segment of a fresh index in
+   * {@code target}, written with {@code codec} (its vectors get the codec's HNSW graph, built by the
+   * codec's merge workers), and commits it with the source's commit data. Returns the number of
+   * live documents. Lucene's forceMerge would leave a build that is one segment already as it is.
+   */
+  public static long mergeInto(
+      org.apache.lucene.store.Directory source, org.apache.lucene.store.Directory target, Codec codec)
+      throws java.io.IOException {
+    try (org.apache.lucene.index.DirectoryReader reader =
+        org.apache.lucene.index.DirectoryReader.open(source)) {
+      org.apache.lucene.index.IndexWriterConfig config =
+          new org.apache.lucene.index.IndexWriterConfig()
+              .setOpenMode(org.apache.lucene.index.IndexWriterConfig.OpenMode.CREATE)
+              .setCodec(codec)
+              .setCommitOnClose(false);
+      try (IndexWriter writer = new IndexWriter(target, config)) {
+        CodecReader[] leaves = new CodecReader[reader.leaves().size()];
+        for (int i = 0; i < leaves.length; i++) {
+          leaves[i] =
+              org.apache.lucene.index.SlowCodecReaderWrapper.wrap(reader.leaves().get(i).reader());
+        }
+        writer.addIndexes(leaves);
+        writer.setLiveCommitData(reader.getIndexCommit().getUserData().entrySet());
+        writer.commit();
+        return writer.getDocStats().numDocs;
+      }
+    }
+  }
+
+  /** A tiny-segment threshold under which no segment of any size gets a graph. */
+  public static final int NO_GRAPH = Integer.MAX_VALUE;
+
+  private static java.util.concurrent.ExecutorService mergePool;
+
+  /**
+   * The threads that build merged HNSW graphs: created on first use, grown on demand, idle ones
+   * retired after 30 s; daemon threads, so they never keep the JVM alive.
+   */
+  static synchronized java.util.concurrent.ExecutorService mergePool() {
+    if (mergePool == null) {
+      java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
+      mergePool = new java.util.concurrent.ThreadPoolExecutor(
+          0, Integer.MAX_VALUE, 30L, java.util.concurrent.TimeUnit.SECONDS,
+          new java.util.concurrent.SynchronousQueue<>(),
+          r -> {
+            Thread t = new Thread(r, "lucerag-hnsw-merge-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+          });
+    }
+    return mergePool;
   }
 
   /**
@@ -118,7 +185,16 @@ public final class Bridge {
 
   /** {@link #codec(String, int, int)} with a tiny-segment threshold (see {@link #vectorsFormat}). */
   public static Codec codec(String format, int maxConn, int beamWidth, int graphThreshold) {
-    KnnVectorsFormat vectors = vectorsFormat(format, maxConn, beamWidth, graphThreshold);
+    return codec(format, maxConn, beamWidth, graphThreshold, 1);
+  }
+
+  /**
+   * {@link #codec(String, int, int)} with a tiny-segment threshold and graph-building threads per
+   * merge (see {@link #vectorsFormat(String, int, int, int, int)}).
+   */
+  public static Codec codec(
+      String format, int maxConn, int beamWidth, int graphThreshold, int mergeWorkers) {
+    KnnVectorsFormat vectors = vectorsFormat(format, maxConn, beamWidth, graphThreshold, mergeWorkers);
     Codec base = Codec.getDefault();
     KnnVectorsFormat perField = new PerFieldKnnVectorsFormat() {
       @Override
