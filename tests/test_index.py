@@ -1,5 +1,7 @@
 """The one-index layout: both views, written in one commit, readable by Anserini's own searchers."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -161,6 +163,41 @@ def test_segments_below_graph_from_get_no_graph_and_are_searched_exactly(tmp_pat
     graph.close()
 
 
+def test_fresh_build_is_merged_into_one_segment_whose_graph_merge_workers_build(tmp_path):
+    """A fresh build of at least graph_from passages ends as one segment holding one HNSW graph,
+    built at close by merge_workers threads (several flushed segments included); the commit keeps
+    its manifest, the graph finds every passage, and no build folder is left behind. Fewer passages
+    than graph_from keep their segments, without a graph."""
+    from lucerag.search.searchers import DenseSearcher
+
+    rng = np.random.default_rng(2)
+    vecs = rng.normal(size=(600, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(600)]
+    for name, workers, graph_from in (("two", 2, 500), ("one", 1, 500), ("few", 2, 601)):
+        with IndexWriter(tmp_path / name, dim=16, hnsw_m=8, hnsw_beam=32, graph_from=graph_from,
+                         merge_workers=workers, ram_buffer_mb=0.2) as w:
+            for a in range(0, 600, 100):  # a small RAM buffer: Lucene flushes several segments
+                w.add_batch(ids[a:a + 100], [f"text {i}" for i in range(a, a + 100)], vecs[a:a + 100])
+        assert w.merge_workers == workers
+        index = LuceneIndex(tmp_path / name)
+        segments = int(index.reader.leaves().size())
+        if name == "few":
+            assert segments > 1 and index.graph_nodes() == 0
+        else:
+            assert segments == 1 and index.graph_nodes() == 600
+            data = index.reader.getIndexCommit().getUserData()
+            assert json.loads(str(data.get("lucerag.manifest")))["dim"] == 16
+            searcher = DenseSearcher(index, exact=False)
+            for i in (0, 299, 599):
+                assert searcher.search(vecs[i], 3).ids[0] == ids[i]
+        assert index.manifest.passages == 600
+        index.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["few", "one", "two"]
+    with pytest.raises(ValueError, match="merge_workers"):
+        IndexWriter(tmp_path / "bad", merge_workers=0)
+
+
 def test_hnsw_graph_settings_and_default_beam(tmp_path):
     """The writer builds the HNSW graph with the given M / beam width; any reader opens it, and a
     searcher without a configured beam width picks one from the index size."""
@@ -193,3 +230,21 @@ def test_records_in_one_bridge_call_match_record(mini_index):
     assert index.records(docnums) == [index.record(d) for d in docnums]
     assert [r["id"] for r in index.records(docnums)] == index.ids(docnums)
     assert index.records([]) == []
+
+
+def test_graph_build_heartbeat_says_what_runs_and_for_how_long(caplog):
+    """A long graph build is never silent: a line every `every` seconds while it runs, one when it
+    ends; a call shorter than `every` prints nothing."""
+    import time
+
+    from lucerag.index.writer import _Heartbeat
+
+    caplog.set_level("INFO", logger="lucerag.index")
+    with _Heartbeat("HNSW graph of 9 passages", time.monotonic(), every=0.05) as beat:
+        time.sleep(0.18)
+    assert len(beat.lines) >= 3 and all(line.startswith("HNSW graph of 9 passages: ") for line in beat.lines)
+    assert "building" in beat.lines[0] and "built in" in beat.lines[-1]
+    assert [r.getMessage() for r in caplog.records if r.name == "lucerag.index"] == beat.lines
+    with _Heartbeat("quick", time.monotonic(), every=5.0) as quick:
+        pass
+    assert quick.lines == []

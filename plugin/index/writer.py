@@ -35,10 +35,13 @@ import contextlib
 import ctypes
 import errno
 import json
+import logging
 import os
 import shutil
 import stat
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -68,10 +71,24 @@ def _passage_writer():
 
 
 def _hnsw_codec(m: int, beam: int, vector_format: str = DEFAULT_VECTOR_FORMAT,
-                graph_from: int = GRAPH_FROM):
+                graph_from: int | None = GRAPH_FROM, merge_workers: int = 1):
+    """The codec writing ``vector_format`` vectors with an HNSW graph (``m`` / ``beam``) for segments
+    from about ``graph_from`` vectors (None: no segment gets one), built by ``merge_workers`` threads
+    when a merge makes it."""
     from lucerag.lucene.jvm import jclass
 
-    return jclass("lucerag.Bridge").codec(vector_format, int(m), int(beam), graph_threshold(graph_from))
+    bridge = jclass("lucerag.Bridge")
+    threshold = bridge.NO_GRAPH if graph_from is None else graph_threshold(graph_from)
+    return bridge.codec(vector_format, int(m), int(beam), int(threshold), max(1, int(merge_workers)))
+
+
+def default_merge_workers() -> int:
+    """Threads that build a merged HNSW graph together: the CPUs this process may run on, at most 16."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(16, cpus))
 
 
 class IndexWriter:
@@ -82,6 +99,13 @@ class IndexWriter:
     passages of the parent documents it names (pass every chunk of a document in one call).
     ``graph_from``: a segment gets an HNSW graph (``hnsw_m`` / ``hnsw_beam``) only from about this many
     vectors; smaller ones are searched exhaustively (exact, and no graph-building time). 0: always.
+    A fresh build (``mode="create"``) of at least ``graph_from`` passages with vectors is merged into
+    one segment at ``close()``, and its one graph is built there by ``merge_workers`` threads together
+    (Lucene's concurrent HNSW merge; default: every CPU this process may use, at most 16): a graph
+    built while passages are added would use one thread. That merge needs up to twice the index's
+    disk space while it runs. ``single_segment=False`` (a writer that only adds other indexes'
+    segments, as the distributed build's driver does) skips it: segments then get their graphs as an
+    append's do, in Lucene's own merges, on ``merge_workers`` threads.
     ``threads`` > 0 indexes on that many background Java threads (``add_batch`` then returns
     before Lucene has analysed the batch; errors surface on a later call or in ``close()``).
     """
@@ -89,7 +113,8 @@ class IndexWriter:
     def __init__(self, path: str | Path, *, mode: str = "create", dim: int | None = None,
                  manifest: IndexManifest | None = None, ram_buffer_mb: float = 512, threads: int = 0,
                  track_parents: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
-                 vector_format: str | None = None, graph_from: int = GRAPH_FROM):
+                 vector_format: str | None = None, graph_from: int = GRAPH_FROM,
+                 merge_workers: int | None = None, single_segment: bool = True):
         if mode not in ("create", "append"):
             raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
         if not (2 <= hnsw_m <= 512 and 1 <= hnsw_beam <= 3200):
@@ -98,6 +123,11 @@ class IndexWriter:
             raise ValueError(f"graph_from must be >= 0 (0: every segment gets an HNSW graph), not {graph_from}")
         if vector_format is not None and vector_format not in VECTOR_FORMATS:
             raise ValueError(f"vector_format must be one of {', '.join(VECTOR_FORMATS)}, not {vector_format!r}")
+        if merge_workers is not None and merge_workers < 1:
+            raise ValueError(f"merge_workers must be >= 1, not {merge_workers}")
+        self.merge_workers = default_merge_workers() if merge_workers is None else int(merge_workers)
+        self._graph = (int(hnsw_m), int(hnsw_beam), int(graph_from))
+        self._single_segment = bool(single_segment)
         self.path = Path(path)
         self.mode = mode
         self.dim = dim
@@ -152,7 +182,12 @@ class IndexWriter:
         config.setOpenMode(java.OpenMode.CREATE if mode == "create" else java.OpenMode.APPEND)
         config.setRAMBufferSizeMB(float(ram_buffer_mb))
         config.setCommitOnClose(False)
-        config.setCodec(_hnsw_codec(hnsw_m, hnsw_beam, self.vector_format, graph_from))
+        # A fresh build writes its segments without HNSW graphs and builds one graph when it closes
+        # (merge_graph), on merge_workers threads: a graph built while passages are added uses the
+        # indexing thread alone. An append keeps the index's segments; Lucene's merges build its graphs.
+        self._deferred = mode == "create" and self._single_segment
+        config.setCodec(_hnsw_codec(hnsw_m, hnsw_beam, self.vector_format, None if self._deferred else graph_from,
+                                    self.merge_workers))
         self._dir = java.FSDirectory.open(java.File(str(self._work)).toPath())
         try:
             self._writer = java.IndexWriter(self._dir, config)
@@ -376,8 +411,17 @@ class IndexWriter:
             raise
         count = self._writer.getDocStats().numDocs
         self._writer.close()
-        self._dir.close()
         self._closed = True
+        try:
+            if self._deferred and self.dim and count >= self._graph[2]:
+                self._merge_graph(int(count))
+        except BaseException:
+            self._dir.close()
+            if self.mode == "create":
+                shutil.rmtree(self._work, ignore_errors=True)
+            self._release()
+            raise
+        self._dir.close()
         self.manifest.passages = int(count)
         self.manifest.write(self._work)
         try:
@@ -391,6 +435,36 @@ class IndexWriter:
                 _publish(self._work, self.path)
         finally:
             self._release()
+
+    def _merge_graph(self, passages: int) -> None:
+        """Merge the committed build into one segment with an HNSW graph, built by ``merge_workers``
+        threads (Lucene's concurrent HNSW merge), in a second build folder that then replaces the
+        first; the commit's data (the manifest) carries over. Needs twice the index's disk space
+        while it runs."""
+        import time
+
+        from lucerag.lucene.errors import java_error_message
+
+        m, beam, graph_from = self._graph
+        start = time.monotonic()
+        beat = _Heartbeat(f"HNSW graph of {passages:,} passages (M {m}, beam {beam}) on {self.merge_workers} "
+                          f"thread(s)", start)
+        merged = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.building-{os.getpid()}-", dir=self.path.parent))
+        os.chmod(merged, _folder_mode(self.path))
+        target = java.FSDirectory.open(java.File(str(merged)).toPath())
+        try:
+            with beat:
+                java.Bridge.mergeInto(self._dir, target, _hnsw_codec(m, beam, self.vector_format, graph_from,
+                                                                     self.merge_workers))
+        except Exception as exc:
+            target.close()
+            shutil.rmtree(merged, ignore_errors=True)
+            raise IndexWriteError(f"cannot build the HNSW graph of {self._work}: {java_error_message(exc)}") from None
+        target.close()
+        self._dir.close()
+        shutil.rmtree(self._work, ignore_errors=True)
+        self._work = merged
+        self._dir = java.FSDirectory.open(java.File(str(merged)).toPath())
 
     def _release(self) -> None:
         if self._existing is not None:
@@ -550,3 +624,45 @@ def _folder_mode(path: Path) -> int:
     except (OSError, ValueError):
         pass
     return 0o755
+
+
+class _Heartbeat:
+    """While a long Java call runs (``with``): a line every ``every`` seconds saying what runs and for how
+    long, then one when it ends; nothing for a call shorter than ``every``. The lines go to the
+    ``lucerag.index`` logger (INFO) when logging is configured, else to stderr, so a build without a
+    terminal is never silent for long."""
+
+    logger = logging.getLogger("lucerag.index")
+
+    def __init__(self, what: str, start: float, every: float = 10.0):
+        self.what, self.start, self.every = what, start, every
+        self.lines: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lucerag-heartbeat", daemon=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.lines and exc_type is None:
+            self._emit(f"{self.what}: built in {self._elapsed()}")
+
+    def _elapsed(self) -> str:
+        import time
+
+        seconds = int(time.monotonic() - self.start)
+        return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._emit(f"{self.what}: building, {self._elapsed()} so far")
+
+    def _emit(self, text: str) -> None:
+        self.lines.append(text)
+        if logging.getLogger().handlers or self.logger.handlers:
+            self.logger.info(text)
+        else:
+            print(text, file=sys.stderr, flush=True)

@@ -232,7 +232,8 @@ def _write_shard(work: str, shard: int, settings: dict, options: RayOptions, *pa
     passages = 0
     writer = IndexWriter(folder, mode="create", dim=settings["dim"], manifest=IndexManifest(),
                          ram_buffer_mb=settings["ram_buffer_mb"], threads=1, hnsw_m=settings["hnsw_m"],
-                         hnsw_beam=settings["hnsw_beam"], vector_format=settings["vector_format"])
+                         hnsw_beam=settings["hnsw_beam"], vector_format=settings["vector_format"],
+                         merge_workers=max(1, int(options.writer_cpus)))  # the CPUs Ray reserved for it
     with writer:
         for i in range(0, len(parts), step):
             b = parts[i]
@@ -362,8 +363,10 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
     writer: IndexWriter | None = None
     try:
         dim = encoder.dim if encoder is not None else None
+        # the shards' segments are added as they are (each with its graph): no merge into one segment here
         writer = IndexWriter(index_dir, mode=mode, manifest=manifest, dim=dim, threads=0,
-                             ram_buffer_mb=64, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format)
+                             ram_buffer_mb=64, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format,
+                             single_segment=False)
         if mode == "append":
             recover(index_dir)  # work folders of killed earlier builds
         work = index_dir.parent / f".{index_dir.name}.building-{os.getpid()}-ray-{uuid.uuid4().hex[:8]}"
