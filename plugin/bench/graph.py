@@ -37,7 +37,8 @@ from lucerag.bench.query import load_avg
 
 
 def _measure(size: int, work: Path, m: int, beam: int, fmt: str, graph_from: int, efs: list[int], n_queries: int,
-             data: Path | None, seed: int, ram_buffer_mb: float, threads: int, keep: bool) -> dict:
+             data: Path | None, seed: int, ram_buffer_mb: float, threads: int, keep: bool,
+             merge_workers: int | None = None) -> dict:
     import shutil
 
     from lucerag.bench.baseline import percentiles
@@ -63,12 +64,14 @@ def _measure(size: int, work: Path, m: int, beam: int, fmt: str, graph_from: int
     load0 = load_avg()
     cpu0, t0 = time.process_time(), time.perf_counter()
     with IndexWriter(path, manifest=manifest, dim=vectors.shape[1], hnsw_m=m, hnsw_beam=beam,
-                     vector_format=fmt, ram_buffer_mb=ram_buffer_mb, threads=threads, graph_from=graph_from) as writer:
+                     vector_format=fmt, ram_buffer_mb=ram_buffer_mb, threads=threads, graph_from=graph_from,
+                     merge_workers=merge_workers) as writer:
         for s in range(0, len(ids), 2048):
             writer.add_batch(ids[s:s + 2048], texts[s:s + 2048], vectors[s:s + 2048])
     out: dict = {"size": len(ids), "m": m, "beam": beam, "format": fmt, "graph_from": graph_from, "java": jvm.runtime_info(),
            "build_s": round(time.perf_counter() - t0, 2), "build_cpu_s": round(time.process_time() - cpu0, 2),
-           "segments": sum(1 for p in path.iterdir() if p.suffix == ".si"), "load": [load0, load_avg()]}
+           "segments": sum(1 for p in path.iterdir() if p.suffix == ".si"), "load": [load0, load_avg()],
+           "merge_workers": writer.merge_workers}
     exact = np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :100]
     index = LuceneIndex(path)
     try:
@@ -112,19 +115,23 @@ def _measure(size: int, work: Path, m: int, beam: int, fmt: str, graph_from: int
 
 def run_graph_bench(size: int, settings: list[tuple[int, int, str, int]], *, work: Path, efs: list[int],
                     java_homes: tuple[str, ...] | list[str] = ("default",), n_queries: int = 200, data: Path | None = None,
-                    seed: int = 7, ram_buffer_mb: float = 512, threads: int = 0, progress=None) -> list[dict]:
-    """Each (M, beam, format, graph_from) with each Java home, one process each (see the module docstring)."""
+                    seed: int = 7, ram_buffer_mb: float = 512, threads: int = 0, progress=None,
+                    merge_workers: tuple[int | None, ...] | list[int | None] = (None,)) -> list[dict]:
+    """Each (M, beam, format, graph_from) with each Java home and each count of graph-building threads
+    (``merge_workers``; None: the writer's default), one process each (see the module docstring)."""
     say = progress or (lambda msg: None)
     results = []
     for home in java_homes:
         env = dict(os.environ)
         if home != "default":
             env["LUCERAG_JAVA_HOME"] = home
-        for m, beam, fmt, graph_from in settings:
-            say(f"{size}: M {m} beam {beam} {fmt} graph from {graph_from} java {home}")
+        for (m, beam, fmt, graph_from), workers in ((s, w) for s in settings for w in merge_workers):
+            say(f"{size}: M {m} beam {beam} {fmt} graph from {graph_from} java {home} merge workers {workers}")
             args = [sys.executable, "-m", "lucerag.bench.graph", "--child", "--size", str(size), "--work", str(work),
                     "--settings", f"{m}:{beam}:{fmt}:{graph_from}", "--ef", ",".join(map(str, efs)), "--queries", str(n_queries),
                     "--seed", str(seed), "--ram-buffer-mb", str(ram_buffer_mb), "--threads", str(threads)]
+            if workers is not None:
+                args += ["--merge-workers", str(workers)]
             if data is not None:
                 args += ["--data", str(data)]
             done = subprocess.run(args, stdout=subprocess.PIPE, text=True, env=env)
@@ -142,7 +149,8 @@ def run_graph_bench(size: int, settings: list[tuple[int, int, str, int]], *, wor
 def table(results: list[dict]) -> str:
     """Markdown table: one row per setting and Java runtime."""
     efs = sorted({int(e) for r in results for e in r.get("by_ef", {})})
-    head = ["passages", "M / beam / format / graph from", "Java (SIMD)", "build CPU", "build wall", "segments",
+    head = ["passages", "M / beam / format / graph from", "Java (SIMD)", "merge workers", "build CPU", "build wall",
+            "segments",
             "vectors in a graph"]
     head += [f"R@100 / p50 at ef {e}" for e in efs] + ["exact scan R@100 / p50", "float32 scan p50"]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]
@@ -153,7 +161,7 @@ def table(results: list[dict]) -> str:
             continue
         j = r["java"]
         cells = [f"{r['size']:,}", f"{r['m']} / {r['beam']} / {r['format']} / {r.get('graph_from', 0):,}",
-                 f"{j['version']} {j['source']} ({'on' if j['simd'] else 'off'})",
+                 f"{j['version']} {j['source']} ({'on' if j['simd'] else 'off'})", str(r.get("merge_workers", "-")),
                  f"{r['build_cpu_s']:.1f} s", f"{r['build_s']:.1f} s", str(r["segments"]),
                  f"{r['graph_nodes']:,}" if "graph_nodes" in r else "-"]
         cells += [(f"{r['by_ef'][str(e)]['r@100']:.3f} / {r['by_ef'][str(e)]['p50_ms']:.2f} ms"
@@ -191,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--ram-buffer-mb", type=float, default=512)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--merge-workers", default="",
+                    help="graph-building threads per merge, comma-separated, each a run of every setting "
+                         "(default: the writer's, every CPU)")
     ap.add_argument("--keep", action="store_true", help="keep the built indexes")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -200,11 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     if a.child:
         (m, beam, fmt, graph_from), = _settings(a.settings)
         print(json.dumps(_measure(a.size, a.work, m, beam, fmt, graph_from, efs, a.queries, a.data, a.seed,
-                                  a.ram_buffer_mb, a.threads, a.keep)))
+                                  a.ram_buffer_mb, a.threads, a.keep,
+                                  int(a.merge_workers) if a.merge_workers else None)))
         return
     results = run_graph_bench(a.size, _settings(a.settings), work=a.work, efs=efs,
                               java_homes=[h for h in a.java.split(",") if h], n_queries=a.queries, data=a.data,
                               seed=a.seed, ram_buffer_mb=a.ram_buffer_mb, threads=a.threads,
+                              merge_workers=[int(w) for w in a.merge_workers.split(",") if w] or [None],
                               progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))
