@@ -358,7 +358,7 @@ class Retriever:
         order, reranked = self._rerank(query, full[:window] if window else full, refs)
         # the lexical evidence is looked for within the same metadata filter as the candidates
         probs, keep = cal.decide(candidates, fused, query, depth, self.config.filter.threshold,
-                                 filter=self.filter_query(where, self.bm25.index))
+                                 filter=self.filter_query(where, self._require(self.bm25, "bm25").index))
         probs, keep = (probs[order], keep[order]) if len(order) else (np.zeros(0), np.zeros(0, bool))
         if cut:
             order, probs = order[keep], probs[keep]
