@@ -1,13 +1,15 @@
 """The relevance filter's lexical evidence (lucerag.search.lexical): a query whose analysed terms all
 occur in its top BM25 passage reaches the answerability gate; out-of-domain questions, made-up words and
-nonsense stay refused. Real JVM, the mini corpus's real index, the real ONNX encoder."""
+nonsense stay refused; under a metadata filter the evidence is looked for within the filter only. Real JVM,
+the mini corpus's real index (and one with metadata built here), the real ONNX encoder."""
 
 import json
 import re
 
 import numpy as np
+import pytest
 
-from conftest import DATA, MINI_BEIR
+from conftest import DATA, MINI_BEIR, mini_documents
 from lucerag.eval.filter import read_query_lines
 from lucerag.search.fusion import head
 from lucerag.search.lexical import TermCoverage, analysed_terms
@@ -101,3 +103,84 @@ def test_keyword_queries_are_the_rarest_query_word_a_relevant_passage_holds(retr
         rivals = [w for w in re.findall(r"\w+", queries[qid]) if len(analysed_terms(w)) == 1
                   and analysed_terms(w)[0] in held]
         assert df(term) == min(df(analysed_terms(w)[0]) for w in rivals)
+
+
+# -- the lexical evidence under a metadata filter (``where``) -------------------------------------------
+
+KEYWORDS = "zephyr quartz"  # neither word is in the mini corpus: only the passages below hold them
+EN, FR = {"term": {"lang": "en"}}, {"term": {"lang": "fr"}}
+WITH_BOTH = {  # id -> (lang, text)
+    "x-de": ("de", "Zephyr quartz: the zephyr quartz mines of the northern hills sell zephyr quartz crystals."),
+    "x-en": ("en", "A zephyr is a soft west wind; the zephyr cooled the harbour town all summer."),  # no quartz
+    "x-fr": ("fr", "An old poem names a zephyr over the sea and a grain of quartz in the sand, once each."),
+}
+
+
+@pytest.fixture(scope="module")
+def where_retriever(tmp_path_factory, encoder):
+    """The mini corpus (lang "en") and the three passages above in one real index, searched with a
+    mixture calibrator (the shipped one) whose gate no query reaches (0.99): only the lexical evidence
+    can answer a query, so what the filter keeps shows what the evidence said."""
+    from lucerag.connectors import Document
+    from lucerag.ingest.pipeline import build_index
+    from lucerag.search.calibration import Calibrator
+    from lucerag.search.retriever import Retriever
+
+    docs = [d.model_copy(update={"metadata": {"lang": "en"}}) for d in mini_documents()]
+    docs += [Document(id=pid, text=text, metadata={"lang": lang}) for pid, (lang, text) in WITH_BOTH.items()]
+    path = tmp_path_factory.mktemp("lexical-where") / "index"
+    build_index(docs, path, encoder=encoder, progress=False)
+    cal = Calibrator.default().model_copy(update={"gate": 0.99, "gate_from": "",  # of this encoder, as used here
+                                                  "encoder_precision": encoder.manifest.precision,
+                                                  "encoder_recipe": encoder.manifest.recipe})
+    assert cal.model == "mixture" and cal.lexical
+    cal.save(path)
+    with Retriever.from_index(path, encoder=encoder) as r:
+        yield r
+
+
+def _filtered_evidence(r, query, where):
+    """(the lexical evidence within ``where``, without restricting the conjunction, the top BM25 hit
+    within ``where``): the first is what the relevance filter must use, the second what it used to."""
+    bm25 = r.bm25
+    top = bm25.search(query, 1, filter=r.filter_query(where, bm25.index))
+    coverage = TermCoverage(bm25)
+    score = float(top.scores[0])
+    return coverage.covered(query, score, r.filter_query(where, bm25.index)), coverage.covered(query, score), top
+
+
+def test_a_passage_outside_the_filter_is_no_lexical_evidence(where_retriever):
+    r = where_retriever
+    within, whole_index, top = _filtered_evidence(r, KEYWORDS, EN)
+    assert top.ids == ["x-en"] and "quartz" not in analysed_terms(WITH_BOTH["x-en"][1])
+    # x-de (outside the filter) holds both words and outscores x-en: over the whole index it opens the gate
+    assert whole_index, "the fixture no longer has a passage outside the filter that outscores the filtered top one"
+    assert not within
+    # the calibrator, as the retriever calls it, and every way in (Retriever.filtered/search, RAG)
+    cal = r.calibrator
+    depth = r.config.fusion.depth
+    c, _ = r.candidates(KEYWORDS, depth, where=EN)
+    best = float(c.dense[head(c, depth)].max())
+    assert best < cal.gate
+    assert cal.covered(KEYWORDS, float(c.bm25.max()), r.filter_query(EN, r.bm25.index)) is False
+    assert not cal.decide(c, r.fuse(c), KEYWORDS, depth, filter=r.filter_query(EN, r.bm25.index))[1].any()
+    assert r.filtered(KEYWORDS, 5, where=EN)[0].ids == []
+    assert r.search(KEYWORDS, 5, where=EN) == []
+    from lucerag.rag.api import RAG
+
+    with RAG(r, workers=1, warmup=False) as rag:
+        assert rag.retrieve(KEYWORDS, 5, where=EN) == []
+        assert [p.id for p in rag.retrieve(KEYWORDS, 5)][:1] == ["x-de"]
+    # without the filter the same query is answered, by the passage holding both words
+    assert TermCoverage(r.bm25).covered(KEYWORDS, float(r.bm25.search(KEYWORDS, 1).scores[0]))
+    assert r.filtered(KEYWORDS, 5)[0].ids[:1] == ["x-de"]
+
+
+def test_a_filtered_top_passage_holding_every_term_still_opens_the_gate(where_retriever):
+    r = where_retriever
+    within, _, top = _filtered_evidence(r, KEYWORDS, FR)
+    assert top.ids == ["x-fr"] and within
+    # the evidence is x-fr's own score, below x-de's: the filtered top score, not the index's, is compared
+    assert float(top.scores[0]) < float(r.bm25.search(KEYWORDS, 1).scores[0])
+    assert r.filtered(KEYWORDS, 5, where=FR)[0].ids == ["x-fr"]
+    assert [p.id for p in r.search(KEYWORDS, 5, where=FR)] == ["x-fr"]

@@ -111,9 +111,10 @@ class Calibrator(BaseModel):
 
       With ``lexical`` (default), a query under the gate whose analysed terms all occur in the passage
       BM25 ranks first (:class:`lucerag.search.lexical.TermCoverage`) counts as reaching the gate:
-      answerable, P(answerable) = 0.5. The check runs only for queries under the gate, and only
-      once :meth:`for_corpus` has bound the calibrator to an index (callers holding feature rows
-      pass the evidence as ``covered``).
+      answerable, P(answerable) = 0.5. Under a metadata filter the check runs within the filter
+      (``filter`` of :meth:`decide`). It runs only for queries under the gate, and only once
+      :meth:`for_corpus` has bound the calibrator to an index (callers holding feature rows pass
+      the evidence as ``covered``).
     """
 
     FILENAME: ClassVar[str] = "lucerag-calibrator.json"
@@ -227,24 +228,31 @@ class Calibrator(BaseModel):
         p_ans = 1.0 / (1.0 + np.exp(-(best - gate) / self.gate_scale))
         return p_ans * post, post, bool(best >= gate)
 
-    def covered(self, query: str, top_bm25: float) -> bool | None:
+    def covered(self, query: str, top_bm25: float, filter=None) -> bool | None:
         """The lexical evidence for ``query`` (its best BM25 score ``top_bm25``) on the index
-        :meth:`for_corpus` bound this calibrator to, see :meth:`lucerag.search.lexical.TermCoverage.covered`;
-        None when unbound."""
-        return self._coverage.covered(query, top_bm25) if self._coverage is not None else None
+        :meth:`for_corpus` bound this calibrator to, within the metadata filter ``filter`` (its
+        Lucene query on that index; None: the whole index), see
+        :meth:`lucerag.search.lexical.TermCoverage.covered`; None when unbound."""
+        return self._coverage.covered(query, top_bm25, filter) if self._coverage is not None else None
 
-    def predict(self, c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None) -> np.ndarray:
-        """P(relevant) of every candidate, shape (len(c),); ``depth`` as in :func:`features`."""
-        return self.decide(c, fused, query, depth)[0]
+    def predict(self, c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None, *,
+                filter=None) -> np.ndarray:
+        """P(relevant) of every candidate, shape (len(c),); ``depth`` as in :func:`features`,
+        ``filter`` as in :meth:`decide`."""
+        return self.decide(c, fused, query, depth, filter=filter)[0]
 
     def decide(self, c: Candidates, fused: np.ndarray, query: str = "", depth: int | None = None,
-               threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+               threshold: float | None = None, *, filter=None) -> tuple[np.ndarray, np.ndarray]:
         """(P(relevant), keep) for every candidate, each shape (len(c),).
 
         ``threshold`` (default: the calibrator's) applies to P(relevant) for the logistic model and
         to P(relevant | answerable) for the mixture model, whose answerable queries always keep their
         most probable candidate and whose unanswerable ones (best cosine under ``gate`` and, once
-        bound by :meth:`for_corpus`, a top BM25 passage lacking some query term) keep none."""
+        bound by :meth:`for_corpus`, a top BM25 passage lacking some query term) keep none.
+
+        ``filter``: the Lucene query of the metadata filter ``c`` was found under, on the BM25
+        index (:meth:`lucerag.search.retriever.Retriever.filter_query`; None: no filter). The
+        lexical evidence is then looked for among the passages it accepts only, as the candidates were."""
         t = self.threshold if threshold is None else threshold
         if len(c) == 0:
             return np.zeros(0), np.zeros(0, bool)
@@ -256,7 +264,7 @@ class Calibrator(BaseModel):
         h = head(c, depth)
         best = float(c.dense[h].max())
         # the lexical evidence matters (and costs a look-up) only for a query under the gate
-        covered = self.covered(query, float(c.bm25[h].max())) \
+        covered = self.covered(query, float(c.bm25[h].max()), filter) \
             if self.lexical and best < (self.gate if self.gate is not None else -1.0) else None
         p, post, answerable = self._mixture(fused, best, h, depth, covered)
         return p, _mixture_keep(p, post, answerable, h, t)

@@ -4,7 +4,10 @@ The mixture model's gate (:mod:`lucerag.search.calibration`) reads the best cosi
 or name query ("Etna", an error code) has a low best cosine even when the corpus holds the word.
 The lexical evidence is one yes/no fact about the query and the BM25 view: does the passage BM25
 ranks first hold *every* analysed term of the query (the terms Anserini's analyzer makes of it, the
-analyzer the ``contents`` field is indexed with)?
+analyzer the ``contents`` field is indexed with)? Under a metadata filter (``where``) the question is
+asked within the filter: "first" is first among the passages the filter accepts, and a passage the
+filter rejects is no evidence, however many of the terms it holds (``filter`` of
+:meth:`TermCoverage.covered`, the same Lucene query the BM25 view's top-k was restricted by).
 
 Measured held out (docs/fusion-and-filter.md, "Lexical evidence"; ``scripts/lexical_rules.py``): on
 the DL19 slice and SciFact-2k this answers every keyword query drawn from a relevant passage (18.6%
@@ -29,9 +32,10 @@ class TermCoverage:
     parameters are used). The conjunction of the query's terms (Lucene's QueryBuilder over the same
     analyzer, every term required) scores a passage holding them all exactly as the bag-of-words
     BM25 query does, so its best score reaches the query's top BM25 score exactly when a passage
-    tied for first holds every term. One check costs two calls into Java (build the conjunction,
-    fetch its best hit), none for a query without any BM25 hit; thread-safe (QueryBuilder keeps no
-    per-call state).
+    tied for first holds every term. With a metadata filter the conjunction is restricted to the
+    filter's passages (a FILTER clause, scores unchanged), as the BM25 view's top-k was. One check
+    costs two calls into Java (build the conjunction, fetch its best hit; three with a filter), none
+    for a query without any BM25 hit; thread-safe (QueryBuilder keeps no per-call state).
     """
 
     RTOL = 1e-5  # float32 sums of the same term scores, added in another order
@@ -41,10 +45,15 @@ class TermCoverage:
         self._builder = java.QueryBuilder(java.analyzer)
         self._must = java.BooleanClauseOccur.MUST
 
-    def covered(self, query: str, top_bm25: float) -> bool:
+    def covered(self, query: str, top_bm25: float, filter=None) -> bool:
         """True when a passage scoring ``top_bm25`` (the query's best BM25 score) holds every
         analysed term of ``query``. False otherwise, and when the analyzer keeps no term (stopwords
-        or punctuation only) or the query has more terms than Lucene's clause limit (1024)."""
+        or punctuation only) or the query has more terms than Lucene's clause limit (1024).
+
+        ``filter``: the Lucene query of the metadata filter the candidates were found under
+        (:meth:`lucerag.search.retriever.Retriever.filter_query` for the BM25 index; None: none).
+        ``top_bm25`` is then the best score among the passages it accepts, and only those count:
+        a passage outside the filter holding every term is no evidence."""
         if not top_bm25 > 0:
             return False
         try:
@@ -52,6 +61,8 @@ class TermCoverage:
                 conjunction = self._builder.createBooleanQuery(CONTENTS, query, self._must)
                 if conjunction is None:
                     return False
+                if filter is not None:
+                    conjunction = java.Bridge.filtered(conjunction, filter)
                 _, scores = top_docs(self._searcher, conjunction, 1)
         except QueryError:  # more terms than Lucene's clause limit
             return False

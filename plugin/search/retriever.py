@@ -356,7 +356,9 @@ class Retriever:
         fused = self.fuse(candidates)
         full = fused_order(candidates, fused, depth)
         order, reranked = self._rerank(query, full[:window] if window else full, refs)
-        probs, keep = cal.decide(candidates, fused, query, depth, self.config.filter.threshold)
+        # the lexical evidence is looked for within the same metadata filter as the candidates
+        probs, keep = cal.decide(candidates, fused, query, depth, self.config.filter.threshold,
+                                 filter=self.filter_query(where, self._require(self.bm25, "bm25").index))
         probs, keep = (probs[order], keep[order]) if len(order) else (np.zeros(0), np.zeros(0, bool))
         if cut:
             order, probs = order[keep], probs[keep]
