@@ -29,8 +29,9 @@ from lucerag.search.fusion import Candidates
 
 KNOWN = {"dl19": "msmarco-dl19-5k", "scifact": "beir-scifact", "scifact-2k": "beir-scifact"}
 # A slice like the DL19 one: every document judged relevant for a test claim plus documents drawn
-# at random (seed 0) up to this many. Encoding all 5,183 abstracts (~4x the tokens of an MS MARCO
-# passage each) takes too long on a shared 2-core machine for a repeated experiment.
+# at random (seed 0) up to this many, for repeated experiments: encoding all 5,183 abstracts (~4x the
+# tokens of an MS MARCO passage each) took 9 minutes on a quiet 2-core machine (docs/fusion-and-filter.md,
+# "Full SciFact").
 SLICES = {"scifact-2k": 2000}
 
 
