@@ -193,9 +193,23 @@ def test_fresh_build_is_merged_into_one_segment_whose_graph_merge_workers_build(
                 assert searcher.search(vecs[i], 3).ids[0] == ids[i]
         assert index.manifest.passages == 600
         index.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["few", "one", "two"]
+    # a build above segment_max: consecutive segments merged up to that many passages each, every
+    # one with its graph, in the order the passages were added
+    with IndexWriter(tmp_path / "capped", dim=16, hnsw_m=8, hnsw_beam=32, graph_from=50, segment_max=250,
+                     ram_buffer_mb=0.2) as w:
+        for a in range(0, 600, 100):
+            w.add_batch(ids[a:a + 100], [f"text {i}" for i in range(a, a + 100)], vecs[a:a + 100])
+    assert w.segment_max == 250
+    index = LuceneIndex(tmp_path / "capped")
+    sizes = [int(leaf.reader().maxDoc()) for leaf in index.reader.leaves()]
+    assert len(sizes) > 1 and sum(sizes) == 600 and index.graph_nodes() == 600
+    assert index.ids(list(range(600))) == ids
+    index.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["capped", "few", "one", "two"]
     with pytest.raises(ValueError, match="merge_workers"):
         IndexWriter(tmp_path / "bad", merge_workers=0)
+    with pytest.raises(ValueError, match="segment_max"):
+        IndexWriter(tmp_path / "bad", segment_max=0)
 
 
 def test_hnsw_graph_settings_and_default_beam(tmp_path):
@@ -230,6 +244,39 @@ def test_records_in_one_bridge_call_match_record(mini_index):
     assert index.records(docnums) == [index.record(d) for d in docnums]
     assert [r["id"] for r in index.records(docnums)] == index.ids(docnums)
     assert index.records([]) == []
+
+
+def test_merge_into_groups_consecutive_segments_up_to_max_docs(tmp_path):
+    """Bridge.mergeInto: consecutive segments merged together while they hold at most maxDocs
+    documents (a larger one alone), each new segment with its graph, order and commit data kept."""
+    from lucerag.index.writer import _hnsw_codec
+    from lucerag.lucene.classes import java
+
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(600, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(600)]
+    src = tmp_path / "src"
+    sizes = [100, 100, 100, 300]  # one commit per batch: four segments (too few for Lucene to merge)
+    start = 0
+    for i, n in enumerate(sizes):
+        with IndexWriter(src, mode="create" if i == 0 else "append", dim=8, graph_from=10_000,
+                         single_segment=False) as w:
+            w.add_batch(ids[start:start + n], [f"t {j}" for j in range(start, start + n)], vecs[start:start + n])
+        start += n
+    before = LuceneIndex(src)
+    assert [int(leaf.reader().maxDoc()) for leaf in before.reader.leaves()] == sizes
+    before.close()
+    dirs = [java.FSDirectory.open(java.File(str(p)).toPath()) for p in (src, tmp_path / "dst")]
+    groups = java.Bridge.mergeInto(dirs[0], dirs[1], _hnsw_codec(4, 16, graph_from=0), 250)
+    for d in dirs:
+        d.close()
+    merged = LuceneIndex(tmp_path / "dst")
+    assert groups == 3 and [int(leaf.reader().maxDoc()) for leaf in merged.reader.leaves()] == [200, 100, 300]
+    assert merged.graph_nodes() == 600 and merged.ids(list(range(600))) == ids
+    data = merged.reader.getIndexCommit().getUserData()
+    assert json.loads(str(data.get("lucerag.manifest")))["dim"] == 8
+    merged.close()
 
 
 def test_graph_build_heartbeat_says_what_runs_and_for_how_long(caplog):

@@ -102,8 +102,9 @@ class IndexWriter:
     A fresh build (``mode="create"``) of at least ``graph_from`` passages with vectors is merged into
     one segment at ``close()``, and its one graph is built there by ``merge_workers`` threads together
     (Lucene's concurrent HNSW merge; default: every CPU this process may use, at most 16): a graph
-    built while passages are added would use one thread. That merge needs up to twice the index's
-    disk space while it runs. ``single_segment=False`` (a writer that only adds other indexes'
+    built while passages are added would use one thread. A build larger than :attr:`segment_max`
+    passages (what the JVM heap holds one graph of) becomes several segments of at most that many.
+    That merge needs up to twice the index's disk space while it runs. ``single_segment=False`` (a writer that only adds other indexes'
     segments, as the distributed build's driver does) skips it: segments then get their graphs as an
     append's do, in Lucene's own merges, on ``merge_workers`` threads.
     ``threads`` > 0 indexes on that many background Java threads (``add_batch`` then returns
@@ -114,7 +115,7 @@ class IndexWriter:
                  manifest: IndexManifest | None = None, ram_buffer_mb: float = 512, threads: int = 0,
                  track_parents: bool = False, hnsw_m: int = HNSW_M, hnsw_beam: int = HNSW_BEAM,
                  vector_format: str | None = None, graph_from: int = GRAPH_FROM,
-                 merge_workers: int | None = None, single_segment: bool = True):
+                 merge_workers: int | None = None, single_segment: bool = True, segment_max: int | None = None):
         if mode not in ("create", "append"):
             raise ValueError(f"mode must be 'create' or 'append', not {mode!r}")
         if not (2 <= hnsw_m <= 512 and 1 <= hnsw_beam <= 3200):
@@ -128,6 +129,9 @@ class IndexWriter:
         self.merge_workers = default_merge_workers() if merge_workers is None else int(merge_workers)
         self._graph = (int(hnsw_m), int(hnsw_beam), int(graph_from))
         self._single_segment = bool(single_segment)
+        if segment_max is not None and segment_max < 1:
+            raise ValueError(f"segment_max must be >= 1, not {segment_max}")
+        self._segment_max = segment_max
         self.path = Path(path)
         self.mode = mode
         self.dim = dim
@@ -436,6 +440,19 @@ class IndexWriter:
         finally:
             self._release()
 
+    @property
+    def segment_max(self) -> int:
+        """The most passages the merge at ``close()`` puts in one segment: ``segment_max`` if given,
+        else what the JVM's heap holds the HNSW graph of (Lucene builds a segment's graph on the heap,
+        ~8 bytes per neighbour, 2 M neighbours per node on the base layer): a third of the maximum
+        heap over 16 M + 64 bytes per passage (about 1M passages for M 48 and the default 2 GB heap),
+        never below ``graph_from``."""
+        if self._segment_max is not None:
+            return self._segment_max
+        m, _, graph_from = self._graph
+        heap = int(java.Runtime.getRuntime().maxMemory())
+        return max(graph_from, 1, heap // 3 // (16 * m + 64))
+
     def _merge_graph(self, passages: int) -> None:
         """Merge the committed build into one segment with an HNSW graph, built by ``merge_workers``
         threads (Lucene's concurrent HNSW merge), in a second build folder that then replaces the
@@ -455,7 +472,7 @@ class IndexWriter:
         try:
             with beat:
                 java.Bridge.mergeInto(self._dir, target, _hnsw_codec(m, beam, self.vector_format, graph_from,
-                                                                     self.merge_workers))
+                                                                     self.merge_workers), self.segment_max)
         except Exception as exc:
             target.close()
             shutil.rmtree(merged, ignore_errors=True)

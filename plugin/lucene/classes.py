@@ -37,6 +37,7 @@ _CLASSES = {
     "File": "java.io.File",
     "ArrayList": "java.util.ArrayList",
     "FSDirectory": "org.apache.lucene.store.FSDirectory",
+    "Runtime": "java.lang.Runtime",
     "DirectoryReader": "org.apache.lucene.index.DirectoryReader",
     "IndexWriter": "org.apache.lucene.index.IndexWriter",
     "IndexWriterConfig": "org.apache.lucene.index.IndexWriterConfig",

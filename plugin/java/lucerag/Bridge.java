@@ -120,13 +120,18 @@ public final class Bridge {
   }
 
   /**
-   * Merges every segment of the index in {@code source} into one new segment of a fresh index in
-   * {@code target}, written with {@code codec} (its vectors get the codec's HNSW graph, built by the
-   * codec's merge workers), and commits it with the source's commit data. Returns the number of
-   * live documents. Lucene's forceMerge would leave a build that is one segment already as it is.
+   * Merges the segments of the index in {@code source} into new segments of a fresh index in {@code
+   * target}, written with {@code codec} (their vectors get the codec's HNSW graphs, built by the
+   * codec's merge workers), and commits it with the source's commit data. Consecutive segments are
+   * merged together while they hold at most {@code maxDocs} documents in all (a larger segment alone),
+   * so documents keep their order. Returns the number of segments written. Lucene's forceMerge
+   * would leave a build that is one segment already as it is.
    */
-  public static long mergeInto(
-      org.apache.lucene.store.Directory source, org.apache.lucene.store.Directory target, Codec codec)
+  public static int mergeInto(
+      org.apache.lucene.store.Directory source,
+      org.apache.lucene.store.Directory target,
+      Codec codec,
+      long maxDocs)
       throws java.io.IOException {
     try (org.apache.lucene.index.DirectoryReader reader =
         org.apache.lucene.index.DirectoryReader.open(source)) {
@@ -136,15 +141,27 @@ public final class Bridge {
               .setCodec(codec)
               .setCommitOnClose(false);
       try (IndexWriter writer = new IndexWriter(target, config)) {
-        CodecReader[] leaves = new CodecReader[reader.leaves().size()];
-        for (int i = 0; i < leaves.length; i++) {
-          leaves[i] =
-              org.apache.lucene.index.SlowCodecReaderWrapper.wrap(reader.leaves().get(i).reader());
+        List<CodecReader> group = new ArrayList<>();
+        long docs = 0;
+        int groups = 0;
+        for (LeafReaderContext ctx : reader.leaves()) {
+          int n = ctx.reader().maxDoc();
+          if (!group.isEmpty() && docs + n > maxDocs) {
+            writer.addIndexes(group.toArray(new CodecReader[0]));
+            groups++;
+            group.clear();
+            docs = 0;
+          }
+          group.add(org.apache.lucene.index.SlowCodecReaderWrapper.wrap(ctx.reader()));
+          docs += n;
         }
-        writer.addIndexes(leaves);
+        if (!group.isEmpty()) {
+          writer.addIndexes(group.toArray(new CodecReader[0]));
+          groups++;
+        }
         writer.setLiveCommitData(reader.getIndexCommit().getUserData().entrySet());
         writer.commit();
-        return writer.getDocStats().numDocs;
+        return groups;
       }
     }
   }
