@@ -104,9 +104,10 @@ class IndexWriter:
     (Lucene's concurrent HNSW merge; default: every CPU this process may use, at most 16): a graph
     built while passages are added would use one thread. A build larger than :attr:`segment_max`
     passages (what the JVM heap holds one graph of) becomes several segments of at most that many.
-    That merge needs up to twice the index's disk space while it runs. ``single_segment=False`` (a writer that only adds other indexes'
-    segments, as the distributed build's driver does) skips it: segments then get their graphs as an
-    append's do, in Lucene's own merges, on ``merge_workers`` threads.
+    That merge needs up to twice the index's disk space while it runs. ``single_segment=False`` (a
+    writer that only adds other indexes' segments, as the distributed build's driver does) skips it:
+    segments then get their graphs as an append's do, in Lucene's own merges, on ``merge_workers``
+    threads.
     ``threads`` > 0 indexes on that many background Java threads (``add_batch`` then returns
     before Lucene has analysed the batch; errors surface on a later call or in ``close()``).
     """
