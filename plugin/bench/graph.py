@@ -116,7 +116,7 @@ def _measure(size: int, work: Path, m: int, beam: int, fmt: str, graph_from: int
 def run_graph_bench(size: int, settings: list[tuple[int, int, str, int]], *, work: Path, efs: list[int],
                     java_homes: tuple[str, ...] | list[str] = ("default",), n_queries: int = 200, data: Path | None = None,
                     seed: int = 7, ram_buffer_mb: float = 512, threads: int = 0, progress=None,
-                    merge_workers: tuple[int | None, ...] | list[int | None] = (None,)) -> list[dict]:
+                    merge_workers: tuple[int | None, ...] | list[int | None] = (None,), keep: bool = False) -> list[dict]:
     """Each (M, beam, format, graph_from) with each Java home and each count of graph-building threads
     (``merge_workers``; None: the writer's default), one process each (see the module docstring)."""
     say = progress or (lambda msg: None)
@@ -132,6 +132,8 @@ def run_graph_bench(size: int, settings: list[tuple[int, int, str, int]], *, wor
                     "--seed", str(seed), "--ram-buffer-mb", str(ram_buffer_mb), "--threads", str(threads)]
             if workers is not None:
                 args += ["--merge-workers", str(workers)]
+            if keep:
+                args.append("--keep")
             if data is not None:
                 args += ["--data", str(data)]
             done = subprocess.run(args, stdout=subprocess.PIPE, text=True, env=env)
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     results = run_graph_bench(a.size, _settings(a.settings), work=a.work, efs=efs,
                               java_homes=[h for h in a.java.split(",") if h], n_queries=a.queries, data=a.data,
                               seed=a.seed, ram_buffer_mb=a.ram_buffer_mb, threads=a.threads,
-                              merge_workers=[int(w) for w in a.merge_workers.split(",") if w] or [None],
+                              merge_workers=[int(w) for w in a.merge_workers.split(",") if w] or [None], keep=a.keep,
                               progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))
