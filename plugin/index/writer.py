@@ -474,9 +474,11 @@ class IndexWriter:
             with beat:
                 java.Bridge.mergeInto(self._dir, target, _hnsw_codec(m, beam, self.vector_format, graph_from,
                                                                      self.merge_workers), self.segment_max)
-        except Exception as exc:
+        except BaseException as exc:  # an interrupt too: the second folder goes, the first is dropped by close()
             target.close()
             shutil.rmtree(merged, ignore_errors=True)
+            if not isinstance(exc, Exception):
+                raise
             raise IndexWriteError(f"cannot build the HNSW graph of {self._work}: {java_error_message(exc)}") from None
         target.close()
         self._dir.close()
