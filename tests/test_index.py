@@ -279,6 +279,26 @@ def test_merge_into_groups_consecutive_segments_up_to_max_docs(tmp_path):
     merged.close()
 
 
+def test_merged_build_of_many_groups_keeps_every_segment_within_segment_max(tmp_path):
+    """A fresh build of many more than ten groups of segment_max passages: Lucene's merge policy must
+    not merge the groups back together (one segment above segment_max is a graph larger than the heap
+    was sized for)."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    vecs = rng.normal(size=(n, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(n)]
+    with IndexWriter(tmp_path / "many", dim=8, hnsw_m=4, hnsw_beam=16, graph_from=50, segment_max=200,
+                     ram_buffer_mb=0.1) as w:
+        for a in range(0, n, 50):
+            w.add_batch(ids[a:a + 50], [f"t {i}" for i in range(a, a + 50)], vecs[a:a + 50])
+    index = LuceneIndex(tmp_path / "many")
+    sizes = [int(leaf.reader().maxDoc()) for leaf in index.reader.leaves()]
+    assert len(sizes) >= 10 and sum(sizes) == n and max(sizes) <= 200, sizes
+    assert index.ids(list(range(n))) == ids
+    index.close()
+
+
 def test_graph_build_heartbeat_says_what_runs_and_for_how_long(caplog):
     """A long graph build is never silent: a line every `every` seconds while it runs, one when it
     ends; a call shorter than `every` prints nothing."""
