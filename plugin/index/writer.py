@@ -193,6 +193,17 @@ class IndexWriter:
         self._deferred = mode == "create" and self._single_segment
         config.setCodec(_hnsw_codec(hnsw_m, hnsw_beam, self.vector_format, None if self._deferred else graph_from,
                                     self.merge_workers))
+        if self._deferred:
+            # The merge at close leaves a segment above segment_max as it is (it cannot split one), so
+            # the build's own flushes and merges must stay within it: a tiered merge of the flushed
+            # segments made segments of any size (a graph larger than the heap was sized for).
+            from lucerag.lucene.jvm import jclass
+
+            cap = self.segment_max
+            policy = jclass("org.apache.lucene.index.LogDocMergePolicy")()
+            policy.setMaxMergeDocs(cap)
+            config.setMergePolicy(policy)
+            config.setMaxBufferedDocs(max(2, cap))
         self._dir = java.FSDirectory.open(java.File(str(self._work)).toPath())
         try:
             self._writer = java.IndexWriter(self._dir, config)
