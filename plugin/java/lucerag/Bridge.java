@@ -139,6 +139,9 @@ public final class Bridge {
           new org.apache.lucene.index.IndexWriterConfig()
               .setOpenMode(org.apache.lucene.index.IndexWriterConfig.OpenMode.CREATE)
               .setCodec(codec)
+              // each addIndexes call below is one segment of at most maxDocs: no merge may join
+              // them again (a tiered merge did once ten were there, building a graph beyond the heap)
+              .setMergePolicy(org.apache.lucene.index.NoMergePolicy.INSTANCE)
               .setCommitOnClose(false);
       try (IndexWriter writer = new IndexWriter(target, config)) {
         List<CodecReader> group = new ArrayList<>();
