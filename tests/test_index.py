@@ -295,8 +295,11 @@ def test_merged_build_of_many_groups_keeps_every_segment_within_segment_max(tmp_
     index = LuceneIndex(tmp_path / "many")
     sizes = [int(leaf.reader().maxDoc()) for leaf in index.reader.leaves()]
     assert len(sizes) >= 10 and sum(sizes) == n and max(sizes) <= 200, sizes
-    assert index.ids(list(range(n))) == ids
+    assert index.ids(list(range(n))) == ids and index.graph_nodes() == n
     index.close()
+    with IndexWriter(tmp_path / "huge", dim=8, segment_max=2**40) as w:  # more than Lucene's int counts
+        w.add_batch(["a"], ["t"], vecs[:1])
+    assert LuceneIndex(tmp_path / "huge").manifest.passages == 1
 
 
 def test_graph_build_heartbeat_says_what_runs_and_for_how_long(caplog):

@@ -199,7 +199,7 @@ class IndexWriter:
             # segments made segments of any size (a graph larger than the heap was sized for).
             from lucerag.lucene.jvm import jclass
 
-            cap = self.segment_max
+            cap = min(self.segment_max, 2**31 - 1)  # Lucene counts documents in an int
             policy = jclass("org.apache.lucene.index.LogDocMergePolicy")()
             policy.setMaxMergeDocs(cap)
             config.setMergePolicy(policy)
