@@ -159,6 +159,9 @@ class IndexWriter:
               graph_from):
         self._check_target(mode)  # again, now that no other writer can change it
         if mode == "append":
+            # folders of killed builds of this index (a killed close-time merge leaves two, each about
+            # the index's size): under the lock, no build of it is running
+            recover(self.path)
             self._work = self.path
             existing = prior = IndexManifest.read(self.path)
             if self.dim is None and existing is not None and existing.dim:
