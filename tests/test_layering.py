@@ -1,7 +1,7 @@
 """The layering of the package: each subpackage imports only the subpackages below it in the data flow.
 
     cli -> adapters / serve / bench -> rag / eval -> search / ingest -> index -> config / lucene
-        -> connectors / models -> errors / passage / resources
+        -> connectors / models -> errors / passage / progress / resources
 
 Read from the source with ``ast`` (every import, also those inside functions); nothing is imported.
 ``lucerag.bench`` is never imported by product code (only by the CLI, which runs benchmarks).
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"lucerag": ROOT / "plugin", "lucerag.connectors": ROOT / "connectors", "lucerag.models": ROOT / "models"}
 
 LAYERS = [
-    {"errors", "passage", "resources"},
+    {"errors", "passage", "progress", "resources"},
     {"connectors", "models"},
     {"config", "lucene"},
     {"index"},

@@ -39,7 +39,6 @@ import logging
 import os
 import shutil
 import stat
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -56,6 +55,7 @@ from lucerag.index.lock import WriteLock
 from lucerag.index.manifest import IndexManifest
 from lucerag.index.ownership import check_replaceable
 from lucerag.lucene.classes import VECTOR, java
+from lucerag.progress import duration, emit
 
 MAX_ID_BYTES = 32766  # Lucene's limit for one indexed term (the id field)
 PARENT = "parent_id"  # indexed (not stored) id of the document a passage was cut from
@@ -663,8 +663,8 @@ def _folder_mode(path: Path) -> int:
 class _Heartbeat:
     """While a long Java call runs (``with``): a line every ``every`` seconds saying what runs and for how
     long, then one when it ends; nothing for a call shorter than ``every``. The lines go to the
-    ``lucerag.index`` logger (INFO) when logging is configured, else to stderr, so a build without a
-    terminal is never silent for long."""
+    ``lucerag.index`` logger (:func:`lucerag.progress.emit`), so a build without a terminal is never
+    silent for long."""
 
     logger = logging.getLogger("lucerag.index")
 
@@ -687,8 +687,7 @@ class _Heartbeat:
     def _elapsed(self) -> str:
         import time
 
-        seconds = int(time.monotonic() - self.start)
-        return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+        return duration(time.monotonic() - self.start)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -696,7 +695,4 @@ class _Heartbeat:
 
     def _emit(self, text: str) -> None:
         self.lines.append(text)
-        if logging.getLogger().handlers or self.logger.handlers:
-            self.logger.info(text)
-        else:
-            print(text, file=sys.stderr, flush=True)
+        emit(self.logger, text)

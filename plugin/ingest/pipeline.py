@@ -45,6 +45,7 @@ from lucerag.index.manifest import FORMAT, IndexManifest
 from lucerag.index.writer import MAX_ID_BYTES, DuplicateIdError, IndexWriter
 from lucerag.ingest.chunking import Chunk, chunk_words, token_chunker, whole_documents, word_chunker
 from lucerag.ingest.options import DEFAULT_DENSE_TEXT, DENSE_TEXTS, ChunkingOptions, HnswOptions, IngestOptions, resolve
+from lucerag.progress import duration, emit
 
 PROGRESS_EVERY_S = 10.0
 
@@ -375,11 +376,6 @@ def rate_text(passages: int, seconds: float) -> str:
     return f"{r:.0f} passages/s" if r >= 10 else f"{r:.2f} passages/s"
 
 
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 class ProgressLog:
     """Progress for a process without a terminal: one ``logging`` line (logger
     ``lucerag.ingest.progress``, INFO) at most every ``every`` seconds, e.g.
@@ -433,9 +429,9 @@ class ProgressLog:
         if rate:
             parts.append(rate)
         if final:
-            parts.append(f"done in {_duration(elapsed)}")
+            parts.append(f"done in {duration(elapsed)}")
         elif self.total and docs > 0 and elapsed > 0:
-            parts.append(f"ETA {_duration(max(0, self.total - docs) * elapsed / docs)}")
+            parts.append(f"ETA {duration(max(0, self.total - docs) * elapsed / docs)}")
         return f"{self.desc}: " + ", ".join(parts)
 
     def tick(self, docs: int, passages: int) -> None:
@@ -454,10 +450,7 @@ class ProgressLog:
 
     def _emit(self, text: str) -> None:
         self.lines.append(text)
-        if logging.getLogger().handlers or self.logger.handlers:
-            self.logger.info(text)
-        else:
-            print(text, file=sys.stderr, flush=True)
+        emit(self.logger, text)
 
 
 def _append_manifest(index_dir: Path, encoder, settings: dict) -> IndexManifest:
