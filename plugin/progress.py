@@ -1,10 +1,12 @@
-"""Progress lines of long work (ingest, the close-time HNSW graph build): where they go and how
-durations read. Standard library only."""
+"""Progress lines of long work (ingest, the close-time HNSW graph build): where they go, how
+durations read, and a heartbeat for one long call. Standard library only."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 
 
 def emit(logger: logging.Logger, text: str) -> None:
@@ -20,3 +22,35 @@ def duration(seconds: float) -> str:
     """``"1m04s"`` below an hour, ``"2h05m"`` from there."""
     s = int(round(seconds))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Heartbeat:
+    """While one long call runs (``with``), e.g. into Java: a line every ``every`` seconds saying what
+    runs and for how long, then one when it ends; nothing for a call shorter than ``every``. Lines go
+    through :func:`emit` to ``logger``; ``lines`` keeps them."""
+
+    def __init__(self, what: str, logger: logging.Logger, every: float = 10.0):
+        self.what, self.logger, self.every = what, logger, every
+        self.start = time.monotonic()
+        self.lines: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lucerag-heartbeat", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self.start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.lines and exc_type is None:
+            self._emit(f"{self.what}: built in {duration(time.monotonic() - self.start)}")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._emit(f"{self.what}: building, {duration(time.monotonic() - self.start)} so far")
+
+    def _emit(self, text: str) -> None:
+        self.lines.append(text)
+        emit(self.logger, text)

@@ -307,14 +307,16 @@ def test_graph_build_heartbeat_says_what_runs_and_for_how_long(caplog):
     ends; a call shorter than `every` prints nothing."""
     import time
 
-    from lucerag.index.writer import _Heartbeat
+    import logging
+
+    from lucerag.progress import Heartbeat
 
     caplog.set_level("INFO", logger="lucerag.index")
-    with _Heartbeat("HNSW graph of 9 passages", time.monotonic(), every=0.05) as beat:
+    with Heartbeat("HNSW graph of 9 passages", logging.getLogger("lucerag.index"), every=0.05) as beat:
         time.sleep(0.18)
     assert len(beat.lines) >= 3 and all(line.startswith("HNSW graph of 9 passages: ") for line in beat.lines)
     assert "building" in beat.lines[0] and "built in" in beat.lines[-1]
     assert [r.getMessage() for r in caplog.records if r.name == "lucerag.index"] == beat.lines
-    with _Heartbeat("quick", time.monotonic(), every=5.0) as quick:
+    with Heartbeat("quick", logging.getLogger("lucerag.index"), every=5.0) as quick:
         pass
     assert quick.lines == []

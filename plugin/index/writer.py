@@ -40,7 +40,6 @@ import os
 import shutil
 import stat
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,7 +54,7 @@ from lucerag.index.lock import WriteLock
 from lucerag.index.manifest import IndexManifest
 from lucerag.index.ownership import check_replaceable
 from lucerag.lucene.classes import VECTOR, java
-from lucerag.progress import duration, emit
+from lucerag.progress import Heartbeat
 
 MAX_ID_BYTES = 32766  # Lucene's limit for one indexed term (the id field)
 PARENT = "parent_id"  # indexed (not stored) id of the document a passage was cut from
@@ -178,12 +177,7 @@ class IndexWriter:
             prior = None
             self.path.parent.mkdir(parents=True, exist_ok=True)
             recover(self.path)
-            self._work = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.building-{os.getpid()}-",
-                                               dir=self.path.parent))
-            # mkdtemp makes the folder 0700; the published index keeps the mode of the folder it
-            # replaces, else the usual mode under the umask (a server running as another user must
-            # still read it after a rebuild).
-            os.chmod(self._work, _folder_mode(self.path))
+            self._work = self._build_folder()
         self.vector_format = vector_format or DEFAULT_VECTOR_FORMAT
         self.manifest.vector_format = self.vector_format
         config = java.IndexWriterConfig(java.analyzer)
@@ -455,6 +449,16 @@ class IndexWriter:
         finally:
             self._release()
 
+    def _build_folder(self) -> Path:
+        """A new hidden folder beside the index for a build (named so that :func:`recover` finds it
+        once its process is gone)."""
+        folder = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.building-{os.getpid()}-", dir=self.path.parent))
+        # mkdtemp makes the folder 0700; the published index keeps the mode of the folder it
+        # replaces, else the usual mode under the umask (a server running as another user must
+        # still read it after a rebuild).
+        os.chmod(folder, _folder_mode(self.path))
+        return folder
+
     @property
     def segment_max(self) -> int:
         """The most passages the merge at ``close()`` puts in one segment: ``segment_max`` if given,
@@ -473,16 +477,12 @@ class IndexWriter:
         threads (Lucene's concurrent HNSW merge), in a second build folder that then replaces the
         first; the commit's data (the manifest) carries over. Needs twice the index's disk space
         while it runs."""
-        import time
-
         from lucerag.lucene.errors import java_error_message
 
         m, beam, graph_from = self._graph
-        start = time.monotonic()
-        beat = _Heartbeat(f"HNSW graph of {passages:,} passages (M {m}, beam {beam}) on {self.merge_workers} "
-                          f"thread(s)", start)
-        merged = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.building-{os.getpid()}-", dir=self.path.parent))
-        os.chmod(merged, _folder_mode(self.path))
+        beat = Heartbeat(f"HNSW graph of {passages:,} passages (M {m}, beam {beam}) on {self.merge_workers} "
+                         f"thread(s)", logging.getLogger("lucerag.index"))
+        merged = self._build_folder()
         target = java.FSDirectory.open(java.File(str(merged)).toPath())
         try:
             with beat:
@@ -659,40 +659,3 @@ def _folder_mode(path: Path) -> int:
         pass
     return 0o755
 
-
-class _Heartbeat:
-    """While a long Java call runs (``with``): a line every ``every`` seconds saying what runs and for how
-    long, then one when it ends; nothing for a call shorter than ``every``. The lines go to the
-    ``lucerag.index`` logger (:func:`lucerag.progress.emit`), so a build without a terminal is never
-    silent for long."""
-
-    logger = logging.getLogger("lucerag.index")
-
-    def __init__(self, what: str, start: float, every: float = 10.0):
-        self.what, self.start, self.every = what, start, every
-        self.lines: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lucerag-heartbeat", daemon=True)
-
-    def __enter__(self) -> "_Heartbeat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._stop.set()
-        self._thread.join()
-        if self.lines and exc_type is None:
-            self._emit(f"{self.what}: built in {self._elapsed()}")
-
-    def _elapsed(self) -> str:
-        import time
-
-        return duration(time.monotonic() - self.start)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self._emit(f"{self.what}: building, {self._elapsed()} so far")
-
-    def _emit(self, text: str) -> None:
-        self.lines.append(text)
-        emit(self.logger, text)
