@@ -63,6 +63,7 @@ _CLASSES = {
     "AnalyzerUtils": "io.anserini.analysis.AnalyzerUtils",
     "QueryBuilder": "org.apache.lucene.util.QueryBuilder",
     "Bridge": "lucerag.Bridge",
+    "MixtureFit": "lucerag.MixtureFit",
 }
 
 java = _Java()
