@@ -108,13 +108,36 @@ def test_bm25_search_and_score_in_one_call_equal_the_two_calls(retriever):
     only_p1 = java.Bridge.idsQuery(["p1", "p2", "p3"])
     for query in ["bees flowers honey", "why does a volcano erupt", "zzzz unknownword"]:
         for flt in (None, only_p1):
-            hits, also = bm25.search_and_score(query, 5, every, filter=flt)
+            hits, also, _ = bm25.search_and_score(query, 5, every, filter=flt)
             ref = bm25.search(query, 5, filter=flt)
             assert hits.docnums == ref.docnums and hits.ids == ref.ids
             assert np.array_equal(hits.scores, ref.scores)
             scored = bm25.score(query, every)
             assert also.tolist() == pytest.approx([scored.get(d, 0.0) for d in every], rel=1e-6)
             assert also.shape == (n,)
+
+
+def test_lexical_evidence_of_the_bm25_call_equals_the_term_coverage_check(retriever):
+    """The lexical evidence the BM25 bridge call reads from its top hits' postings is what
+    TermCoverage's conjunction query says, for queries whose top passage holds every term, some,
+    none, only stopwords, repeated terms, and under metadata filters that drop the top passage."""
+    from lucerag.lucene.classes import java
+    from lucerag.search.lexical import TermCoverage
+
+    bm25 = retriever.bm25
+    coverage = TermCoverage(bm25)
+    n = int(bm25.index.reader.maxDoc())
+    seen = {True: 0, False: 0}
+    filters = [None, java.Bridge.idsQuery(["p1", "p2", "p3"]), java.Bridge.idsQuery(["p4", "p5", "p6", "p7"])]
+    for query in ["bees flowers honey", "bees bees", "why does a volcano erupt", "volcano", "honey zzzz",
+                  "the of and", "zzzz unknownword", "approximate nearest neighbour search graph", "tea",
+                  "How do bees tell others where flowers are?"]:
+        for flt in filters:
+            hits, _, covered = bm25.search_and_score(query, 10, list(range(min(n, 5))), filter=flt)
+            top = float(hits.scores[0]) if len(hits) else 0.0
+            assert covered == coverage.covered(query, top, flt), (query, flt)
+            seen[covered] += 1
+    assert seen[True] >= 3 and seen[False] >= 3  # both answers were exercised
 
 
 def test_one_index_merge_equals_the_general_merge(retriever):

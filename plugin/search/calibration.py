@@ -263,9 +263,11 @@ class Calibrator(BaseModel):
 
         h = head(c, depth)
         best = float(c.dense[h].max())
-        # the lexical evidence matters (and costs a look-up) only for a query under the gate
-        covered = self.covered(query, float(c.bm25[h].max()), filter) \
-            if self.lexical and best < (self.gate if self.gate is not None else -1.0) else None
+        # the lexical evidence matters only for a query under the gate; the BM25 search may have
+        # found it already (Candidates.covered), else it costs a look-up
+        covered = None
+        if self.lexical and best < (self.gate if self.gate is not None else -1.0):
+            covered = c.covered if c.covered is not None else self.covered(query, float(c.bm25[h].max()), filter)
         p, post, answerable = self._mixture(fused, best, h, depth, covered)
         return p, _mixture_keep(p, post, answerable, h, t)
 

@@ -21,6 +21,9 @@ class Candidates:
     dense: np.ndarray       # exact cosine similarity
     bm25_rank: np.ndarray   # 1-based rank in the BM25 list, 0 when not retrieved there
     dense_rank: np.ndarray  # 1-based rank in the dense list, 0 when not retrieved there
+    # the relevance filter's lexical evidence when the BM25 search found it with its hits (a hit tied
+    # for first holds every query term, lucerag.search.lexical); None: not looked for
+    covered: bool | None = None
 
     def __len__(self) -> int:
         return len(self.ids)

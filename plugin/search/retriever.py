@@ -253,8 +253,10 @@ class Retriever:
         vector = self.query_vector(query)
         dense_hits = dense.search(vector, depth, filter=dense_filter)
         if self.shared_index:  # one bridge call: BM25's top depth and the dense hits' BM25 scores
-            sparse_hits, dense_bm25 = bm25.search_and_score(query, depth, dense_hits.docnums, filter=sparse_filter)
+            sparse_hits, dense_bm25, covered = bm25.search_and_score(query, depth, dense_hits.docnums,
+                                                                     filter=sparse_filter)
             candidates = self._merge_shared(vector, sparse_hits, dense_hits, dense_bm25)
+            candidates.covered = covered
         else:
             parsed = bm25.query(query)  # analysed once, used for the search and the exact-score fill-in
             sparse_hits = bm25.search(query, depth, parsed, filter=sparse_filter)

@@ -69,11 +69,12 @@ class BM25Searcher:
             docnums, scores = _top_docs(self.searcher, query, k)
         return Hits(self.index.ids(docnums), scores, docnums)
 
-    def search_and_score(self, text: str, k: int, also: list[int], filter=None) -> tuple[Hits, np.ndarray]:
-        """:meth:`search` and the exact BM25 score of each doc number in ``also`` (e.g. the dense
-        view's hits, in this index) in one bridge call: (the top ``k`` hits, scores float32 of shape
-        (len(also),), 0 where no query term occurs). The text is analysed once, in Java. Raises
-        :class:`~lucerag.errors.QueryError` as :meth:`search` does."""
+    def search_and_score(self, text: str, k: int, also: list[int], filter=None) -> tuple[Hits, np.ndarray, bool]:
+        """:meth:`search`, the exact BM25 score of each doc number in ``also`` (e.g. the dense view's
+        hits, in this index) and the relevance filter's lexical evidence in one bridge call: (the top
+        ``k`` hits, scores float32 of shape (len(also),), 0 where no query term occurs, whether a hit
+        tied for first holds every analysed query term; see :mod:`lucerag.search.lexical`). The text is
+        analysed once, in Java. Raises :class:`~lucerag.errors.QueryError` as :meth:`search` does."""
         with java_errors():
             blob = java.Bridge.bm25Hits(self.searcher, self._generator, self._analyzer, CONTENTS, text, filter,
                                         int(k), np.asarray(also, "<i4").tobytes()).tostring()
@@ -81,7 +82,8 @@ class BM25Searcher:
         docnums = np.frombuffer(blob, "<i4", n, offset=4).tolist()
         scores = np.frombuffer(blob, "<f4", n, offset=4 + 4 * n)
         extra = np.frombuffer(blob, "<f4", len(also), offset=4 + 8 * n)
-        return Hits(self.index.ids(docnums), scores, docnums), extra
+        covered = blob[4 + 8 * n + 4 * len(also)] == 1
+        return Hits(self.index.ids(docnums), scores, docnums), extra, covered
 
     def score(self, text: str, docnums: list[int], parsed=None) -> dict[int, float]:
         """Exact BM25 scores of passages given by doc number in this index (a passage that

@@ -5,6 +5,8 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 import java.util.List;
 
 import io.anserini.search.query.BagOfWordsQueryGenerator;
@@ -31,6 +33,10 @@ import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.index.IndexWriter;
 import org.apache.lucene.index.KnnVectorValues;
 import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.PostingsEnum;
+import org.apache.lucene.index.ReaderUtil;
+import org.apache.lucene.index.Terms;
+import org.apache.lucene.index.TermsEnum;
 import org.apache.lucene.index.SortedDocValues;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.index.Term;
@@ -44,6 +50,7 @@ import org.apache.lucene.search.MatchNoDocsQuery;
 import org.apache.lucene.search.TermQuery;
 import org.apache.lucene.search.KnnFloatVectorQuery;
 import org.apache.lucene.search.Query;
+import org.apache.lucene.search.QueryVisitor;
 import org.apache.lucene.search.RescoreTopNQuery;
 import org.apache.lucene.search.ScoreDoc;
 import org.apache.lucene.search.ScoreMode;
@@ -405,8 +412,9 @@ public final class Bridge {
    * bag-of-words query over {@code field}; its top {@code k} among the matches of {@code filter}
    * (null: every document), as {@link #search}; and the exact score of each doc number in
    * {@code also} (little-endian ints, e.g. the dense view's hits), as {@link #scoreDocs} (0: no
-   * query term occurs in it). Packed little-endian: int n, n doc numbers, n scores, then one float
-   * per doc number of {@code also}.
+   * query term occurs in it); and the lexical evidence of the relevance filter (see
+   * {@link #holdsEveryTerm}). Packed little-endian: int n, n doc numbers, n scores, one float per doc
+   * number of {@code also}, then an int: 1 when a hit tied with the first holds every query term.
    */
   public static byte[] bm25Hits(IndexSearcher searcher, BagOfWordsQueryGenerator generator, Analyzer analyzer,
                                 String field, String text, Query filter, int k, byte[] also)
@@ -414,7 +422,8 @@ public final class Bridge {
     Query query = generator.buildQuery(field, analyzer, text);
     ScoreDoc[] hits = top(searcher, filter == null ? query : filtered(query, filter), k).scoreDocs;
     float[] extra = exactScores(searcher, query, ints(also));
-    ByteBuffer out = ByteBuffer.allocate(4 + hits.length * 8 + extra.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    boolean covered = holdsEveryTerm(searcher, query, field, hits);
+    ByteBuffer out = ByteBuffer.allocate(8 + hits.length * 8 + extra.length * 4).order(ByteOrder.LITTLE_ENDIAN);
     out.putInt(hits.length);
     for (ScoreDoc hit : hits) {
       out.putInt(hit.doc);
@@ -425,7 +434,60 @@ public final class Bridge {
     for (float f : extra) {
       out.putFloat(f);
     }
+    out.putInt(covered ? 1 : 0);
     return out.array();
+  }
+
+  /** Scores within this relative distance of the first hit's are tied with it (float sums of the
+   * same term scores, added in another order). */
+  private static final float TIED = 1e-5f;
+
+  /**
+   * Whether a hit tied for first ({@code hits} best first, as the search ranked them; tied: within
+   * {@link #TIED} of the first score) holds every term of {@code query} in {@code field}: the
+   * lexical evidence of lucerag.search.lexical, read from the postings of those hits alone. The hits
+   * were already restricted to a metadata filter, so the evidence is too. False with no hit or no term.
+   */
+  static boolean holdsEveryTerm(IndexSearcher searcher, Query query, String field, ScoreDoc[] hits)
+      throws java.io.IOException {
+    if (hits.length == 0) {
+      return false;
+    }
+    Set<Term> terms = new HashSet<>();
+    query.visit(QueryVisitor.termCollector(terms));
+    if (terms.isEmpty()) {
+      return false;
+    }
+    List<LeafReaderContext> leaves = searcher.getIndexReader().leaves();
+    float first = hits[0].score;
+    for (ScoreDoc hit : hits) {
+      if (!(hit.score >= first * (1f - TIED))) {
+        return false;
+      }
+      LeafReaderContext ctx = leaves.get(ReaderUtil.subIndex(hit.doc, leaves));
+      Terms indexed = ctx.reader().terms(field);
+      if (indexed == null) {
+        continue;
+      }
+      int doc = hit.doc - ctx.docBase;
+      boolean all = true;
+      TermsEnum te = indexed.iterator();
+      for (Term term : terms) {
+        if (!term.field().equals(field) || !te.seekExact(term.bytes())) {
+          all = false;
+          break;
+        }
+        PostingsEnum postings = te.postings(null, PostingsEnum.NONE);
+        if (postings.advance(doc) != doc) {
+          all = false;
+          break;
+        }
+      }
+      if (all) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** {@code query} restricted to the matches of {@code filter} (a FILTER clause: it does not score). */
