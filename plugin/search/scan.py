@@ -101,7 +101,7 @@ class Int8Scan:
         qs = peak / 127.0 if peak > 0 else 1.0
         a = (np.clip(np.rint(q / qs), -127, 127) + 128).astype(np.uint8)[None]
         dots = self._session.run(None, {"q": a})[0][0]
-        return dots.astype(np.float32) * (self.scales * np.float32(qs))
+        return np.multiply(dots, self.scales * np.float32(qs), dtype=np.float32)
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` rows nearest ``vector`` (dim,): (row indices (k,) int64, exact cosines (k,) float32),
@@ -114,7 +114,7 @@ class Int8Scan:
         c = min(n, oversample(k))
         if c < n:
             est = self.estimates(q)
-            rows = np.argpartition(-est, c - 1)[:c]
+            rows = np.argpartition(est, n - c)[n - c:]  # the c largest (no negated copy of n floats)
             rows.sort()
         else:
             rows = np.arange(n)
