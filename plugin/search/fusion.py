@@ -128,6 +128,14 @@ def order(c: Candidates, fused: np.ndarray, depth: int | None = None) -> np.ndar
         return np.zeros(0, np.int64)
     # ties (common under rank normalisation and RRF) break on the dense score, then BM25, then the
     # id: never on where a candidate sits in the arrays, which changes with the candidate depth
-    keys = (np.asarray(c.ids), -c.bm25.astype(np.float64), -c.dense.astype(np.float64),
-            -fused.astype(np.float64), ~head(c, depth))
-    return np.lexsort(keys).astype(np.int64)
+    keys = (-c.bm25.astype(np.float64), -c.dense.astype(np.float64), -fused.astype(np.float64), ~head(c, depth))
+    at = np.lexsort(keys)
+    # the ids decide only between candidates equal on every other key; without any such pair the
+    # order is already final (building and comparing the strings is half of this function's time)
+    same = np.ones(len(at) - 1, bool)
+    for key in keys:
+        ranked = key[at]
+        same &= ranked[1:] == ranked[:-1]
+    if same.any():
+        at = np.lexsort((np.asarray(c.ids), *keys))
+    return at.astype(np.int64)
