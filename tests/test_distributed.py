@@ -148,6 +148,37 @@ def test_ray_build_equals_single_process_build(cluster, single, encoder, tmp_pat
     assert not list(tmp_path.glob(".index.*")), "work folders left behind"
 
 
+
+def test_a_new_ray_index_of_graph_from_passages_is_one_segment_with_one_graph(cluster, single, encoder, tmp_path):
+    """From graph_from passages a Ray build ends as a single-process build does: one segment whose
+    HNSW graph holds every passage (the shards write none; the driver builds it when it closes), and
+    the same answers. Below graph_from both keep their segments without a graph (exact scan)."""
+    from lucerag.index.reader import LuceneIndex
+    from lucerag.ingest.options import HnswOptions
+
+    passages = IndexManifest.read(single).passages
+    hnsw = HnswOptions(m=8, beam=32, graph_from=passages // 2)
+    local = tmp_path / "local"
+    build_index(DOCS, local, encoder=encoder, batch_size=BATCH, progress=False, hnsw=hnsw)
+    report = build_index(DOCS, tmp_path / "ray", encoder=encoder, batch_size=BATCH, progress=False, ray=_options(),
+                         hnsw=hnsw)
+    assert report.shards >= 3
+    for path in (local, tmp_path / "ray"):
+        index = LuceneIndex(path)
+        try:
+            assert int(index.reader.leaves().size()) == 1 and index.graph_nodes() == passages
+        finally:
+            index.close()
+    _assert_same_index(tmp_path / "ray", local, encoder)
+    flat = tmp_path / "flat"
+    build_index(DOCS, flat, encoder=encoder, batch_size=BATCH, progress=False, ray=_options(),
+                hnsw=HnswOptions(graph_from=passages + 1))
+    index = LuceneIndex(flat)
+    try:
+        assert int(index.reader.leaves().size()) > 1 and index.graph_nodes() == 0
+    finally:
+        index.close()
+
 def test_bm25_only_ray_build_equals_single_process(cluster, tmp_path, encoder):
     single = tmp_path / "single"
     build_index(DOCS, single, dense=False, batch_size=BATCH, progress=False)

@@ -11,7 +11,10 @@
 
 The result is one ordinary lucerag index: the same fields, ids, manifest, vectors and BM25
 statistics as :func:`lucerag.ingest.pipeline.build_index` in one process (tests/test_distributed.py),
-its passages in the same order; each shard becomes one or more segments with its own HNSW graph.
+its passages in the same order. A new index of at least ``HnswOptions.graph_from`` passages ends, as
+there, as one segment with one HNSW graph: the shards write none, and the driver's writer builds it
+when it closes, on every CPU of the driver (Lucene's concurrent HNSW merge). Shards of an append
+keep their own graph when they reach ``graph_from``.
 
 Failures (Ray's own mechanisms): an encoder actor that dies is restarted (``max_restarts``) and its
 unfinished calls re-run (``max_task_retries``); encoding is a pure function of the batch, so a
@@ -57,6 +60,7 @@ __all__ = ["DistributedIngestError", "RayIngestReport", "RayNotInstalledError", 
            "jvm_safe_ray"]
 
 log = logging.getLogger("lucerag.ingest.distributed")
+NO_SHARD_GRAPH = 2**31 - 1  # graph_from of a new index's shards: the driver builds the one graph
 RAY_INSTALL = "pip install 'lucerag[ray]'"
 # Ray's C++ crash handler (absl's failure signal handler) takes SIGSEGV before the JVM does. The JVM
 # raises SIGSEGV on purpose (implicit null checks, safepoint polls in compiled code) and handles it;
@@ -233,6 +237,7 @@ def _write_shard(work: str, shard: int, settings: dict, options: RayOptions, *pa
     writer = IndexWriter(folder, mode="create", dim=settings["dim"], manifest=IndexManifest(),
                          ram_buffer_mb=settings["ram_buffer_mb"], threads=1, hnsw_m=settings["hnsw_m"],
                          hnsw_beam=settings["hnsw_beam"], vector_format=settings["vector_format"],
+                         graph_from=settings["graph_from"],
                          merge_workers=max(1, int(options.writer_cpus)))  # the CPUs Ray reserved for it
     with writer:
         for i in range(0, len(parts), step):
@@ -363,16 +368,19 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
     writer: IndexWriter | None = None
     try:
         dim = encoder.dim if encoder is not None else None
-        # the shards' segments are added as they are (each with its graph): no merge into one segment here
+        # A new index: the shards' segments are added without graphs and, from graph_from passages, merged
+        # into one segment whose graph this writer builds when it closes (as a single-process build does).
+        # An append adds them as they are (a shard of graph_from passages or more brings its own graph).
         writer = IndexWriter(index_dir, mode=mode, manifest=manifest, dim=dim, threads=0,
                              ram_buffer_mb=64, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format,
-                             single_segment=False)
+                             graph_from=hnsw.graph_from)
         if mode == "append":
             recover(index_dir)  # work folders of killed earlier builds
         work = index_dir.parent / f".{index_dir.name}.building-{os.getpid()}-ray-{uuid.uuid4().hex[:8]}"
         work.mkdir()
         shard_settings = {"dense": encoder is not None, "dim": dim, "ram_buffer_mb": min(ram_buffer_mb, 256),
-                          "hnsw_m": hnsw_m, "hnsw_beam": hnsw_beam, "vector_format": writer.vector_format}
+                          "hnsw_m": hnsw_m, "hnsw_beam": hnsw_beam, "vector_format": writer.vector_format,
+                          "graph_from": hnsw.graph_from if mode == "append" else NO_SHARD_GRAPH}
         if encoder is not None:
             actors = _start_encoders(ray, encoder, options)
             infos = ray.get([a.info.remote() for a in actors])

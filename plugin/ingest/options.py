@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from lucerag.errors import InputError
-from lucerag.index.hnsw import HNSW_BEAM, HNSW_M, VECTOR_FORMATS
+from lucerag.index.hnsw import GRAPH_FROM, HNSW_BEAM, HNSW_M, VECTOR_FORMATS
 from lucerag.ingest.chunking import DEFAULT_MAX_WORDS, DEFAULT_OVERLAP_WORDS
 from lucerag.models.encoder import PASSAGE_BATCH
 
@@ -48,10 +48,15 @@ class HnswOptions:
     m: int = HNSW_M                   # neighbours per node
     beam: int = HNSW_BEAM             # construction beam width
     vector_format: str | None = None  # "float" (default), "int8" or "bbq"; appends keep the index's own
+    # a new index of at least this many passages gets one HNSW graph, built when it closes; smaller ones
+    # are searched by an exact scan (lucerag.index.writer.IndexWriter's graph_from)
+    graph_from: int = GRAPH_FROM
 
     def __post_init__(self) -> None:
         if self.vector_format is not None and self.vector_format not in VECTOR_FORMATS:
             raise InputError(f"vector_format must be one of {', '.join(VECTOR_FORMATS)}, not {self.vector_format!r}")
+        if self.graph_from < 0:
+            raise InputError(f"graph_from must be >= 0, not {self.graph_from}")
 
 
 @dataclass(frozen=True)

@@ -316,7 +316,8 @@ def build_index(documents: Iterable, index_dir: str | Path, *, encoder=None, den
     track = delete_missing and mode == "append"
     with IndexWriter(index_dir, mode=mode, manifest=manifest, dim=encoder.dim if encoder is not None else None,
                      threads=threads, track_parents=track, ram_buffer_mb=ram_buffer_mb,
-                     hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format) as writer, \
+                     hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format,
+                     graph_from=hnsw.graph_from) as writer, \
             log or contextlib.nullcontext():
         done = 0
         while True:
