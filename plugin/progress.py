@@ -60,6 +60,7 @@ class Heartbeat:
 
 
 _stage: list[str] = []
+_entered: dict[str, int] = {}
 
 
 @contextmanager
@@ -67,6 +68,7 @@ def stage(name: str) -> Iterator[None]:
     """Mark the work inside the ``with`` as stage ``name`` of a build (e.g. ``"graph merge"``,
     ``"publish"``); stages nest, the innermost is :func:`current_stage`."""
     _stage.append(name)
+    _entered[name] = _entered.get(name, 0) + 1
     try:
         yield
     finally:
@@ -76,3 +78,9 @@ def stage(name: str) -> Iterator[None]:
 def current_stage() -> str | None:
     """The innermost stage now running (see :func:`stage`), or None."""
     return _stage[-1] if _stage else None
+
+
+def times_entered(name: str) -> int:
+    """How many times stage ``name`` has begun in this process (e.g. ``"publish"``: a build that began
+    it has changed the index, whatever happens after)."""
+    return _entered.get(name, 0)

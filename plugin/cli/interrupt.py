@@ -47,16 +47,18 @@ def reporting_interrupts(index: Path, *, append: bool, work: str = "ingest") -> 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from lucerag.progress import current_stage
+    from lucerag.progress import current_stage, times_entered
 
     index = Path(index)
     had_index = _has_index(index)
     start = time.monotonic()
+    published = times_entered("publish")
     received: list[tuple[int, str]] = []  # (signal, stage it came in)
 
     def handler(signum, frame):
         first = not received
-        now = current_stage() or work
+        # from the first step of publishing on, the build is let finish (the index has changed)
+        now = "publish" if times_entered("publish") > published else current_stage() or work
         received.append((signum, now))
         if first and now != "publish":  # later signals are only noted: the clean-up must finish
             raise KeyboardInterrupt

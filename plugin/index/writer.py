@@ -411,6 +411,10 @@ class IndexWriter:
         """Commit once, write the manifest and publish the index directory."""
         if self._closed:
             return
+        with contextlib.ExitStack() as publishing:  # from where the index changes to the end: stage "publish"
+            self._close(publishing)
+
+    def _close(self, publishing: contextlib.ExitStack) -> None:
         try:
             self._call(self._passages.finish)
             self.manifest.passages = int(self._writer.getDocStats().numDocs)
@@ -418,9 +422,11 @@ class IndexWriter:
                                              {k: sorted(v) for k, v in sorted(self._kinds.items())})
             if self.dim is not None:
                 self.manifest.dim = self.dim
-            # an append's commit publishes it: a Ctrl-C then must not claim the index unchanged
-            with stage("publish" if self.mode == "append" else "commit"):
-                self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])
+            # an append's commit publishes it: from there on a Ctrl-C must not claim the index unchanged
+            publishing.enter_context(stage("publish" if self.mode == "append" else "commit"))
+            self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])
+            if self.mode == "create":
+                publishing.close()  # the commit stage ends; a build is published by the swap below
         except BaseException:
             self.abort()  # nothing committed: the index stays as it was; the lock is released
             raise
@@ -442,14 +448,14 @@ class IndexWriter:
         self.manifest.write(self._work)
         try:
             if self.mode == "create":
-                with stage("publish"):
-                    try:
-                        check_replaceable(self.path)  # again: the user may have put files there meanwhile
-                    except Exception:
-                        shutil.rmtree(self._work, ignore_errors=True)
-                        raise
-                    self.kept = _carry_over(self.path, self._work)
-                    _publish(self._work, self.path)
+                try:
+                    check_replaceable(self.path)  # again: the user may have put files there meanwhile
+                except Exception:
+                    shutil.rmtree(self._work, ignore_errors=True)
+                    raise
+                self.kept = _carry_over(self.path, self._work)
+                publishing.enter_context(stage("publish"))
+                _publish(self._work, self.path)
         finally:
             self._release()
 
