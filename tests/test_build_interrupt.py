@@ -51,19 +51,24 @@ def _old_index(index):
     return sorted(os.listdir(index))
 
 
+def _writing(folder) -> bool:
+    """A build folder beside the index holds Lucene's write.lock: the JVM runs and the build is open."""
+    return any((folder / name / "write.lock").exists() for name in _building(folder))
+
+
 def _interrupt(args, index, folders: int, sig) -> tuple[int, str]:
-    """Run ``lucerag *args``, send ``sig`` once ``folders`` build folders of ``index`` exist; (status, stderr)."""
+    """Run ``lucerag *args``, send ``sig`` once ``folders`` build folders of ``index`` exist and Lucene
+    writes into one; (status, stderr)."""
     proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
         end = time.monotonic() + 120
-        while len(_building(index.parent)) < folders and time.monotonic() < end and proc.poll() is None:
+        while ((len(_building(index.parent)) < folders or not _writing(index.parent))
+               and time.monotonic() < end and proc.poll() is None):
             time.sleep(0.02)
         assert proc.poll() is None and len(_building(index.parent)) == folders, proc.communicate()[1].decode()[-2000:]
-        sent = time.monotonic()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
-        assert time.monotonic() - sent < 10  # stopped, not finished
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -178,3 +183,26 @@ def test_serve_still_shuts_down_gracefully_on_ctrl_c(mini_index):
     # uvicorn shuts down gracefully, then re-raises the signal it caught: Python's own exit on SIGINT
     assert "Application shutdown complete" in err and "Traceback" not in err, err[-2000:]
     assert proc.returncode == 130, err[-2000:]
+
+
+def test_a_signal_once_the_build_is_publishing_lets_it_finish_and_says_so(tmp_path):
+    """The signal comes while the finished build is swapped in (sent from inside the writer's _publish):
+    the swap completes, the command reports its build, and the line says the new index is in place."""
+    index = tmp_path / "idx"
+    _old_index(index)
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"id": f"d{i}", "text": f"new document {i}"}) + "\n" for i in range(50)))
+    launcher = LAUNCHER.replace("from lucerag.cli import main", textwrap.dedent("""
+        import os, signal
+        real = writer._publish
+        def publish(built, target):
+            os.kill(os.getpid(), signal.SIGINT)
+            real(built, target)
+        writer._publish = publish
+        from lucerag.cli import main"""))
+    out = subprocess.run([sys.executable, "-c", launcher, "index", "-i", str(source), "--index", str(index),
+                          "--bm25-only", "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 130 and "indexed 50 documents" in out.stdout, out.stderr[-2000:]
+    assert f"lucerag: stopped by SIGINT while building {index} (publish," in out.stderr
+    assert "too late to stop: the new index is in place" in out.stderr
+    assert _building(tmp_path) == [] and LuceneIndex(index).manifest.passages == 50
