@@ -56,11 +56,11 @@ def _writing(folder) -> bool:
     return any((folder / name / "write.lock").exists() for name in _building(folder))
 
 
-def _interrupt(args, index, folders: int, sig) -> tuple[int, str]:
+def _interrupt(args, index, folders: int, sig, preexec_fn=None) -> tuple[int, str]:
     """Run ``lucerag *args``, send ``sig`` once ``folders`` build folders of ``index`` exist and Lucene
     writes into one; (status, stderr)."""
     proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=preexec_fn)
     try:
         end = time.monotonic() + 120
         while ((len(_building(index.parent)) < folders or not _writing(index.parent))
@@ -113,10 +113,7 @@ def test_a_signal_during_the_graph_merge_says_so_and_removes_the_build(tmp_path,
 def test_ctrl_c_during_ingest_says_so_and_leaves_the_previous_index(tmp_path):
     index = tmp_path / "idx"
     files = _old_index(index)
-    source = tmp_path / "docs.jsonl"
-    with open(source, "w") as f:
-        for i in range(60_000):
-            f.write(json.dumps({"id": f"d{i}", "text": f"new document {i} about topic {i % 97}"}) + "\n")
+    source = _write_docs(tmp_path / "docs.jsonl", 60_000)
     rc, err = _interrupt(["index", "-i", source, "--index", index, "--bm25-only", "--no-progress"], index, 1,
                          signal.SIGINT)
     assert rc == 130 and "Traceback" not in err, err[-2000:]
@@ -124,6 +121,25 @@ def test_ctrl_c_during_ingest_says_so_and_leaves_the_previous_index(tmp_path):
     assert "previous index there is unchanged; the partial build was removed" in err
     assert _building(tmp_path) == []
     _check_old_index_and_next_build(index, files)
+
+
+def _write_docs(path, n):
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"d{i}", "text": f"new document {i} about topic {i % 97}"}) + "\n")
+    return path
+
+
+def test_a_build_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
+    """A shell's background job (or nohup) starts with SIGINT ignored: the terminal's Ctrl-C is not
+    for it, and the build goes on to the end."""
+    index = tmp_path / "idx"
+    _old_index(index)
+    source = _write_docs(tmp_path / "docs.jsonl", 5000)
+    rc, err = _interrupt(["index", "-i", source, "--index", index, "--bm25-only", "--no-progress"], index, 1,
+                         signal.SIGINT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert rc == 0 and "lucerag:" not in err, err[-2000:]
+    assert _building(tmp_path) == [] and LuceneIndex(index).manifest.passages == 5000
 
 
 def test_an_interrupted_java_call_raises_keyboard_interrupt_at_once(tmp_path):

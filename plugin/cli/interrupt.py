@@ -26,7 +26,10 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _has_index(path: Path) -> bool:
-    return path.is_dir() and any(p.name.startswith("segments_") for p in path.iterdir())
+    try:
+        return path.is_dir() and any(p.name.startswith("segments_") for p in path.iterdir())
+    except OSError:  # unreadable: the build itself will say so
+        return False
 
 
 def _exit(code: int) -> None:
@@ -63,8 +66,10 @@ def reporting_interrupts(index: Path, *, append: bool, work: str = "ingest") -> 
         if first and now != "publish":  # later signals are only noted: the clean-up must finish
             raise KeyboardInterrupt
 
-    # a signal ignored when lucerag started (a background job of a shell, nohup) stays ignored
-    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
+    # A signal ignored when lucerag started (a background job of a shell, nohup) stays ignored, and one
+    # whose handler was not set from Python (None: it could not be put back) is left alone.
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS
+                if signal.getsignal(sig) not in (signal.SIG_IGN, None)}
     try:
         yield
     except BaseException:
