@@ -1,5 +1,6 @@
 """Progress lines of long work (ingest, the close-time HNSW graph build): where they go, how
-durations read, and a heartbeat for one long call. Standard library only."""
+durations read, a heartbeat for one long call, and the named stage a build is in (what an
+interrupted build reports). Standard library only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 
 def emit(logger: logging.Logger, text: str) -> None:
@@ -54,3 +57,30 @@ class Heartbeat:
     def _emit(self, text: str) -> None:
         self.lines.append(text)
         emit(self.logger, text)
+
+
+_stage: list[str] = []
+_entered: dict[str, int] = {}
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Mark the work inside the ``with`` as stage ``name`` of a build (e.g. ``"graph merge"``,
+    ``"publish"``); stages nest, the innermost is :func:`current_stage`."""
+    _stage.append(name)
+    _entered[name] = _entered.get(name, 0) + 1
+    try:
+        yield
+    finally:
+        _stage.pop()
+
+
+def current_stage() -> str | None:
+    """The innermost stage now running (see :func:`stage`), or None."""
+    return _stage[-1] if _stage else None
+
+
+def times_entered(name: str) -> int:
+    """How many times stage ``name`` has begun in this process (e.g. ``"publish"``: a build that began
+    it has changed the index, whatever happens after)."""
+    return _entered.get(name, 0)

@@ -397,6 +397,9 @@ def _build_beir_index(folder: Path, index_dir: Path, dense: bool, chunk: bool = 
     layout = "chunked" if chunk else "one passage per document"
     typer.echo(f"building {index_dir} from {corpus} ({layout})", err=True)
     stream = read_documents(corpus, "jsonl")
-    report = build_index(stream, index_dir, dense=dense, progress=True, stats=stream.stats, chunk=chunk,
-                         dense_text=dense_text, progress_every=progress_every, total=estimate_total(corpus))
+    from lucerag.cli.interrupt import reporting_interrupts
+
+    with reporting_interrupts(index_dir, append=False, work="ingest"):  # a long build: Ctrl-C says what it left
+        report = build_index(stream, index_dir, dense=dense, progress=True, stats=stream.stats, chunk=chunk,
+                             dense_text=dense_text, progress_every=progress_every, total=estimate_total(corpus))
     typer.echo(f"indexed {report.indexed} documents as {report.passages} passages in {report.seconds:.1f}s", err=True)

@@ -10,6 +10,7 @@ import typer
 
 from lucerag.index.hnsw import HNSW_BEAM, HNSW_M
 from lucerag.cli.app import app, _fail, _precision, _vector_format
+from lucerag.cli.interrupt import reports_interrupts
 
 
 # Which reader option each column flag sets, per format.
@@ -52,6 +53,7 @@ def source_options(input: Path, format: Optional[str], *, query: Optional[str] =
 
 
 @app.command()
+@reports_interrupts("ingest")
 def index(
     input: Path = typer.Option(..., "--input", "-i", help="File or folder to ingest."),
     index_dir: Path = typer.Option(..., "--index", help="Index directory to build or update."),
@@ -176,6 +178,7 @@ def index(
 
 
 @app.command("import-vectors")
+@reports_interrupts("import")
 def import_vectors_cmd(
     input: Path = typer.Option(..., "--input", "-i",
                                help="Vectors: JSONL, JSONL.gz or Parquet (Pyserini/Anserini JsonDenseVectorCollection), "

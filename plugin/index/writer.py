@@ -54,7 +54,7 @@ from lucerag.index.lock import WriteLock
 from lucerag.index.manifest import IndexManifest
 from lucerag.index.ownership import check_replaceable
 from lucerag.lucene.classes import VECTOR, java
-from lucerag.progress import Heartbeat
+from lucerag.progress import Heartbeat, stage
 
 MAX_ID_BYTES = 32766  # Lucene's limit for one indexed term (the id field)
 PARENT = "parent_id"  # indexed (not stored) id of the document a passage was cut from
@@ -411,6 +411,10 @@ class IndexWriter:
         """Commit once, write the manifest and publish the index directory."""
         if self._closed:
             return
+        with contextlib.ExitStack() as publishing:  # from where the index changes to the end: stage "publish"
+            self._close(publishing)
+
+    def _close(self, publishing: contextlib.ExitStack) -> None:
         try:
             self._call(self._passages.finish)
             self.manifest.passages = int(self._writer.getDocStats().numDocs)
@@ -418,7 +422,11 @@ class IndexWriter:
                                              {k: sorted(v) for k, v in sorted(self._kinds.items())})
             if self.dim is not None:
                 self.manifest.dim = self.dim
+            # an append's commit publishes it: from there on a Ctrl-C must not claim the index unchanged
+            publishing.enter_context(stage("publish" if self.mode == "append" else "commit"))
             self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])
+            if self.mode == "create":
+                publishing.close()  # the commit stage ends; a build is published by the swap below
         except BaseException:
             self.abort()  # nothing committed: the index stays as it was; the lock is released
             raise
@@ -427,7 +435,8 @@ class IndexWriter:
         self._closed = True
         try:
             if self._deferred and self.dim and count >= self._graph[2]:
-                self._merge_graph(int(count))
+                with stage("graph merge"):
+                    self._merge_graph(int(count))
         except BaseException:
             self._dir.close()
             if self.mode == "create":
@@ -445,6 +454,7 @@ class IndexWriter:
                     shutil.rmtree(self._work, ignore_errors=True)
                     raise
                 self.kept = _carry_over(self.path, self._work)
+                publishing.enter_context(stage("publish"))
                 _publish(self._work, self.path)
         finally:
             self._release()
@@ -478,6 +488,7 @@ class IndexWriter:
         first; the commit's data (the manifest) carries over. Needs twice the index's disk space
         while it runs."""
         from lucerag.lucene.errors import java_error_message
+        from lucerag.lucene.interruptible import run_interruptibly
 
         m, beam, graph_from = self._graph
         beat = Heartbeat(f"HNSW graph of {passages:,} passages (M {m}, beam {beam}) on {self.merge_workers} "
@@ -486,11 +497,14 @@ class IndexWriter:
         target = java.FSDirectory.open(java.File(str(merged)).toPath())
         try:
             with beat:
-                java.Bridge.mergeInto(self._dir, target, _hnsw_codec(m, beam, self.vector_format, graph_from,
-                                                                     self.merge_workers), self.segment_max)
+                # on a worker thread: Ctrl-C reaches this (main) thread within 0.1 s (-Xrs gives Python the signal)
+                run_interruptibly(java.Bridge.mergeInto, self._dir, target,
+                                  _hnsw_codec(m, beam, self.vector_format, graph_from, self.merge_workers),
+                                  self.segment_max)
         except BaseException as exc:  # an interrupt too: the second folder goes, the first is dropped by close()
             target.close()
-            shutil.rmtree(merged, ignore_errors=True)
+            # after an interrupt the merge may still be writing into it
+            remove_build_folder(merged)
             if not isinstance(exc, Exception):
                 raise
             raise IndexWriteError(f"cannot build the HNSW graph of {self._work}: {java_error_message(exc)}") from None
@@ -556,6 +570,28 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def remove_build_folder(folder: Path) -> None:
+    """Remove a build folder that a Java call may still be writing into (one left running by an
+    interrupt): renamed first, so no file can be created in it any more, then deleted. The new name
+    keeps the build's prefix and process id, so :func:`recover` removes what a failure here leaves."""
+    gone = folder.with_name(folder.name + "-removed")
+    try:
+        os.replace(folder, gone)
+    except OSError:
+        gone = folder
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def build_folders(target: Path, pid: int | None = None) -> list[Path]:
+    """The hidden build folders of index ``target`` (of process ``pid`` only, when given)."""
+    target = Path(target)
+    prefix = f".{target.name}.building-" + (f"{pid}-" if pid is not None else "")
+    if not target.parent.is_dir():
+        return []
+    return sorted(p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()
+                  and not p.is_symlink())
 
 
 def recover(target: Path) -> None:

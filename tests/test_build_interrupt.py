@@ -1,0 +1,224 @@
+"""Ctrl-C (SIGINT) and SIGTERM during an index build: one line on stderr naming the index and the stage,
+exit status 130 / 143, the previous index still answering, and no build folder left behind.
+
+Real processes (``lucerag`` run by a small launcher that lowers the graph threshold, as
+test_merge_kill does, so that a small build reaches the close-time HNSW merge), a real JVM (started
+with -Xrs, so the signal reaches Python) and real Lucene indexes. ``lucerag serve`` keeps its own
+graceful shutdown on SIGINT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from lucerag.index.reader import LuceneIndex
+from lucerag.index.writer import IndexWriter
+from lucerag.search.searchers import BM25Searcher
+
+# The launcher: every segment gets a graph (GRAPH_FROM 0), built by one thread with a wide beam, so the
+# close-time merge of a few thousand vectors outlasts the test's wait on any CPU.
+LAUNCHER = textwrap.dedent("""
+    import sys
+    import lucerag.index.hnsw as hnsw
+    hnsw.GRAPH_FROM = 0
+    import lucerag.index.writer as writer
+    writer.default_merge_workers = lambda: 1
+    from lucerag.cli import main
+    sys.argv = ["lucerag", *sys.argv[1:]]
+    main()
+""")
+
+
+def _building(folder):
+    return sorted(p.name for p in folder.iterdir() if ".building-" in p.name)
+
+
+def _old_index(index):
+    vectors = np.eye(32, dtype=np.float32)[:20]
+    with IndexWriter(index, dim=32) as w:
+        w.add_batch([f"o{i}" for i in range(20)], [f"old text {i}" for i in range(20)], vectors)
+    return sorted(os.listdir(index))
+
+
+def _writing(folder) -> bool:
+    """A build folder beside the index holds Lucene's write.lock: the JVM runs and the build is open."""
+    return any((folder / name / "write.lock").exists() for name in _building(folder))
+
+
+def _interrupt(args, index, folders: int, sig, preexec_fn=None) -> tuple[int, str]:
+    """Run ``lucerag *args``, send ``sig`` once ``folders`` build folders of ``index`` exist and Lucene
+    writes into one; (status, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=preexec_fn)
+    try:
+        end = time.monotonic() + 120
+        while ((len(_building(index.parent)) < folders or not _writing(index.parent))
+               and time.monotonic() < end and proc.poll() is None):
+            time.sleep(0.02)
+        assert proc.poll() is None and len(_building(index.parent)) == folders, proc.communicate()[1].decode()[-2000:]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err.decode()
+
+
+def _check_old_index_and_next_build(index, files):
+    assert sorted(os.listdir(index)) == files
+    reader = LuceneIndex(index)
+    try:
+        assert reader.manifest.passages == 20
+        hits = BM25Searcher(reader).search("old text 7", k=3)
+        assert hits.ids[0] == "o7"
+    finally:
+        reader.close()
+    with IndexWriter(index, mode="append") as w:  # the next writer goes ahead: no lock left
+        w.add_batch(["o20"], ["one more"], np.eye(32, dtype=np.float32)[:1])
+    assert _building(index.parent) == [] and LuceneIndex(index).manifest.passages == 21
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_the_graph_merge_says_so_and_removes_the_build(tmp_path, sig, status):
+    from lucerag.ingest.vectors import export_vectors
+
+    index = tmp_path / "idx"
+    files = _old_index(index)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 32)).astype(np.float32)
+    source = tmp_path / "vectors.jsonl"
+    export_vectors(((f"n{i}", vectors[i], f"new passage {i}") for i in range(len(vectors))), source)
+    rc, err = _interrupt(["import-vectors", "-i", source, "--index", index, "--hnsw-beam", "3200", "--no-progress"],
+                         index, 2, sig)
+    lines = [line for line in err.splitlines() if line.startswith("lucerag:")]
+    assert rc == status and len(lines) == 1, err[-2000:]
+    assert f"{sig.name} while building {index} (graph merge," in lines[0]
+    assert "previous index there is unchanged" in lines[0] and "partial build was removed" in lines[0]
+    assert "Traceback" not in err and _building(tmp_path) == []  # removed now, as the line says
+    _check_old_index_and_next_build(index, files)
+
+
+def test_ctrl_c_during_ingest_says_so_and_leaves_the_previous_index(tmp_path):
+    index = tmp_path / "idx"
+    files = _old_index(index)
+    source = _write_docs(tmp_path / "docs.jsonl", 60_000)
+    rc, err = _interrupt(["index", "-i", source, "--index", index, "--bm25-only", "--no-progress"], index, 1,
+                         signal.SIGINT)
+    assert rc == 130 and "Traceback" not in err, err[-2000:]
+    assert f"lucerag: stopped by SIGINT while building {index} (ingest," in err
+    assert "previous index there is unchanged; the partial build was removed" in err
+    assert _building(tmp_path) == []
+    _check_old_index_and_next_build(index, files)
+
+
+def _write_docs(path, n):
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"d{i}", "text": f"new document {i} about topic {i % 97}"}) + "\n")
+    return path
+
+
+def test_a_build_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
+    """A shell's background job (or nohup) starts with SIGINT ignored: the terminal's Ctrl-C is not
+    for it, and the build goes on to the end."""
+    index = tmp_path / "idx"
+    _old_index(index)
+    source = _write_docs(tmp_path / "docs.jsonl", 5000)
+    rc, err = _interrupt(["index", "-i", source, "--index", index, "--bm25-only", "--no-progress"], index, 1,
+                         signal.SIGINT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert rc == 0 and "lucerag:" not in err, err[-2000:]
+    assert _building(tmp_path) == [] and LuceneIndex(index).manifest.passages == 5000
+
+
+def test_an_interrupted_java_call_raises_keyboard_interrupt_at_once(tmp_path):
+    """Library use: -Xrs leaves SIGINT to Python, and a long Java call made through run_interruptibly
+    gives way to KeyboardInterrupt (the JVM used to exit the process, status 130, without a word)."""
+    script = textwrap.dedent("""
+        import time
+        from lucerag.lucene.interruptible import abandoned, run_interruptibly
+        from lucerag.lucene.jvm import jclass
+        sleep = jclass("java.lang.Thread").sleep
+        print("ready", flush=True)
+        start = time.monotonic()
+        try:
+            run_interruptibly(sleep, 30000)
+        except KeyboardInterrupt:
+            print(f"interrupted {time.monotonic() - start:.2f} {abandoned()}", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    word, seconds, left = out.split()
+    assert word == "interrupted" and float(seconds) < 5 and left == "True"
+
+
+def test_serve_still_shuts_down_gracefully_on_ctrl_c(mini_index):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "lucerag", "serve", "--index", str(mini_index), "--port",
+                             str(port), "--log-level", "info"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        end = time.monotonic() + 120
+        while time.monotonic() < end and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/retrieve", json={"query": "espresso", "k": 2,
+                                                                         "method": "bm25"}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["passages"]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # uvicorn shuts down gracefully, then re-raises the signal it caught: Python's own exit on SIGINT
+    assert "Application shutdown complete" in err and "Traceback" not in err, err[-2000:]
+    assert proc.returncode == 130, err[-2000:]
+
+
+def test_a_signal_once_the_build_is_publishing_lets_it_finish_and_says_so(tmp_path):
+    """The signal comes while the finished build is swapped in (sent from inside the writer's _publish):
+    the swap completes, the command reports its build, and the line says the new index is in place."""
+    index = tmp_path / "idx"
+    _old_index(index)
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"id": f"d{i}", "text": f"new document {i}"}) + "\n" for i in range(50)))
+    launcher = LAUNCHER.replace("from lucerag.cli import main", textwrap.dedent("""
+        import os, signal
+        real = writer._publish
+        def publish(built, target):
+            os.kill(os.getpid(), signal.SIGINT)
+            real(built, target)
+        writer._publish = publish
+        from lucerag.cli import main"""))
+    out = subprocess.run([sys.executable, "-c", launcher, "index", "-i", str(source), "--index", str(index),
+                          "--bm25-only", "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 130 and "indexed 50 documents" in out.stdout, out.stderr[-2000:]
+    assert f"lucerag: stopped by SIGINT while building {index} (publish," in out.stderr
+    assert "too late to stop: the new index is in place" in out.stderr
+    assert _building(tmp_path) == [] and LuceneIndex(index).manifest.passages == 50
