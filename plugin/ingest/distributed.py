@@ -11,10 +11,11 @@
 
 The result is one ordinary lucerag index: the same fields, ids, manifest, vectors and BM25
 statistics as :func:`lucerag.ingest.pipeline.build_index` in one process (tests/test_distributed.py),
-its passages in the same order. A new index of at least ``HnswOptions.graph_from`` passages ends, as
-there, as one segment with one HNSW graph: the shards write none, and the driver's writer builds it
-when it closes, on every CPU of the driver (Lucene's concurrent HNSW merge). Shards of an append
-keep their own graph when they reach ``graph_from``.
+its passages in the same order. HNSW graphs: a shard of ``HnswOptions.graph_from`` passages or more
+builds its own (in parallel on the workers; each becomes a segment with its graph, docs/scale.md). With
+smaller shards (the default 50,000 under ``graph_from`` = 100,000) a new index of ``graph_from``
+passages or more ends as a single-process build does: one segment whose graph the driver's writer
+builds when it closes, on every CPU of the driver (Lucene's concurrent HNSW merge).
 
 Failures (Ray's own mechanisms): an encoder actor that dies is restarted (``max_restarts``) and its
 unfinished calls re-run (``max_task_retries``); encoding is a pure function of the batch, so a
@@ -60,7 +61,6 @@ __all__ = ["DistributedIngestError", "RayIngestReport", "RayNotInstalledError", 
            "jvm_safe_ray"]
 
 log = logging.getLogger("lucerag.ingest.distributed")
-NO_SHARD_GRAPH = 2**31 - 1  # graph_from of a new index's shards: the driver builds the one graph
 RAY_INSTALL = "pip install 'lucerag[ray]'"
 # Ray's C++ crash handler (absl's failure signal handler) takes SIGSEGV before the JVM does. The JVM
 # raises SIGSEGV on purpose (implicit null checks, safepoint polls in compiled code) and handles it;
@@ -237,7 +237,7 @@ def _write_shard(work: str, shard: int, settings: dict, options: RayOptions, *pa
     writer = IndexWriter(folder, mode="create", dim=settings["dim"], manifest=IndexManifest(),
                          ram_buffer_mb=settings["ram_buffer_mb"], threads=1, hnsw_m=settings["hnsw_m"],
                          hnsw_beam=settings["hnsw_beam"], vector_format=settings["vector_format"],
-                         graph_from=settings["graph_from"],
+                         graph_from=settings["graph_from"],  # a shard that reaches it builds its own graph
                          merge_workers=max(1, int(options.writer_cpus)))  # the CPUs Ray reserved for it
     with writer:
         for i in range(0, len(parts), step):
@@ -368,19 +368,19 @@ def build_index_ray(documents: Iterable, index_dir: str | Path, *, options: RayO
     writer: IndexWriter | None = None
     try:
         dim = encoder.dim if encoder is not None else None
-        # A new index: the shards' segments are added without graphs and, from graph_from passages, merged
+        # Shards below graph_from bring no graph: a new index of graph_from passages or more is then merged
         # into one segment whose graph this writer builds when it closes (as a single-process build does).
-        # An append adds them as they are (a shard of graph_from passages or more brings its own graph).
+        # Larger shards bring their own graphs, built in parallel: their segments are kept as they are.
         writer = IndexWriter(index_dir, mode=mode, manifest=manifest, dim=dim, threads=0,
                              ram_buffer_mb=64, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam, vector_format=vector_format,
-                             graph_from=hnsw.graph_from)
+                             graph_from=hnsw.graph_from, single_segment=options.shard_passages < hnsw.graph_from)
         if mode == "append":
             recover(index_dir)  # work folders of killed earlier builds
         work = index_dir.parent / f".{index_dir.name}.building-{os.getpid()}-ray-{uuid.uuid4().hex[:8]}"
         work.mkdir()
         shard_settings = {"dense": encoder is not None, "dim": dim, "ram_buffer_mb": min(ram_buffer_mb, 256),
                           "hnsw_m": hnsw_m, "hnsw_beam": hnsw_beam, "vector_format": writer.vector_format,
-                          "graph_from": hnsw.graph_from if mode == "append" else NO_SHARD_GRAPH}
+                          "graph_from": hnsw.graph_from}
         if encoder is not None:
             actors = _start_encoders(ray, encoder, options)
             infos = ray.get([a.info.remote() for a in actors])
