@@ -579,7 +579,8 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
                         if len(hits) != k or not all(text for _, text in hits):
                             raise RuntimeError(f"{name} returned {len(hits)} hits (text missing or fewer than {k})")
         for (name, mode), ms in timings.items():
-            result["systems"][name].setdefault("latency", {})[mode] = percentiles(ms)
+            if ms:  # a mode not asked for (--modes) has no timings
+                result["systems"][name].setdefault("latency", {})[mode] = percentiles(ms)
     finally:
         for system in built.values():
             try:
