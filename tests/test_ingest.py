@@ -306,3 +306,26 @@ def test_threaded_writer_adds_after_deletes_in_order(tmp_path):
         w.add_batch(["a"], ["alpha again"])
     assert _ids(tmp_path / "idx") == {"a", "b", "c"}
     assert _record(tmp_path / "idx", "a")["contents"] == "alpha again"
+
+
+def test_reading_thread_stops_when_the_build_stops_even_with_a_full_queue_and_a_failing_source():
+    # The documents are read on a producer thread ahead of the writer (a queue of 4 batches). When the
+    # build stops early (an error downstream, Ctrl-C) while the queue is full and the source then fails,
+    # the producer's last hand-over must give up instead of waiting on a queue nobody reads again.
+    import threading
+    import time
+
+    from lucerag.ingest.pipeline import _in_thread
+
+    def source():
+        for i in range(5):
+            yield i
+        raise OSError("source failed after 5 items")
+
+    consumer = _in_thread(source(), depth=4)
+    assert next(consumer) == 0
+    time.sleep(0.5)  # the producer fills the queue (items 1-4) and then waits to hand over the failure
+    t = time.monotonic()
+    consumer.close()
+    assert time.monotonic() - t < 1.0
+    assert not [t for t in threading.enumerate() if t.name == "lucerag-ingest-producer" and t.is_alive()]

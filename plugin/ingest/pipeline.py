@@ -199,20 +199,24 @@ def _in_thread(items: Iterator, depth: int = 4) -> Iterator:
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def hand_over(entry) -> bool:
+        # A put that gives up once the consumer has stopped (it may never read again).
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over((item, None)):
                     return
-            q.put((_END, None))
+            hand_over((_END, None))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put((_END, exc))
+            hand_over((_END, exc))
 
     thread = threading.Thread(target=produce, name="lucerag-ingest-producer", daemon=True)
     thread.start()
