@@ -11,6 +11,7 @@ LuceragError
 │   ├── UnsupportedError             the index or configuration cannot do what was asked
 │   ├── UnknownRunIdError            a run id of no corpus document (``eval --strict``)
 │   ├── IndexTargetError             an index path holds something lucerag did not create
+│   ├── EmptyBuildError              a rebuild that added no passages would replace an index
 │   └── DuplicateIdError             passage ids clash (file and line named)
 ├── LuceneIndexError                 an index on disk cannot be used as asked
 │   ├── IndexNotFoundError (FileNotFoundError)
@@ -130,6 +131,19 @@ class IndexTargetError(InputError):
         self.path = path
         super().__init__(f"refusing to write an index at {path}: {reason}; nothing was changed. "
                          "Give a new path, an empty folder or an existing lucerag/Lucene index.")
+
+
+class EmptyBuildError(InputError):
+    """A rebuild that added no passages (empty input, every record rejected) would replace an index
+    that holds some: refused, the index is left as it was."""
+
+    def __init__(self, path: "os.PathLike[str] | str", passages: int | None):
+        self.path, self.passages = path, passages
+        held = (f"{passages:,} passage{'' if passages == 1 else 's'}" if passages is not None
+                else "unreadable, but an index")
+        super().__init__(f"refusing to replace the index at {path} ({held}) with an empty "
+                         "build: no passages were added (the input was empty or every record was rejected); "
+                         "nothing was changed. To empty an index, delete its folder.")
 
 
 class DuplicateIdError(InputError):

@@ -226,3 +226,32 @@ def test_a_bad_file_in_a_folder_build_points_to_on_error_skip(tmp_path):
     assert out.returncode != 0
     assert "empty.md" in out.stderr and "--on-error skip" in out.stderr
     assert not (tmp_path / "idx").exists()
+
+
+def test_an_empty_rebuild_never_replaces_an_index_that_holds_passages(tmp_path):
+    # An empty file, a folder of nothing readable, every record rejected: each adds no passage, and
+    # a rebuild from it would have swapped the user's index for an empty one.
+    book = _handbook(tmp_path)
+    index = tmp_path / "idx"
+    assert _cli("index", "--input", book, "--index", index, "--bm25-only", "--no-progress").returncode == 0
+    before = _snapshot(index)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "a"}\n{"text": "no id"}\n')
+    for source, extra in ((empty, ()), (bad, ("--on-error", "skip", "--rejects", tmp_path / "rej.jsonl"))):
+        out = _cli("index", "--input", source, "--index", index, "--bm25-only", "--no-progress", *extra)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert f"refusing to replace the index at {index} (2 passages) with an empty build" in out.stderr
+        assert "Traceback" not in out.stderr
+        assert _snapshot(index) == before  # not one file of the index changed
+        assert not [p for p in tmp_path.iterdir() if ".building-" in p.name]  # and no build left beside it
+    assert sorted(view_ids(index)[0]) == ["keys.md", "vacation.txt"]
+    # From Python, the same refusal; a new path may still be built empty (nothing to lose there).
+    from lucerag.errors import EmptyBuildError
+
+    with pytest.raises(EmptyBuildError):
+        build_index([], index, dense=False, progress=False)
+    assert sorted(view_ids(index)[0]) == ["keys.md", "vacation.txt"]
+    report = build_index([], tmp_path / "fresh", dense=False, progress=False)
+    assert report.index_passages == 0

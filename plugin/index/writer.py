@@ -46,7 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lucerag.connectors.dedupe import SeenIds
-from lucerag.errors import DuplicateIdError, IndexWriteError
+from lucerag.errors import DuplicateIdError, EmptyBuildError, IndexWriteError
 from lucerag.index import metadata as meta_fields
 from lucerag.index.hnsw import (DEFAULT_VECTOR_FORMAT, GRAPH_FROM, HNSW_BEAM, HNSW_M, VECTOR_FORMATS,
                                 graph_threshold)
@@ -418,6 +418,10 @@ class IndexWriter:
         try:
             self._call(self._passages.finish)
             self.manifest.passages = int(self._writer.getDocStats().numDocs)
+            if self.mode == "create" and self.manifest.passages == 0:
+                held = _passages_held(self.path)
+                if held != 0:  # an empty input must not wipe out an index (the user may have given the wrong file)
+                    raise EmptyBuildError(self.path, held)
             self.manifest.metadata_fields = (None if self._kinds is None else
                                              {k: sorted(v) for k, v in sorted(self._kinds.items())})
             if self.dim is not None:
@@ -645,6 +649,25 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _passages_held(path: Path) -> int | None:
+    """Live passages of the index at ``path`` (its last commit): 0 when there is none, None when one is
+    there but can't be read (still the user's: not to be replaced by nothing)."""
+    try:
+        if not path.is_dir() or not any(p.name.startswith("segments_") for p in path.iterdir()):
+            return 0
+        directory = java.FSDirectory.open(java.File(str(path)).toPath())
+        try:
+            reader = java.DirectoryReader.open(directory)
+            try:
+                return int(reader.numDocs())
+            finally:
+                reader.close()
+        finally:
+            directory.close()
+    except Exception:  # noqa: BLE001 - unreadable, yet an index the user may want back
+        return None
 
 
 def _publish(built: Path, target: Path) -> None:
