@@ -1,10 +1,12 @@
 """Progress lines of long work (ingest, the close-time HNSW graph build): where they go, how
 durations read, a heartbeat for one long call, and the named stage a build is in (what an
-interrupted build reports). Standard library only."""
+interrupted build reports; a stage that must not be cut short holds Ctrl-C until it ends). Standard
+library only."""
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 import time
@@ -64,15 +66,45 @@ _entered: dict[str, int] = {}
 
 
 @contextmanager
-def stage(name: str) -> Iterator[None]:
+def stage(name: str, *, hold_signals: bool = False) -> Iterator[None]:
     """Mark the work inside the ``with`` as stage ``name`` of a build (e.g. ``"graph merge"``,
-    ``"publish"``); stages nest, the innermost is :func:`current_stage`."""
+    ``"publish"``); stages nest, the innermost is :func:`current_stage`. ``hold_signals``: the stage
+    must not be cut short (a swap, an append's commit and manifest), see :func:`held_signals`."""
     _stage.append(name)
     _entered[name] = _entered.get(name, 0) + 1
     try:
-        yield
+        with held_signals() if hold_signals else _nothing():
+            yield
     finally:
         _stage.pop()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def held_signals() -> Iterator[None]:
+    """SIGINT / SIGTERM that arrive inside the ``with`` are held and delivered to the handlers in place
+    before it once it ends (Ctrl-C then raises ``KeyboardInterrupt`` after the block, not inside it).
+    Off the main thread, where Python cannot set handlers, it does nothing; a signal ignored or handled
+    outside Python stays so."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+            previous[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        for sig in dict.fromkeys(got):  # each once, in the order they came
+            signal.raise_signal(sig)
 
 
 def current_stage() -> str | None:

@@ -222,3 +222,71 @@ def test_a_signal_once_the_build_is_publishing_lets_it_finish_and_says_so(tmp_pa
     assert f"lucerag: stopped by SIGINT while building {index} (publish," in out.stderr
     assert "too late to stop: the new index is in place" in out.stderr
     assert _building(tmp_path) == [] and LuceneIndex(index).manifest.passages == 50
+
+
+WINDOWS = textwrap.dedent("""
+    # Ctrl-C (a real SIGINT to this process) at a chosen step of IndexWriter.close(), from Python.
+    import json, os, signal, sys
+    from pathlib import Path
+    import numpy as np
+    import lucerag.index.writer as writer
+    from lucerag.index.manifest import IndexManifest
+    from lucerag.index.reader import LuceneIndex
+    from lucerag.index.writer import IndexWriter
+
+    folder = Path(sys.argv[1])
+    index = folder / "idx"
+
+    def build(ids, mode="create"):
+        with IndexWriter(index, dim=8, mode=mode) as w:
+            w.add_batch(ids, [f"text {i}" for i in ids], np.eye(8, dtype=np.float32)[np.arange(len(ids)) % 8])
+
+    def signalled_before(owner, name):  # the real step runs, a SIGINT arriving just before it
+        real = getattr(owner, name)
+        def step(*args, **kwargs):
+            signal.raise_signal(signal.SIGINT)
+            return real(*args, **kwargs)
+        setattr(owner, name, step)
+        return lambda: setattr(owner, name, real)
+
+    def state():
+        lucene = LuceneIndex(index)
+        out = {"lucene": lucene.size,
+               "manifest": IndexManifest.read(index).passages,
+               "building": sorted(p.name for p in folder.iterdir() if ".building-" in p.name)}
+        lucene.close()
+        return out
+
+    build([f"o{i}" for i in range(20)])
+    report = {}
+    for case, owner, name, mode in (("create, before the carry-over", writer, "_carry_over", "create"),
+                                    ("create, at the swap", writer, "_publish", "create"),
+                                    ("append, at the manifest", IndexManifest, "write", "append")):
+        undo = signalled_before(owner, name)
+        try:
+            build([f"n{case[:6]}{i}" for i in range(30)], mode)
+            raised = False
+        except KeyboardInterrupt:
+            raised = True
+        finally:
+            undo()
+        report[case] = {"raised": raised, **state()}
+        with IndexWriter(index, dim=8, mode="append"):  # the lock was released
+            pass
+    print(json.dumps(report))
+""")
+
+
+def test_ctrl_c_after_the_commit_from_python_never_leaves_a_half_published_index(tmp_path):
+    """From Python, Ctrl-C between a build's commit and its swap removes the build; once the swap or
+    an append's commit has begun, the signal is held until the index and its manifest are in place,
+    then raised. (Before: the build folder stayed beside the index, and an append's manifest kept the
+    old passage count.)"""
+    out = subprocess.run([sys.executable, "-c", WINDOWS, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    before_swap, at_swap, append = report.values()
+    assert before_swap["raised"] and before_swap["building"] == [] and before_swap["manifest"] == 20
+    assert at_swap["raised"] and at_swap["building"] == [] and at_swap["manifest"] == 30
+    assert append["raised"] and append["building"] == [] and append["manifest"] == 60
+    assert all(case["lucene"] == case["manifest"] for case in report.values()), report

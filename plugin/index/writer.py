@@ -426,8 +426,9 @@ class IndexWriter:
                                              {k: sorted(v) for k, v in sorted(self._kinds.items())})
             if self.dim is not None:
                 self.manifest.dim = self.dim
-            # an append's commit publishes it: from there on a Ctrl-C must not claim the index unchanged
-            publishing.enter_context(stage("publish" if self.mode == "append" else "commit"))
+            # an append's commit publishes it: from there on a Ctrl-C must not claim the index unchanged,
+            # and the commit, the manifest and the lock's release run to their end (signals held)
+            publishing.enter_context(stage("publish", hold_signals=True) if self.mode == "append" else stage("commit"))
             self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])
             if self.mode == "create":
                 publishing.close()  # the commit stage ends; a build is published by the swap below
@@ -435,30 +436,29 @@ class IndexWriter:
             self.abort()  # nothing committed: the index stays as it was; the lock is released
             raise
         count = self._writer.getDocStats().numDocs
-        self._writer.close()
-        self._closed = True
         try:
+            self._writer.close()
+            self._closed = True
             if self._deferred and self.dim and count >= self._graph[2]:
                 with stage("graph merge"):
                     self._merge_graph(int(count))
-        except BaseException:
             self._dir.close()
+            self.manifest.passages = int(count)
+            self.manifest.write(self._work)
+            if self.mode == "create":
+                check_replaceable(self.path)  # again: the user may have put files there meanwhile
+                self.kept = _carry_over(self.path, self._work)
+        except BaseException:  # an interrupt too: a build not yet swapped in is removed, the lock released
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self._dir.close()
             if self.mode == "create":
                 shutil.rmtree(self._work, ignore_errors=True)
             self._release()
             raise
-        self._dir.close()
-        self.manifest.passages = int(count)
-        self.manifest.write(self._work)
         try:
             if self.mode == "create":
-                try:
-                    check_replaceable(self.path)  # again: the user may have put files there meanwhile
-                except Exception:
-                    shutil.rmtree(self._work, ignore_errors=True)
-                    raise
-                self.kept = _carry_over(self.path, self._work)
-                publishing.enter_context(stage("publish"))
+                publishing.enter_context(stage("publish", hold_signals=True))
                 _publish(self._work, self.path)
         finally:
             self._release()
