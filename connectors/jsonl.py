@@ -41,7 +41,7 @@ def read_jsonl(
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 yield Rejected(source=source, location=loc,
-                               reason=f"malformed JSON: {e.msg} at column {e.colno}", record=line)
+                               reason=f"malformed JSON: {e.msg.removesuffix(' at')} at column {e.colno}", record=line)
                 continue
             if not isinstance(obj, dict):
                 yield Rejected(source=source, location=loc,

@@ -60,7 +60,8 @@ def test_jsonl_custom_fields(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("line", "reason"), [
-    (b'{"_id": "x", "text": "unterminated', "malformed JSON"),
+    (b'{"_id": "x", "text": "unterminated', "malformed JSON: Unterminated string starting at column 22"),
+    (b'{"_id": "x" "text": "t"}', "malformed JSON: Expecting ',' delimiter at column 13"),
     (jl(title="no id", text="t").encode(), "missing id"),
     (jl(_id="x", title="no text").encode(), "missing text"),
     (jl(_id="x", text="   \n ").encode(), "empty text"),
@@ -76,6 +77,7 @@ def test_jsonl_bad_line_fails_naming_file_and_line(tmp_path: Path, line: bytes, 
         next(stream)
     msg = str(exc.value)
     assert str(p) in msg and "line 2" in msg and reason in msg
+    assert " at at " not in msg
     assert exc.value.location == "line 2"
 
 
