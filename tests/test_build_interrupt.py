@@ -56,9 +56,9 @@ def _writing(folder) -> bool:
     return any((folder / name / "write.lock").exists() for name in _building(folder))
 
 
-def _interrupt(args, index, folders: int, sig, preexec_fn=None) -> tuple[int, str]:
+def _interrupt(args, index, folders: int, sig, preexec_fn=None, then=None) -> tuple[int, str]:
     """Run ``lucerag *args``, send ``sig`` once ``folders`` build folders of ``index`` exist and Lucene
-    writes into one; (status, stderr)."""
+    writes into one (``then``: (a second signal, seconds after the first)); (status, stderr)."""
     proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, preexec_fn=preexec_fn)
     try:
@@ -68,6 +68,10 @@ def _interrupt(args, index, folders: int, sig, preexec_fn=None) -> tuple[int, st
             time.sleep(0.02)
         assert proc.poll() is None and len(_building(index.parent)) == folders, proc.communicate()[1].decode()[-2000:]
         proc.send_signal(sig)
+        if then is not None:
+            time.sleep(then[1])
+            if proc.poll() is None:
+                proc.send_signal(then[0])
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -119,6 +123,22 @@ def test_ctrl_c_during_ingest_says_so_and_leaves_the_previous_index(tmp_path):
     assert rc == 130 and "Traceback" not in err, err[-2000:]
     assert f"lucerag: stopped by SIGINT while building {index} (ingest," in err
     assert "previous index there is unchanged; the partial build was removed" in err
+    assert _building(tmp_path) == []
+    _check_old_index_and_next_build(index, files)
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3])
+def test_sigterm_after_ctrl_c_does_not_change_the_reported_stop(tmp_path, delay):
+    """A second signal while the first one's clean-up and exit run (an impatient user, a supervisor's
+    SIGTERM) is only noted: status 130 and one line, not a death by SIGTERM or a traceback."""
+    index = tmp_path / "idx"
+    files = _old_index(index)
+    source = _write_docs(tmp_path / "docs.jsonl", 60_000)
+    rc, err = _interrupt(["index", "-i", source, "--index", index, "--bm25-only", "--no-progress"], index, 1,
+                         signal.SIGINT, then=(signal.SIGTERM, delay))
+    lines = [line for line in err.splitlines() if line.startswith("lucerag:")]
+    assert rc == 130 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[0].startswith(f"lucerag: stopped by SIGINT while building {index} (ingest,")
     assert _building(tmp_path) == []
     _check_old_index_and_next_build(index, files)
 

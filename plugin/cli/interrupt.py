@@ -83,7 +83,9 @@ def reporting_interrupts(index: Path, *, append: bool, work: str = "ingest") -> 
             _exit(128 + received[0][0])
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # once a signal has been reported the exit status is decided: a second one (SIGTERM after
+            # Ctrl-C) must not turn it into a death by signal or a traceback on the way out
+            signal.signal(sig, signal.SIG_IGN if received else old)
 
 
 def reports_interrupts(work: str) -> Callable:
