@@ -255,3 +255,11 @@ def test_an_empty_rebuild_never_replaces_an_index_that_holds_passages(tmp_path):
     assert sorted(view_ids(index)[0]) == ["keys.md", "vacation.txt"]
     report = build_index([], tmp_path / "fresh", dense=False, progress=False)
     assert report.index_passages == 0
+
+
+def test_a_missing_input_is_named_without_the_bad_record_hint(tmp_path):
+    out = _cli("index", "--input", tmp_path / "nonexistent.jsonl", "--index", tmp_path / "idx", "--bm25-only")
+    assert out.returncode == 2
+    assert "nonexistent.jsonl: no such file or folder" in out.stderr
+    assert "--on-error skip" not in out.stderr  # skipping records cannot help a source that is not there
+    assert not (tmp_path / "idx").exists()

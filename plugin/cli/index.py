@@ -154,8 +154,9 @@ def index(
                              total=estimate_total(input, format), chunk=chunk, dense_text=dense_text,
                              progress_every=progress_every, ray=ray_options)
     except ConnectorError as exc:
+        # the hint is for a bad record; a source that can't be read at all (missing, unreadable) has no location
         hint = ("; --on-error skip rejects bad records (listed with --rejects FILE) and indexes the rest"
-                if on_error == "fail" else "")
+                if on_error == "fail" and exc.location else "")
         _fail(f"{exc} (nothing was changed in {index_dir}{hint})")
     except RuntimeError as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")
