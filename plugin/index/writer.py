@@ -429,9 +429,9 @@ class IndexWriter:
             # an append's commit publishes it: from there on a Ctrl-C must not claim the index unchanged,
             # and the commit, the manifest and the lock's release run to their end (signals held)
             publishing.enter_context(stage("publish", hold_signals=True) if self.mode == "append" else stage("commit"))
+            # a build's "commit" stage lasts until its swap (closing the writer, the manifest, the
+            # carried-over files; the graph merge names its own): an interrupt there removes the build
             self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])
-            if self.mode == "create":
-                publishing.close()  # the commit stage ends; a build is published by the swap below
         except BaseException:
             self.abort()  # nothing committed: the index stays as it was; the lock is released
             raise

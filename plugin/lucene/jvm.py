@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from lucerag.errors import AnseriniNotFoundError, JavaNotFoundError
+from lucerag.progress import stage
 
 MIN_JAVA = 21
 _lock = threading.Lock()
@@ -248,7 +249,7 @@ def start(heap: str | None = None) -> None:
         # pyserini.encode builds an OpenAI client at import; a placeholder key keeps that
         # import from failing.  lucerag itself never talks to OpenAI through pyserini.
         os.environ.setdefault("OPENAI_API_KEY", "unused-by-lucerag")
-        with _without_incubator_notice():
+        with _without_incubator_notice(), stage("Java start-up"):  # what an interrupted build reports
             import jnius  # noqa: F401  (starts the JVM)
 
         global _started_home
