@@ -64,6 +64,9 @@ class Heartbeat:
 _stage: list[str] = []
 _entered: dict[str, int] = {}
 
+# The signals that stop a build: Ctrl-C, a supervisor's or kill's SIGTERM, and a closed terminal's SIGHUP.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 @contextmanager
 def stage(name: str, *, hold_signals: bool = False) -> Iterator[None]:
@@ -86,7 +89,7 @@ def _nothing() -> Iterator[None]:
 
 @contextmanager
 def held_signals() -> Iterator[None]:
-    """SIGINT / SIGTERM that arrive inside the ``with`` are held and delivered to the handlers in place
+    """SIGINT / SIGTERM / SIGHUP (``STOP_SIGNALS``) that arrive inside the ``with`` are held and delivered to the handlers in place
     before it once it ends (Ctrl-C then raises ``KeyboardInterrupt`` after the block, not inside it).
     Off the main thread, where Python cannot set handlers, it does nothing; a signal ignored or handled
     outside Python stays so."""
@@ -95,7 +98,7 @@ def held_signals() -> Iterator[None]:
         return
     got: list[int] = []
     previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         if signal.getsignal(sig) not in (signal.SIG_IGN, None):
             previous[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
     try:

@@ -114,14 +114,15 @@ def test_a_signal_during_the_graph_merge_says_so_and_removes_the_build(tmp_path,
     _check_old_index_and_next_build(index, files)
 
 
-def test_ctrl_c_during_ingest_says_so_and_leaves_the_previous_index(tmp_path):
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
+def test_ctrl_c_during_ingest_says_so_and_leaves_the_previous_index(tmp_path, sig, status):
+    """Ctrl-C, and SIGHUP (the terminal closed): the build was killed before, leaving its folder."""
     index = tmp_path / "idx"
     files = _old_index(index)
     source = _write_docs(tmp_path / "docs.jsonl", 60_000)
-    rc, err = _interrupt(["index", "-i", source, "--index", index, "--bm25-only", "--no-progress"], index, 1,
-                         signal.SIGINT)
-    assert rc == 130 and "Traceback" not in err, err[-2000:]
-    assert f"lucerag: stopped by SIGINT while building {index} (ingest," in err
+    rc, err = _interrupt(["index", "-i", source, "--index", index, "--bm25-only", "--no-progress"], index, 1, sig)
+    assert rc == status and "Traceback" not in err, err[-2000:]
+    assert f"lucerag: stopped by {sig.name} while building {index} (ingest," in err
     assert "previous index there is unchanged; the partial build was removed" in err
     assert _building(tmp_path) == []
     _check_old_index_and_next_build(index, files)

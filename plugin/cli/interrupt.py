@@ -1,5 +1,6 @@
-"""Ctrl-C (SIGINT) or SIGTERM during ``lucerag index`` / ``import-vectors``: one line on stderr saying
-what was stopped and what is left, then exit status 130 (SIGINT) or 143 (SIGTERM).
+"""Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed terminal) during ``lucerag index`` / ``import-vectors``:
+one line on stderr saying what was stopped and what is left, then exit status 130 (SIGINT), 143
+(SIGTERM) or 129 (SIGHUP).
 
 The JVM starts with ``-Xrs`` (:func:`lucerag.lucene.jvm.jvm_options`), so the signal reaches Python;
 :func:`reporting_interrupts` turns it into ``KeyboardInterrupt`` in the main thread, the index writer
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from lucerag.progress import STOP_SIGNALS as SIGNALS
 
 
 def _has_index(path: Path) -> bool:
@@ -45,7 +46,7 @@ def _exit(code: int) -> None:
 @contextmanager
 def reporting_interrupts(index: Path, *, append: bool, work: str = "ingest") -> Iterator[None]:
     """Around a command's build of ``index`` (``append``: an update in place; ``work``: the name of the
-    stage before the writer names its own, e.g. ``"ingest"``): SIGINT/SIGTERM stop the build with one
+    stage before the writer names its own, e.g. ``"ingest"``): SIGINT/SIGTERM/SIGHUP stop the build with one
     line on stderr and exit status 128 + the signal's number. Off the main thread it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
