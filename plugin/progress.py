@@ -73,13 +73,14 @@ def stage(name: str, *, hold_signals: bool = False) -> Iterator[None]:
     """Mark the work inside the ``with`` as stage ``name`` of a build (e.g. ``"graph merge"``,
     ``"publish"``); stages nest, the innermost is :func:`current_stage`. ``hold_signals``: the stage
     must not be cut short (a swap, an append's commit and manifest), see :func:`held_signals`."""
-    _stage.append(name)
-    _entered[name] = _entered.get(name, 0) + 1
-    try:
+    depth = len(_stage)
+    try:  # an interrupt anywhere in here still leaves the stack as it found it
+        _stage.append(name)
+        _entered[name] = _entered.get(name, 0) + 1
         with held_signals() if hold_signals else _nothing():
             yield
     finally:
-        _stage.pop()
+        del _stage[depth:]
 
 
 @contextmanager
@@ -89,10 +90,10 @@ def _nothing() -> Iterator[None]:
 
 @contextmanager
 def held_signals() -> Iterator[None]:
-    """SIGINT / SIGTERM / SIGHUP (``STOP_SIGNALS``) that arrive inside the ``with`` are held and delivered to the handlers in place
-    before it once it ends (Ctrl-C then raises ``KeyboardInterrupt`` after the block, not inside it).
-    Off the main thread, where Python cannot set handlers, it does nothing; a signal ignored or handled
-    outside Python stays so."""
+    """SIGINT / SIGTERM / SIGHUP (``STOP_SIGNALS``) that arrive inside the ``with`` are held and
+    delivered to the handlers in place before it once it ends (Ctrl-C then raises
+    ``KeyboardInterrupt`` after the block, not inside it). Off the main thread, where Python cannot set
+    handlers, it does nothing; a signal ignored or handled outside Python stays so."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -106,8 +107,8 @@ def held_signals() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-        for sig in dict.fromkeys(got):  # each once, in the order they came
-            signal.raise_signal(sig)
+        for signum in dict.fromkeys(got):  # each once, in the order they came
+            signal.raise_signal(signum)
 
 
 def current_stage() -> str | None:

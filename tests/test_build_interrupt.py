@@ -311,3 +311,84 @@ def test_ctrl_c_after_the_commit_from_python_never_leaves_a_half_published_index
     assert at_swap["raised"] and at_swap["building"] == [] and at_swap["manifest"] == 30
     assert append["raised"] and append["building"] == [] and append["manifest"] == 60
     assert all(case["lucene"] == case["manifest"] for case in report.values()), report
+
+
+SWEEP = textwrap.dedent("""
+    # A real SIGINT at every line IndexWriter.close() runs (in lucerag's writer and progress modules),
+    # one close per line: after each, the index is the old one or the new one, whole.
+    import json, os, signal, sys
+    from pathlib import Path
+    import numpy as np
+    import lucerag.index.writer as writer_module
+    import lucerag.progress as progress_module
+    from lucerag.index.manifest import IndexManifest
+    from lucerag.index.reader import LuceneIndex
+    from lucerag.index.writer import IndexWriter
+
+    folder, mode, graph_from = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    ours = {writer_module.__file__, progress_module.__file__}
+    seen = {"lines": 0, "at": None}
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename not in ours:
+            return None
+        def on_line(frame, event, arg):
+            if event == "line":
+                seen["lines"] += 1
+                if seen["lines"] == seen["at"]:
+                    os.kill(os.getpid(), signal.SIGINT)
+            return on_line
+        return on_line
+
+    def close_with_sigint_at(index, at):
+        seen["lines"], seen["at"] = 0, at
+        w = IndexWriter(index, dim=8, mode=mode, graph_from=graph_from)
+        ids = [f"{mode}{i}" for i in range(30)]
+        w.add_batch(ids, [f"text {i}" for i in ids], np.eye(8, dtype=np.float32)[np.arange(30) % 8])
+        sys.settrace(tracer)
+        try:
+            w.close()
+            raised = False
+        except KeyboardInterrupt:
+            raised = True
+        finally:
+            sys.settrace(None)
+        return raised, seen["lines"]
+
+    def fresh(index):
+        with IndexWriter(index, dim=8) as w:
+            w.add_batch([f"o{i}" for i in range(20)], ["old"] * 20, np.eye(8, dtype=np.float32)[np.arange(20) % 8])
+
+    fresh(folder / "probe")
+    _, total = close_with_sigint_at(folder / "probe", None)
+    bad = []
+    for at in range(2, total + 1):  # 1: the line that enters close(), guarded by the caller (__exit__)
+        index = folder / f"i{at}"
+        fresh(index)
+        raised, _ = close_with_sigint_at(index, at)
+        reader = LuceneIndex(index)
+        lucene, manifest = reader.size, IndexManifest.read(index).passages
+        reader.close()
+        left = [p.name for p in folder.iterdir() if ".building-" in p.name]
+        try:
+            with IndexWriter(index, mode="append"):  # the lock was released
+                locked = False
+        except Exception:
+            locked = True
+        if not raised or lucene != manifest or lucene not in (20, 30 if mode == "create" else 50) or left or locked:
+            bad.append({"at": at, "raised": raised, "lucene": lucene, "manifest": manifest, "left": left,
+                        "locked": locked})
+    print(json.dumps({"lines": total, "bad": bad}))
+""")
+
+
+@pytest.mark.parametrize(("mode", "graph_from"), [("create", 10**9), ("append", 10**9), ("create", 0)])
+def test_ctrl_c_at_any_line_of_close_leaves_the_old_or_the_new_index_whole(tmp_path, mode, graph_from):
+    """From Python, a KeyboardInterrupt may land between any two lines. Whatever line of close() it
+    hits (the commit, the graph merge for graph_from 0, the manifest, the swap): the index is the old
+    one or the new one, Lucene and lucerag.json agree, no build folder is left and the lock is free."""
+    out = subprocess.run([sys.executable, "-c", SWEEP, str(tmp_path), mode, str(graph_from)], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["lines"] > 40 and report["bad"] == [], report

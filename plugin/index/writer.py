@@ -409,59 +409,65 @@ class IndexWriter:
 
     def close(self) -> None:
         """Commit once, write the manifest and publish the index directory."""
-        if self._closed:
-            return
-        with contextlib.ExitStack() as publishing:  # from where the index changes to the end: stage "publish"
-            self._close(publishing)
+        try:
+            if self._closed:
+                return
+            with contextlib.ExitStack() as publishing:  # from where the index changes to the end: stage "publish"
+                self._close(publishing)
+        except BaseException:
+            # whatever step failed or was interrupted (a KeyboardInterrupt lands between any two
+            # bytecodes): no build folder of this writer outlives it, and the lock is released
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        """After a failed or interrupted ``close()``: roll back what is uncommitted, remove this
+        process's build folders of the index (a fresh build's, the graph merge's; after the swap
+        there are none), release the lock. Idempotent."""
+        self._closed = True
+        for step in (self._passages.abort, self._writer.rollback, self._dir.close):
+            with contextlib.suppress(Exception):
+                step()
+        if self.mode == "create":
+            for folder in build_folders(self.path, os.getpid()):
+                remove_build_folder(folder)
+        self._release()
 
     def _close(self, publishing: contextlib.ExitStack) -> None:
-        try:
-            self._call(self._passages.finish)
-            self.manifest.passages = int(self._writer.getDocStats().numDocs)
-            if self.mode == "create" and self.manifest.passages == 0:
-                held = _passages_held(self.path)
-                if held != 0:  # an empty input must not wipe out an index (the user may have given the wrong file)
-                    raise EmptyBuildError(self.path, held)
-            self.manifest.metadata_fields = (None if self._kinds is None else
-                                             {k: sorted(v) for k, v in sorted(self._kinds.items())})
-            if self.dim is not None:
-                self.manifest.dim = self.dim
-            # an append's commit publishes it: from there on a Ctrl-C must not claim the index unchanged,
-            # and the commit, the manifest and the lock's release run to their end (signals held)
-            publishing.enter_context(stage("publish", hold_signals=True) if self.mode == "append" else stage("commit"))
-            # a build's "commit" stage lasts until its swap (closing the writer, the manifest, the
-            # carried-over files; the graph merge names its own): an interrupt there removes the build
-            self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])
-        except BaseException:
-            self.abort()  # nothing committed: the index stays as it was; the lock is released
-            raise
+        # Any exception or interrupt before the swap (a fresh build) or the commit (an append) leaves
+        # the index as it was: close() discards the build and releases the lock.
+        self._call(self._passages.finish)
+        self.manifest.passages = int(self._writer.getDocStats().numDocs)
+        if self.mode == "create" and self.manifest.passages == 0:
+            held = _passages_held(self.path)
+            if held != 0:  # an empty input must not wipe out an index (the user may have given the wrong file)
+                raise EmptyBuildError(self.path, held)
+        self.manifest.metadata_fields = (None if self._kinds is None else
+                                         {k: sorted(v) for k, v in sorted(self._kinds.items())})
+        if self.dim is not None:
+            self.manifest.dim = self.dim
+        # An append's commit publishes it: from there on a Ctrl-C must not claim the index unchanged,
+        # and the commit, the manifest and the lock's release run to their end (signals held). A
+        # build's "commit" stage lasts until its swap (closing the writer, the manifest, the carried-over
+        # files; the graph merge names its own stage).
+        publishing.enter_context(stage("publish", hold_signals=True) if self.mode == "append"
+                                 else stage("commit"))
+        self._call(self._passages.commit, ["lucerag.manifest"], [self.manifest.model_dump_json()])
         count = self._writer.getDocStats().numDocs
-        try:
-            self._writer.close()
-            self._closed = True
-            if self._deferred and self.dim and count >= self._graph[2]:
-                with stage("graph merge"):
-                    self._merge_graph(int(count))
-            self._dir.close()
-            self.manifest.passages = int(count)
-            self.manifest.write(self._work)
-            if self.mode == "create":
-                check_replaceable(self.path)  # again: the user may have put files there meanwhile
-                self.kept = _carry_over(self.path, self._work)
-        except BaseException:  # an interrupt too: a build not yet swapped in is removed, the lock released
-            self._closed = True
-            with contextlib.suppress(Exception):
-                self._dir.close()
-            if self.mode == "create":
-                shutil.rmtree(self._work, ignore_errors=True)
-            self._release()
-            raise
-        try:
-            if self.mode == "create":
-                publishing.enter_context(stage("publish", hold_signals=True))
-                _publish(self._work, self.path)
-        finally:
-            self._release()
+        self._writer.close()
+        if self._deferred and self.dim and count >= self._graph[2]:
+            with stage("graph merge"):
+                self._merge_graph(int(count))
+        self._dir.close()
+        self.manifest.passages = int(count)
+        self.manifest.write(self._work)
+        if self.mode == "create":
+            check_replaceable(self.path)  # again: the user may have put files there meanwhile
+            self.kept = _carry_over(self.path, self._work)
+            publishing.enter_context(stage("publish", hold_signals=True))
+            _publish(self._work, self.path)
+        self._closed = True
+        self._release()
 
     def _build_folder(self) -> Path:
         """A new hidden folder beside the index for a build (named so that :func:`recover` finds it
@@ -529,25 +535,20 @@ class IndexWriter:
         """Drop an unfinished build or update; the index stays as it was at its last commit."""
         if self._closed:
             return
-        self._closed = True
-        with contextlib.suppress(Exception):
-            self._passages.abort()
-        with contextlib.suppress(Exception):
-            self._writer.rollback()
-        with contextlib.suppress(Exception):
-            self._dir.close()
-        if self.mode == "create":
-            shutil.rmtree(self._work, ignore_errors=True)
-        self._release()
+        self._discard()
 
     def __enter__(self) -> "IndexWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        try:
+            if exc_type is None:
+                self.close()
+            else:
+                self.abort()
+        except BaseException:  # an interrupt between the with block and close(): nothing is left behind
+            self._discard()
+            raise
 
 
 def _json(metadata: dict[str, Any]) -> str:
