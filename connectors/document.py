@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
-from lucerag.errors import ConnectorError
+from lucerag.errors import ConnectorError, RecordError  # noqa: F401 - ConnectorError: lucerag.connectors re-exports it
 
 # The keys a JSON record's id and text are read from, first match wins: BEIR's "_id"/"text", then
 # Anserini's JsonCollection "id"/"contents" and its vector collections' "docid". The one list for
@@ -33,8 +33,8 @@ class Rejected(BaseModel):
     reason: str
     record: str | None = None
 
-    def error(self) -> ConnectorError:
-        return ConnectorError(self.source, self.location, self.reason)
+    def error(self) -> RecordError:
+        return RecordError(self.source, self.location, self.reason)
 
 
 class Record(NamedTuple):

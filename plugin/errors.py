@@ -6,6 +6,7 @@ LuceragError
 │   ├── QueryError                   a query or query request (text, k, method, filter, budget)
 │   ├── ConfigError                  a configuration file or value
 │   ├── ConnectorError               a document source (file and line named)
+│   │   └── RecordError              one bad record of it (``on_error="skip"`` rejects it and goes on)
 │   ├── ExtractionError              one file's text cannot be extracted (PDF, HTML, ...)
 │   ├── VectorFormatError            a vector file for ``lucerag import-vectors``
 │   ├── UnsupportedError             the index or configuration cannot do what was asked
@@ -105,6 +106,11 @@ class ConnectorError(InputError):
         self.source, self.location, self.reason = source, location, reason
         where = f"{source}: {location}" if location else source
         super().__init__(f"{where}: {reason}")
+
+
+class RecordError(ConnectorError):
+    """One record of a source is bad (malformed, no id or text, an id too long); the others may be
+    fine: ``on_error="skip"`` (CLI ``--on-error skip``) rejects it and goes on."""
 
 
 class ExtractionError(InputError):

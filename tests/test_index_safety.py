@@ -263,3 +263,22 @@ def test_a_missing_input_is_named_without_the_bad_record_hint(tmp_path):
     assert "nonexistent.jsonl: no such file or folder" in out.stderr
     assert "--on-error skip" not in out.stderr  # skipping records cannot help a source that is not there
     assert not (tmp_path / "idx").exists()
+
+
+def test_the_on_error_skip_hint_comes_only_with_a_bad_record(tmp_path):
+    import sqlite3
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "a", "text": "fine"}\n{"text": "no id"}\n')
+    csv = tmp_path / "cols.csv"
+    csv.write_text("a,b\n1,2\n")
+    db = tmp_path / "docs.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE docs (id TEXT, text TEXT)")
+    cases = [(("--input", bad), "line 2: missing id", True),
+             (("--input", csv), "missing column(s)", False),
+             (("--input", db, "--format", "sqlite", "--query", "SELECT id, text FROM nosuch"), "no such table", False)]
+    for args, reason, hinted in cases:
+        out = _cli("index", *args, "--index", tmp_path / "idx", "--bm25-only", "--no-progress")
+        assert out.returncode == 2 and reason in out.stderr, out.stderr
+        assert ("--on-error skip" in out.stderr) == hinted, out.stderr  # skipping can't fix a whole source

@@ -112,6 +112,7 @@ def index(
     A new build replaces the index only when complete; --append commits once, at the end.
     Either way a failure or a kill leaves the previous index as it was."""
     from lucerag.connectors import ConnectorError, RejectsFile, read_documents
+    from lucerag.errors import RecordError
     from lucerag.ingest.pipeline import build_index, estimate_total
 
     if on_error not in ("fail", "skip"):
@@ -154,9 +155,10 @@ def index(
                              total=estimate_total(input, format), chunk=chunk, dense_text=dense_text,
                              progress_every=progress_every, ray=ray_options)
     except ConnectorError as exc:
-        # the hint is for a bad record; a source that can't be read at all (missing, unreadable) has no location
+        # the hint is for a bad record; skipping cannot help a source that can't be read at all (missing,
+        # a failing SQL query, a CSV header without the columns)
         hint = ("; --on-error skip rejects bad records (listed with --rejects FILE) and indexes the rest"
-                if on_error == "fail" and exc.location else "")
+                if on_error == "fail" and isinstance(exc, RecordError) else "")
         _fail(f"{exc} (nothing was changed in {index_dir}{hint})")
     except RuntimeError as exc:
         _fail(f"{exc} (nothing was changed in {index_dir})")

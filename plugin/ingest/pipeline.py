@@ -148,7 +148,8 @@ class _Counts:
 
 def _checked(documents: Iterable, counts: _Counts, on_error: str, on_reject, source: str) -> Iterator:
     """Count documents; skip empty ones; reject ids Lucene cannot index."""
-    from lucerag.connectors import ConnectorError, Rejected
+    from lucerag.connectors import Rejected
+    from lucerag.errors import RecordError
 
     for doc in documents:
         counts.pulled += 1
@@ -158,7 +159,7 @@ def _checked(documents: Iterable, counts: _Counts, on_error: str, on_reject, sou
         if len(doc.id) > MAX_ID_BYTES // 8 and len(doc.id.encode("utf-8")) > MAX_ID_BYTES - 16:
             reason = f"id of {len(doc.id.encode('utf-8'))} bytes is longer than Lucene's limit ({MAX_ID_BYTES - 16})"
             if on_error == "fail":
-                raise ConnectorError(source, f"document {counts.pulled}", reason)
+                raise RecordError(source, f"document {counts.pulled}", reason)
             counts.rejected += 1
             rejected = Rejected(source=source, location=f"document {counts.pulled}", reason=reason,
                                 record=json.dumps({"id": doc.id[:200] + "...", "title": doc.title}))
