@@ -37,9 +37,9 @@ import errno
 import json
 import logging
 import os
+import secrets
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -137,6 +137,7 @@ class IndexWriter:
         self.dim = dim
         self.manifest = manifest or IndexManifest()
         self._closed = True  # until the Lucene writer is open
+        self._folders: list[Path] = []  # the build folders this writer made
         # Rebuilds: files of the previous index kept in the new one (a fitted relevance calibrator).
         self.kept: list[str] = []
         self._check_target(mode)  # before the lock file is created: a refusal leaves nothing behind
@@ -422,15 +423,16 @@ class IndexWriter:
 
     def _discard(self) -> None:
         """After a failed or interrupted ``close()``: roll back what is uncommitted, remove this
-        process's build folders of the index (a fresh build's, the graph merge's; after the swap
-        there are none), release the lock. Idempotent."""
+        writer's build folders (a fresh build's, the graph merge's; after the swap there are none),
+        release the lock. Idempotent."""
         self._closed = True
         for step in (self._passages.abort, self._writer.rollback, self._dir.close):
             with contextlib.suppress(Exception):
                 step()
         if self.mode == "create":
-            for folder in build_folders(self.path, os.getpid()):
-                remove_build_folder(folder)
+            for folder in self._folders:  # after the swap, none of them is left
+                if folder.exists():
+                    remove_build_folder(folder)
         self._release()
 
     def _close(self, publishing: contextlib.ExitStack) -> None:
@@ -472,10 +474,13 @@ class IndexWriter:
     def _build_folder(self) -> Path:
         """A new hidden folder beside the index for a build (named so that :func:`recover` finds it
         once its process is gone)."""
-        folder = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.building-{os.getpid()}-", dir=self.path.parent))
-        # mkdtemp makes the folder 0700; the published index keeps the mode of the folder it
-        # replaces, else the usual mode under the umask (a server running as another user must
-        # still read it after a rebuild).
+        folder = self.path.parent / f".{self.path.name}.building-{os.getpid()}-{secrets.token_hex(6)}"
+        # noted before it exists: whatever line an interrupt hits, _discard knows every folder this
+        # writer may have made (and only those: a Ray build keeps folders of its own beside the index)
+        self._folders.append(folder)
+        folder.mkdir(mode=0o700)  # fails if the name were taken, as mkdtemp's would
+        # The published index keeps the mode of the folder it replaces, else the usual mode under the
+        # umask (a server running as another user must still read it after a rebuild).
         os.chmod(folder, _folder_mode(self.path))
         return folder
 
