@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 
@@ -77,15 +77,10 @@ def stage(name: str, *, hold_signals: bool = False) -> Iterator[None]:
     try:  # an interrupt anywhere in here still leaves the stack as it found it
         _stage.append(name)
         _entered[name] = _entered.get(name, 0) + 1
-        with held_signals() if hold_signals else _nothing():
+        with held_signals() if hold_signals else nullcontext():
             yield
     finally:
         del _stage[depth:]
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 @contextmanager

@@ -52,7 +52,7 @@ from lucerag.index.hnsw import (DEFAULT_VECTOR_FORMAT, GRAPH_FROM, HNSW_BEAM, HN
                                 graph_threshold)
 from lucerag.index.lock import WriteLock
 from lucerag.index.manifest import IndexManifest
-from lucerag.index.ownership import check_replaceable
+from lucerag.index.ownership import check_replaceable, is_index_dir
 from lucerag.lucene.classes import VECTOR, java
 from lucerag.progress import Heartbeat, stage
 
@@ -661,7 +661,7 @@ def _passages_held(path: Path) -> int | None:
     """Live passages of the index at ``path`` (its last commit): 0 when there is none, None when one is
     there but can't be read (still the user's: not to be replaced by nothing)."""
     try:
-        if not path.is_dir() or not any(p.name.startswith("segments_") for p in path.iterdir()):
+        if not is_index_dir(path):
             return 0
         directory = java.FSDirectory.open(java.File(str(path)).toPath())
         try:
