@@ -97,6 +97,11 @@ def test_run_peers_interleaves_systems_on_a_small_data_folder(tmp_path):
         del peers.FACTORIES["no-such-peer"], peers.NEEDS["no-such-peer"]
     json.dumps(res)
     assert res["size"] == 25 and res["latency_queries"] == 12
+    # the warm-up takes the dev queries the timed rounds do not: 30 written, 12 timed
+    assert res["warmup_queries"] == 18
+    timed = peers.latency_queries(12, set(peers.read_slice_queries(root / "msmarco-dl19-5k").values()), root)
+    warm = peers.warmup_queries(200, set(timed), root)
+    assert len(warm) == 18 and not set(warm) & set(timed)
     assert "not installed" in res["systems"]["no-such-peer"]["not_run"]
     for name in names[:2]:
         e = res["systems"].get(name, {})

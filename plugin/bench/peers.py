@@ -7,7 +7,9 @@ B, C, A, B, C, ...: a noisy shared machine slows them all alike):
 * the corpus: :func:`lucerag.bench.scale.build_corpus` (the DL19 slice's 5,000 passages with their
   lucerag vectors, then synthetic passages for larger sizes); quality is measured on the slice's
   judged DL19 queries (nDCG@10, R@100 with qrels, relevance >= 1), latency on distinct MS MARCO dev
-  queries (no query is asked twice of one system: no cache can hit);
+  queries (no query is asked twice of one system: no cache can hit), after each system has answered
+  ``warmup`` other distinct dev queries untimed (steady state, as in a long-running service: the
+  JVM compiles lucerag's hot paths only after thousands of calls);
 * every system is given lucerag's passage vectors, and at query time lucerag's query vector (the
   "engine comparison"): ``retrieval`` mode hands each system the query vector precomputed (a table
   look-up in place of the encoder), ``lucerag-encoder`` mode encodes the query text with lucerag's
@@ -473,12 +475,30 @@ def latency_queries(n: int, exclude: set[str], data: Path | None = None) -> list
     return out[:n]
 
 
+def warmup_queries(n: int, exclude: set[str], data: Path | None = None) -> list[str]:
+    """Up to ``n`` distinct MS MARCO dev queries that are in none of ``exclude`` (the quality and
+    latency queries): what each system answers once before it is timed, so no timed query was seen."""
+    from lucerag.bench.load import read_queries
+
+    return [q for q in dict.fromkeys(read_queries(data_path(DEV_TOPICS, data))) if q not in exclude][:n]
+
+
+# Warm-up: each system answers these many distinct queries before it is timed (steady state: a JVM
+# compiles its hot paths after thousands of calls, Python specialises its bytecode), at most this long.
+WARMUP_QUERIES = 200
+WARMUP_MAX_S = 30.0
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lucerag-encoder"),
               n_queries: int = 200, rounds: int = 10, k: int = 10, seed: int = 7,
-              lucerag_options: dict | None = None, data: Path | None = None, progress=None) -> dict[str, Any]:
+              lucerag_options: dict | None = None, data: Path | None = None, progress=None,
+              warmup: int = WARMUP_QUERIES) -> dict[str, Any]:
     """Build ``systems`` on the ``size``-passage corpus and measure them (see the module docstring).
+
+    ``warmup``: distinct queries (none of the timed or judged ones) each system answers once after
+    its build, before any timing, stopping after :data:`WARMUP_MAX_S` seconds per system.
 
     Returns one JSON-able dict: per system its build facts, quality per mode, latency percentiles
     per mode (ms), or ``not_run`` with the reason. ``data``: the folder holding ``msmarco-dl19-5k/`` and
@@ -500,7 +520,8 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
     quality_queries = read_slice_queries(slice_dir)
     qrels = read_qrels(slice_dir / "qrels.tsv")
     lat_queries = latency_queries(n_queries, set(quality_queries.values()), data)
-    every_query = list(quality_queries.values()) + lat_queries
+    warm = warmup_queries(warmup, set(quality_queries.values()) | set(lat_queries), data)
+    every_query = list(quality_queries.values()) + lat_queries + warm
     # Keyed by the stripped text: lucerag's retriever strips queries before encoding them.
     table_ = {q.strip(): lucerag_encoder.encode_query(q) for q in every_query}
 
@@ -512,6 +533,7 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
         return vector if vector is not None else lucerag_encoder.encode_query(text)
 
     result: dict[str, Any] = {"size": len(ids), "k": k, "latency_queries": len(lat_queries), "rounds": rounds,
+                              "warmup_queries": len(warm),
                               "modes": list(modes), "query_encoder": lucerag_encoder.manifest.precision,
                               "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                               "load_before": load_avg(), "systems": {}}
@@ -533,8 +555,11 @@ def run_peers(size: int, *, work: Path, systems=SYSTEMS, modes=("retrieval", "lu
                 system.build(ids, texts, vectors, tmp / name)
                 entry["build_s"] = round(time.perf_counter() - t0, 2)
                 entry["build_cpu_s"] = round(time.process_time() - cpu0, 2)
-                for q in lat_queries[:5]:  # warm-up (first-call set-up, JIT)
+                deadline = time.perf_counter() + WARMUP_MAX_S
+                for q in warm:  # first-call set-up, JIT; none of these queries is timed
                     system.search(q, k)
+                    if time.perf_counter() > deadline:
+                        break
                 entry["rss_added_mb"] = round(rss_mb() - rss0, 1)
                 entry["disk_mb"] = round(_du(tmp / name) / 2**20, 1)
                 built[name] = system
@@ -684,13 +709,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--modes", default="retrieval,lucerag-encoder,default-encoder")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=WARMUP_QUERIES,
+                    help="distinct untimed queries each system answers before it is timed")
     ap.add_argument("--hnsw-m", type=int)
     ap.add_argument("--hnsw-beam", type=int)
     a = ap.parse_args(argv)
     options = {key: v for key, v in (("hnsw_m", a.hnsw_m), ("hnsw_beam", a.hnsw_beam)) if v is not None}
     res = run_peers(a.size, work=a.work, systems=[s for s in a.systems.split(",") if s],
                     modes=[m for m in a.modes.split(",") if m], n_queries=a.queries, rounds=a.rounds,
-                    lucerag_options=options, data=a.data, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                    warmup=a.warmup, lucerag_options=options, data=a.data, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(res))
 
 

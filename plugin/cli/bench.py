@@ -338,6 +338,7 @@ def bench_peers_cmd(
                               help="Query encoders: retrieval (vectors given), lucerag-encoder, default-encoder."),
     queries: int = typer.Option(200, min=10, help="Distinct MS MARCO dev queries for latency, per system and mode."),
     rounds: int = typer.Option(10, min=1, help="Interleaved rounds (each system runs 1/rounds of the queries per round)."),
+    warmup: int = typer.Option(200, min=0, help="Distinct untimed dev queries each system answers first (at most 30 s)."),
     work: Optional[Path] = typer.Option(None, help="Where corpora are built and cached (default <cache>/bench/scale)."),
     data: Optional[Path] = typer.Option(None, help="Folder holding msmarco-dl19-5k/ and topics-and-qrels/ "
                                                    "(default $LUCERAG_DATA, e.g. ../shared/data)."),
@@ -357,7 +358,7 @@ def bench_peers_cmd(
         _fail("--sizes needs sizes of at least 100 passages")
     try:
         results = run_sizes(chosen, work=work or cache_dir() / "bench" / "scale", systems=systems, modes=modes,
-                            queries=queries, rounds=rounds, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
+                            queries=queries, rounds=rounds, warmup=warmup, hnsw_m=hnsw_m, hnsw_beam=hnsw_beam,
                             data=data.resolve() if data else None)
     except RuntimeError as exc:
         _fail(str(exc))
