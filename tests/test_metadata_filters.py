@@ -142,6 +142,12 @@ def meta_retriever(meta_index, encoder):
     ({"exists": 3}, "where.exists: expected a metadata key"),
     ([1, 2], "where: expected an object"),
     ({"term": {"year": math.nan}}, "not a finite number"),
+    # other stores' syntax (Chroma/Mongo) and unknown operators are named as such, never as a 'term'
+    ({"lang": {"$eq": "en"}}, r"where.lang: '\$eq' is not a lucerag operator .*lucerag's operators are term"),
+    ({"year": {"$gte": 2020}}, r"where.year: '\$gte' is not a lucerag operator"),
+    ({"$and": [{"lang": "en"}, {"year": 2020}]}, r"where: unknown operator '\$and'; lucerag's operators"),
+    ({"match": {"lang": "en"}}, r"where: unknown operator 'match'; lucerag's operators"),
+    ({"and": [{"lang": "en"}, {"year": {"gt": 2020}}]}, r"where.and\[1\].year: 'gt' is not a lucerag operator"),
 ])
 def test_malformed_filters_name_the_node(where, message):
     with pytest.raises(FilterError, match=message):
