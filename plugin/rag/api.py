@@ -349,10 +349,16 @@ class RAG:
         fingerprint = self._fingerprint(req.query, req.method, where, req.filter)
         if cursor is not None:
             offset, window = _read_cursor(cursor, fingerprint)
-        passages = self.retrieve(req.query, k, where=where, relevance_filter=req.filter, method=req.method,
+        # One passage beyond the page (pages are prefixes of one list, so it changes none of them)
+        # tells whether another page exists: a full last page (a filter that matched 2k passages, the
+        # relevance filter's last relevant one) used to get a cursor whose page was empty.
+        probe = k + 1 if k < self.retriever.config.limits.max_k else k
+        passages = self.retrieve(req.query, probe, where=where, relevance_filter=req.filter, method=req.method,
                                  offset=offset, _window=window or None)
+        more = len(passages) > k if probe > k else len(passages) == k
+        passages = passages[:k]
         end = offset + len(passages)
-        more = len(passages) == k and (not window or end < window)
+        more = more and (not window or end < window)
         return Page(passages=passages, offset=offset,
                     next_cursor=_write_cursor(end, window, fingerprint) if more else None)
 
