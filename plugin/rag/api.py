@@ -42,7 +42,8 @@ from lucerag.passage import Passage
 from lucerag.rag.context import Context, ContextBuilder
 from lucerag.rag.llm import Answer, AnswerStream, LLMClient, LLMConfig, answer_from
 from lucerag.search.filters import Where, canonical
-from lucerag.search.request import QueryRequest, check_max_tokens, check_offset, check_request, relevance_option
+from lucerag.search.request import (QueryRequest, check_max_tokens, check_offset, check_queries, check_request,
+                                    relevance_option)
 from lucerag.search.retriever import Retriever
 
 __all__ = ["RAG", "SearchPool", "Page", "CursorError", "ClosedError", "Overloaded", "QueryError", "load_config"]
@@ -372,7 +373,7 @@ class RAG:
                        relevance_filter: bool | None = None, method: str = "hybrid",
                        filter: bool | None = None) -> list[list[Passage]]:
         """``retrieve`` for many queries on the worker pool; results in query order."""
-        queries = list(queries)
+        queries = check_queries(queries)
         relevance = relevance_option(relevance_filter, filter)
         for q in queries:  # fail before any search on a bad query
             self.check(q, k, filter=relevance, method=method)
@@ -392,6 +393,7 @@ class RAG:
     async def aretrieve_batch(self, queries: Iterable[str], k: int | None = None, *, where: Where | None = None,
                               relevance_filter: bool | None = None, method: str = "hybrid",
                               filter: bool | None = None) -> list[list[Passage]]:
+        queries = check_queries(queries)
         relevance = relevance_option(relevance_filter, filter)
         return list(await asyncio.gather(*(self.aretrieve(q, k, where=where, relevance_filter=relevance,
                                                           method=method) for q in queries)))

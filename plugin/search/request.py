@@ -101,6 +101,15 @@ def relevance_option(relevance_filter: Any, filter: Any = None) -> bool | None:
     return filter
 
 
+def check_queries(queries: Any) -> list:
+    """The queries of a batch as a list; a single string (or bytes) is refused: iterating it would
+    search each character, and a batch of one must be a list of one."""
+    if isinstance(queries, (str, bytes)):
+        raise QueryError(f"queries must be a list of strings, not one {type(queries).__name__} "
+                         "(retrieve() searches one query; a batch of one is [query])", "queries")
+    return list(queries)
+
+
 def check_offset(offset: Any) -> int:
     """``offset`` (ranks to skip, pagination) when it is an integer >= 0."""
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
