@@ -56,6 +56,17 @@ def test_the_last_page_has_no_next_cursor(rag, method):
     assert pages[-1].passages or len(pages) == 1
 
 
+def test_offset_and_cursor_together_are_refused(rag):
+    """page(q, k, cursor=c, offset=n) silently ignored the offset (HTTP answers 422 for the same)."""
+    from lucerag.errors import QueryError
+
+    first = rag.page("magma", 1, relevance_filter=False)
+    with pytest.raises(QueryError, match="either offset or cursor") as err:
+        rag.page("magma", 1, cursor=first.next_cursor, offset=5, relevance_filter=False)
+    assert err.value.field == "cursor"
+    assert rag.page("magma", 1, cursor=first.next_cursor, offset=0, relevance_filter=False).offset == 1
+
+
 def test_offset_pages_match_the_cursor_pages(rag):
     query = "volcano magma"
     pages = _walk(rag, query, 4, relevance_filter=False)

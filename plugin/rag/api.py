@@ -349,6 +349,8 @@ class RAG:
         offset = check_offset(offset)
         fingerprint = self._fingerprint(req.query, req.method, where, req.filter)
         if cursor is not None:
+            if offset:  # the cursor holds its own offset; HTTP refuses both the same way
+                raise QueryError("send either offset or cursor, not both", "cursor")
             offset, window = _read_cursor(cursor, fingerprint)
         # One passage beyond the page (pages are prefixes of one list, so it changes none of them)
         # tells whether another page exists: a full last page (a filter that matched 2k passages, the
