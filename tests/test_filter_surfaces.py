@@ -125,6 +125,9 @@ def test_llamaindex_filters_mean_what_llamaindex_means(rag):
                         condition=FilterCondition.NOT),
         MetadataFilters(filters=[MetadataFilter(key="tags", value=["even"], operator=FilterOperator.ALL),
                                  MetadataFilter(key="lang", value="de", operator=FilterOperator.NE)]),
+        # IN / NIN with one string: that value, not its characters ("en" -> "e", "n")
+        MetadataFilters(filters=[MetadataFilter(key="lang", value="en", operator=FilterOperator.IN)]),
+        MetadataFilters(filters=[MetadataFilter(key="lang", value="en", operator=FilterOperator.NIN)]),
     ]
     for filters in cases:
         reference = build_metadata_filter_fn(lambda i: META[i], filters)

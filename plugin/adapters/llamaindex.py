@@ -67,10 +67,9 @@ def where_from_llamaindex(filters) -> dict[str, Any]:
             parts.append({"not": {"term": {f.key: f.value}}})
         elif op in (">", ">=", "<", "<="):
             parts.append({"range": {f.key: {_OPERATORS[op]: f.value}}})
-        elif op == "in":
-            parts.append({"terms": {f.key: list(f.value)}})
-        elif op == "nin":
-            parts.append({"not": {"terms": {f.key: list(f.value)}}})
+        elif op in ("in", "nin"):  # one string is one value, never its characters
+            terms = {"terms": {f.key: list(f.value) if isinstance(f.value, list) else [f.value]}}
+            parts.append(terms if op == "in" else {"not": terms})
         elif op in ("any", "contains"):
             parts.append({"terms": {f.key: list(f.value) if isinstance(f.value, list) else [f.value]}})
         elif op == "all":
