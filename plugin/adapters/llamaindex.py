@@ -74,8 +74,8 @@ def where_from_llamaindex(filters) -> dict[str, Any]:
             parts.append({"terms": {f.key: list(f.value) if isinstance(f.value, list) else [f.value]}})
         elif op == "all":
             values = list(f.value) if isinstance(f.value, list) else [f.value]
-            terms = [{"term": {f.key: v}} for v in values]
-            parts.append(terms[0] if len(terms) == 1 else {"and": terms})
+            each = [{"term": {f.key: v}} for v in values]
+            parts.append(each[0] if len(each) == 1 else {"and": each})
         elif op == "is_empty":
             parts.append({"not": {"exists": f.key}})
         else:
