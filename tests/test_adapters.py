@@ -38,6 +38,21 @@ def test_langchain_retriever_matches_the_api(rag):
     assert [d.id for d in bm25] == [p.id for p in rag.retrieve("volcano magma", k=2, method="bm25")]
 
 
+def test_langchain_per_call_k_is_checked_not_replaced(rag):
+    """invoke(q, k=0) is refused like rag.retrieve(q, k=0): it used to fall back to the retriever's
+    own k silently (``k or self.k``), so a caller's k=0 returned the default number of documents."""
+    pytest.importorskip("langchain_core", reason="extra lucerag[langchain] not installed")
+    from lucerag.adapters.langchain import LuceragRetriever
+    from lucerag.errors import QueryError
+
+    lc = LuceragRetriever(rag=rag, k=3, relevance_filter=False)
+    with pytest.raises(QueryError, match="k must be between 1"):
+        lc.invoke(QUERIES[0], k=0)
+    with pytest.raises(QueryError, match="k must be between 1"):
+        asyncio.run(lc.ainvoke(QUERIES[0], k=0))
+    assert len(lc.invoke(QUERIES[0], k=1)) == 1 and len(lc.invoke(QUERIES[0])) == 3
+
+
 def test_llamaindex_retriever_matches_the_api(rag):
     pytest.importorskip("llama_index.core", reason="extra lucerag[llamaindex] not installed")
     from llama_index.core.retrievers import BaseRetriever

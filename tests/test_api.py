@@ -48,6 +48,17 @@ def test_bad_arguments_are_clear_errors(rag):
         rag.retrieve_batch(["volcano", ""])
 
 
+def test_a_batch_of_one_string_is_refused(rag):
+    """retrieve_batch("magma") searched each character ('m', 'a', 'g', ...) and returned five
+    lists; with a space in the string it failed with 'query is empty'. A string is not a batch."""
+    for call in (lambda q: rag.retrieve_batch(q, k=2), lambda q: asyncio.run(rag.aretrieve_batch(q, k=2))):
+        for q in ("magma", "volcano magma", b"magma"):
+            with pytest.raises(QueryError, match="queries must be a list of strings") as err:
+                call(q)
+            assert err.value.field == "queries"
+    assert len(rag.retrieve_batch(("magma",), k=2)) == 1
+
+
 def test_batch_and_async_match_sequential(rag):
     expected = [key(rag.retrieve(q, k=5, filter=False)) for q in QUERIES]
     assert [key(r) for r in rag.retrieve_batch(QUERIES, k=5, filter=False)] == expected

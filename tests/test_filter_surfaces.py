@@ -108,6 +108,35 @@ def test_llamaindex(rag):
             MetadataFilter(key="lang", value="e", operator=FilterOperator.TEXT_MATCH)]))
 
 
+def test_llamaindex_filters_mean_what_llamaindex_means(rag):
+    """NOT over several filters is "none of them matches" in LlamaIndex (its own vector store's
+    filter function); it was translated to not(and), i.e. "not all of them". ALL (every value in a
+    list field) had no translation."""
+    pytest.importorskip("llama_index.core", reason="extra lucerag[llamaindex] not installed")
+    from llama_index.core.vector_stores.types import (FilterCondition, FilterOperator, MetadataFilter,
+                                                      MetadataFilters)
+    from llama_index.core.vector_stores.utils import build_metadata_filter_fn
+
+    from lucerag.adapters.llamaindex import LuceragRetriever
+
+    cases = [
+        MetadataFilters(filters=[MetadataFilter(key="lang", value="en", operator=FilterOperator.EQ),
+                                 MetadataFilter(key="year", value=2010, operator=FilterOperator.GTE)],
+                        condition=FilterCondition.NOT),
+        MetadataFilters(filters=[MetadataFilter(key="tags", value=["even"], operator=FilterOperator.ALL),
+                                 MetadataFilter(key="lang", value="de", operator=FilterOperator.NE)]),
+        # IN / NIN with one string: that value, not its characters ("en" -> "e", "n")
+        MetadataFilters(filters=[MetadataFilter(key="lang", value="en", operator=FilterOperator.IN)]),
+        MetadataFilters(filters=[MetadataFilter(key="lang", value="en", operator=FilterOperator.NIN)]),
+    ]
+    for filters in cases:
+        reference = build_metadata_filter_fn(lambda i: META[i], filters)
+        expected = {i for i in META if reference(i)}
+        # the dense view returns every matching passage (k above the corpus size)
+        got = {n.node.node_id for n in LuceragRetriever(rag, k=100, method="dense", filters=filters).retrieve(QUERY)}
+        assert got == expected and expected
+
+
 def test_mcp(rag):
     pytest.importorskip("fastmcp", reason="fastmcp not installed")
     from fastmcp import Client

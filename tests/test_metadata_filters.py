@@ -142,6 +142,12 @@ def meta_retriever(meta_index, encoder):
     ({"exists": 3}, "where.exists: expected a metadata key"),
     ([1, 2], "where: expected an object"),
     ({"term": {"year": math.nan}}, "not a finite number"),
+    # other stores' syntax (Chroma/Mongo) and unknown operators are named as such, never as a 'term'
+    ({"lang": {"$eq": "en"}}, r"where.lang: '\$eq' is not a lucerag operator .*lucerag's operators are term"),
+    ({"year": {"$gte": 2020}}, r"where.year: '\$gte' is not a lucerag operator"),
+    ({"$and": [{"lang": "en"}, {"year": 2020}]}, r"where: unknown operator '\$and'; lucerag's operators"),
+    ({"match": {"lang": "en"}}, r"where: unknown operator 'match'; lucerag's operators"),
+    ({"and": [{"lang": "en"}, {"year": {"gt": 2020}}]}, r"where.and\[1\].year: 'gt' is not a lucerag operator"),
 ])
 def test_malformed_filters_name_the_node(where, message):
     with pytest.raises(FilterError, match=message):
@@ -284,3 +290,29 @@ def test_appends_keep_and_extend_the_filter_fields(tmp_path, encoder):
         assert [p.id for p in r.search("glaciers", k=3, filter=False, where={"term": {"region": "arctic"}})] == ["new"]
         assert {p.id for p in r.search("glaciers", k=10, filter=False, where={"term": {"lang": "en"}})} == {
             d.id for d in documents()[:5] if d.metadata["lang"] == "en"}
+
+
+def test_csv_number_columns_take_range_and_number_filters(tmp_path, encoder):
+    """Every CSV cell is a string; a column of prices used to be indexed as keywords only, so
+    {"range": {"price": {"lt": 20}}} on a CSV was refused ("holds keyword values"). A string that
+    spells a decimal number is indexed as a number too (and stays a keyword)."""
+    from lucerag.connectors import read_documents
+    from lucerag.ingest.pipeline import build_index
+    from lucerag.search.retriever import Retriever
+
+    source = tmp_path / "products.csv"
+    source.write_text("id,title,text,price,sku\n"
+                      "p1,Red widget,A red steel widget for the workshop.,19.99,007\n"
+                      "p2,Blue gadget,A blue gadget with a rechargeable battery.,49.5,v2\n"
+                      "p3,Green gizmo,A green waterproof gizmo for the garden.,12,100\n", encoding="utf-8")
+    path = tmp_path / "index"
+    build_index(read_documents(source), path, encoder=encoder, progress=False)
+    with Retriever.from_index(path, encoder=encoder) as r:
+        def ids(where):
+            return {p.id for p in r.search("gadget for the garden", k=10, method="dense", where=where)}
+
+        assert ids({"range": {"price": {"lt": 20}}}) == {"p1", "p3"}
+        assert ids({"term": {"price": 49.5}}) == {"p2"}
+        assert ids({"term": {"price": "19.99"}}) == {"p1"}            # the keyword is kept
+        assert ids({"term": {"sku": "007"}}) == {"p1"} and ids({"range": {"sku": {"gte": 7}}}) == {"p1", "p3"}
+        assert r.search("gadget", k=1, method="dense", where={"term": {"price": 19.99}})[0].metadata["price"] == "19.99"

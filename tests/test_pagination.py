@@ -37,6 +37,36 @@ def test_pages_concatenate_to_the_whole_list(rag, method, k):
     assert all(len(page.passages) == k for page in pages[:-1]) and len(pages[-1].passages) <= k
 
 
+@pytest.mark.parametrize("method", ["hybrid", "bm25", "dense"])
+def test_the_last_page_has_no_next_cursor(rag, method):
+    """A page that ends the list has no next_cursor, even when it is full: the cursor used to be
+    given whenever a page held k passages, so a 'load more' after the last page came back empty."""
+    for query, relevance in (("how do living things get energy", False), ("why does a volcano erupt", None)):
+        whole = rag.retrieve(query, 1000, method=method, relevance_filter=relevance)
+        n = len(whole)
+        assert 0 < n < 1000
+        page = rag.page(query, n, method=method, relevance_filter=relevance)
+        assert [p.id for p in page.passages] == [p.id for p in whole] and page.next_cursor is None
+        if n >= 2:
+            half = rag.page(query, n - 1, method=method, relevance_filter=relevance)
+            assert half.next_cursor is not None
+            last = rag.page(query, n - 1, cursor=half.next_cursor, method=method, relevance_filter=relevance)
+            assert [p.id for p in last.passages] == [whole[-1].id] and last.next_cursor is None
+    pages = _walk(rag, "how do living things get energy", 3, method=method, relevance_filter=False)
+    assert pages[-1].passages or len(pages) == 1
+
+
+def test_offset_and_cursor_together_are_refused(rag):
+    """page(q, k, cursor=c, offset=n) silently ignored the offset (HTTP answers 422 for the same)."""
+    from lucerag.errors import QueryError
+
+    first = rag.page("magma", 1, relevance_filter=False)
+    with pytest.raises(QueryError, match="either offset or cursor") as err:
+        rag.page("magma", 1, cursor=first.next_cursor, offset=5, relevance_filter=False)
+    assert err.value.field == "cursor"
+    assert rag.page("magma", 1, cursor=first.next_cursor, offset=0, relevance_filter=False).offset == 1
+
+
 def test_offset_pages_match_the_cursor_pages(rag):
     query = "volcano magma"
     pages = _walk(rag, query, 4, relevance_filter=False)

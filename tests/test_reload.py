@@ -49,7 +49,7 @@ def test_served_index_picks_up_an_append_and_a_rebuild(tmp_path, encoder):
                                                      "relevance_filter": False}).json()["passages"]
             assert hybrid[0]["id"] == "z1" and hybrid[0]["dense_score"] > 0.5   # the new vector is searched
 
-            page = {"query": "plants", "k": 1, "method": "bm25"}
+            page = {"query": "magma", "k": 1, "method": "bm25"}   # two BM25 matches (p03, p04): a next page
             cursor = http.post("/v1/retrieve", json=page).json()["next_cursor"]
             assert cursor
             docs = [d for d in mini_documents() if d.id != "p13"]              # a rebuild without p13

@@ -124,3 +124,25 @@ def test_no_exception_class_outside_errors_py():
                         for b in node.bases):
                     offenders.append(f"{path}:{node.lineno} {node.name}")
     assert offenders == []
+
+
+def test_queries_are_searched_in_nfc(tmp_path):
+    """A query in NFD ("Schlu" + U+0308, as macOS input gives) missed BM25's NFC terms of the
+    indexed text: the analyzer compares code points. check_query returns NFC, for every surface."""
+    import unicodedata
+
+    from lucerag.connectors import Document
+    from lucerag.ingest.pipeline import build_index
+    from lucerag.search.request import check_query
+    from lucerag.search.retriever import Retriever
+
+    nfc = "Schlüssel wechseln"
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfd != nfc and check_query(f"  {nfd} ") == nfc
+    docs = [Document(id="de", title="", text="Um den Schlüssel zu wechseln, öffnen Sie die Konsole.", metadata={}),
+            Document(id="en", title="", text="Rotate the keys in the admin console.", metadata={})]
+    build_index(docs, tmp_path / "bm25", dense=False, progress=False)
+    with Retriever.from_index(tmp_path / "bm25") as r:
+        by_nfc = r.search(nfc, k=2, method="bm25")
+        by_nfd = r.search(nfd, k=2, method="bm25")
+    assert [p.id for p in by_nfd] == ["de"] and by_nfd[0].bm25_score == pytest.approx(by_nfc[0].bm25_score)

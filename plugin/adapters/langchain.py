@@ -72,7 +72,8 @@ class LuceragRetriever(BaseRetriever):
         return self
 
     def _options(self, where: dict[str, Any] | None, k: int | None) -> dict[str, Any]:
-        return {"k": k or self.k, "where": where if where is not None else self.where,
+        # k=0 is the caller's (bad) k, refused by RAG.retrieve like on every surface; only None means "mine"
+        return {"k": k if k is not None else self.k, "where": where if where is not None else self.where,
                 "relevance_filter": self.relevance_filter, "method": self.method}
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,

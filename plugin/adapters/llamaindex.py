@@ -67,20 +67,23 @@ def where_from_llamaindex(filters) -> dict[str, Any]:
             parts.append({"not": {"term": {f.key: f.value}}})
         elif op in (">", ">=", "<", "<="):
             parts.append({"range": {f.key: {_OPERATORS[op]: f.value}}})
-        elif op == "in":
-            parts.append({"terms": {f.key: list(f.value)}})
-        elif op == "nin":
-            parts.append({"not": {"terms": {f.key: list(f.value)}}})
+        elif op in ("in", "nin"):  # one string is one value, never its characters
+            terms = {"terms": {f.key: list(f.value) if isinstance(f.value, list) else [f.value]}}
+            parts.append(terms if op == "in" else {"not": terms})
         elif op in ("any", "contains"):
             parts.append({"terms": {f.key: list(f.value) if isinstance(f.value, list) else [f.value]}})
+        elif op == "all":
+            values = list(f.value) if isinstance(f.value, list) else [f.value]
+            each = [{"term": {f.key: v}} for v in values]
+            parts.append(each[0] if len(each) == 1 else {"and": each})
         elif op == "is_empty":
             parts.append({"not": {"exists": f.key}})
         else:
             raise ValueError(f"filters: LlamaIndex operator {op!r} on {f.key!r} has no lucerag equivalent "
-                             "(use ==, !=, >, >=, <, <=, in, nin, any, contains, is_empty)")
+                             "(use ==, !=, >, >=, <, <=, in, nin, any, all, contains, is_empty)")
     condition = str(getattr(filters.condition, "value", filters.condition) or "and").lower()
-    if condition == "not":
-        return {"not": {"and": parts}}
+    if condition == "not":  # LlamaIndex: a passage matches when none of the filters does
+        return {"not": parts[0] if len(parts) == 1 else {"or": parts}}
     return parts[0] if len(parts) == 1 else {condition: parts}
 
 

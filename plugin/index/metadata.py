@@ -8,7 +8,9 @@ field                  Lucene type                  values
 =====================  ===========================  =================================================
 ``meta.<key>``         ``StringField`` (keyword)    strings (up to :data:`MAX_KEYWORD_BYTES` UTF-8
                                                     bytes) and booleans (``"true"`` / ``"false"``)
-``meta_num.<key>``     ``DoublePoint``              ints and floats; ISO 8601 dates and date-times
+``meta_num.<key>``     ``DoublePoint``              ints and floats, strings that spell a decimal
+                                                    number (CSV cells: ``"19.99"``, also kept as
+                                                    keywords); ISO 8601 dates and date-times
                                                     (as seconds since 1970-01-01 UTC)
 ``meta_exists``        ``StringField``              every key the passage has (``exists`` filters)
 =====================  ===========================  =================================================
@@ -52,6 +54,18 @@ def epoch_seconds(value: str) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
+
+
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def decimal_number(value: str) -> float | None:
+    """The number a string spells in decimal (``"19.99"``, ``"-3"``, ``"1e5"``; what a CSV cell or
+    a SQL text column holds), None otherwise (``"v2"``, ``"1,000"``, ``"nan"``, ``" 7"``)."""
+    if not isinstance(value, str) or len(value) > 64 or not _DECIMAL.match(value):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def flatten(metadata: dict[str, Any], prefix: str = "", depth: int = 0) -> Iterable[tuple[str, Any]]:
@@ -113,6 +127,11 @@ def fields(metadata: dict[str, Any] | str | None, kinds: dict[str, set[str]] | N
                 out.append(f"n{_US}{key}{_US}{seconds!r}")
                 if kinds is not None:
                     kinds.setdefault(key, set()).add("date")
+            number = decimal_number(value)
+            if number is not None:  # CSV cells and SQL text columns are strings: "19.99" ranges as a price
+                out.append(f"n{_US}{key}{_US}{number!r}")
+                if kinds is not None:
+                    kinds.setdefault(key, set()).add("number")
         if kind is not None and kinds is not None:
             kinds.setdefault(key, set()).add(kind)
     return _RS.join(out)

@@ -42,7 +42,8 @@ from lucerag.passage import Passage
 from lucerag.rag.context import Context, ContextBuilder
 from lucerag.rag.llm import Answer, AnswerStream, LLMClient, LLMConfig, answer_from
 from lucerag.search.filters import Where, canonical
-from lucerag.search.request import QueryRequest, check_max_tokens, check_offset, check_request, relevance_option
+from lucerag.search.request import (QueryRequest, check_max_tokens, check_offset, check_queries, check_request,
+                                    relevance_option)
 from lucerag.search.retriever import Retriever
 
 __all__ = ["RAG", "SearchPool", "Page", "CursorError", "ClosedError", "Overloaded", "QueryError", "load_config"]
@@ -348,11 +349,19 @@ class RAG:
         offset = check_offset(offset)
         fingerprint = self._fingerprint(req.query, req.method, where, req.filter)
         if cursor is not None:
+            if offset:  # the cursor holds its own offset; HTTP refuses both the same way
+                raise QueryError("send either offset or cursor, not both", "cursor")
             offset, window = _read_cursor(cursor, fingerprint)
-        passages = self.retrieve(req.query, k, where=where, relevance_filter=req.filter, method=req.method,
+        # One passage beyond the page (pages are prefixes of one list, so it changes none of them)
+        # tells whether another page exists: a full last page (a filter that matched 2k passages, the
+        # relevance filter's last relevant one) used to get a cursor whose page was empty.
+        probe = k + 1 if k < self.retriever.config.limits.max_k else k
+        passages = self.retrieve(req.query, probe, where=where, relevance_filter=req.filter, method=req.method,
                                  offset=offset, _window=window or None)
+        more = len(passages) > k if probe > k else len(passages) == k
+        passages = passages[:k]
         end = offset + len(passages)
-        more = len(passages) == k and (not window or end < window)
+        more = more and (not window or end < window)
         return Page(passages=passages, offset=offset,
                     next_cursor=_write_cursor(end, window, fingerprint) if more else None)
 
@@ -366,7 +375,7 @@ class RAG:
                        relevance_filter: bool | None = None, method: str = "hybrid",
                        filter: bool | None = None) -> list[list[Passage]]:
         """``retrieve`` for many queries on the worker pool; results in query order."""
-        queries = list(queries)
+        queries = check_queries(queries)
         relevance = relevance_option(relevance_filter, filter)
         for q in queries:  # fail before any search on a bad query
             self.check(q, k, filter=relevance, method=method)
@@ -386,6 +395,7 @@ class RAG:
     async def aretrieve_batch(self, queries: Iterable[str], k: int | None = None, *, where: Where | None = None,
                               relevance_filter: bool | None = None, method: str = "hybrid",
                               filter: bool | None = None) -> list[list[Passage]]:
+        queries = check_queries(queries)
         relevance = relevance_option(relevance_filter, filter)
         return list(await asyncio.gather(*(self.aretrieve(q, k, where=where, relevance_filter=relevance,
                                                           method=method) for q in queries)))

@@ -75,6 +75,7 @@ def _parse(node: Any, path: str, count: list[int]) -> Node:
                           f"not {_show(node)}")
     ops = [k for k in node if k in OPERATORS]
     if not ops:  # shorthand: {"lang": "en", "year": [2020, 2021]}
+        _check_shorthand(node, path)
         children = tuple(_parse({"terms" if isinstance(v, (list, tuple)) else "term": {k: v}},
                                 path, count) for k, v in node.items())
         return children[0] if len(children) == 1 else Node("and", children=children, path=path)
@@ -128,6 +129,29 @@ def _parse(node: Any, path: str, count: list[int]) -> Node:
         else:
             hi = min(hi, x)
     return Node("range", key=key, lo=lo, hi=hi, path=here)
+
+
+# Operators of other stores' filter languages (Chroma, MongoDB, Pinecone, LanceDB's SQL words), for the hint.
+_FOREIGN = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "match", "like", "equals", "exists",
+            "and", "or", "not", "term", "terms", "range"}
+_SYNTAX = ("lucerag's operators are term, terms, range, exists, and, or, not, e.g. "
+           "{\"range\": {\"year\": {\"gte\": 2020}}} or {\"not\": {\"term\": {\"lang\": \"en\"}}}")
+
+
+def _check_shorthand(node: Mapping, path: str) -> None:
+    """A shorthand object holds metadata keys and plain values; an object as a value, or a key
+    such as ``$and``, is another store's operator (Chroma's ``{"lang": {"$eq": "en"}}``), which
+    would otherwise be reported as a bad ``term`` the caller never wrote."""
+    for key, value in node.items():
+        if isinstance(key, str) and key.lstrip("$").lower() in _FOREIGN and (
+                key.startswith("$") or isinstance(value, Mapping)):
+            raise FilterError(f"{path}: unknown operator {key!r}; {_SYNTAX}")
+        if isinstance(value, Mapping):
+            first = next(iter(value), None)
+            what = (f"{first!r} is not a lucerag operator" if isinstance(first, str) and first.lstrip("$").lower()
+                    in _FOREIGN else "an object is not a metadata value")
+            raise FilterError(f"{path}.{key}: {what} ({_show(value)}): the shorthand {{\"key\": value}} takes a "
+                              f"string, number, boolean or a list of them; {_SYNTAX}")
 
 
 def _scalar(value: Any, path: str) -> str | float:

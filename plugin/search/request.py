@@ -9,6 +9,7 @@ is a :class:`~lucerag.errors.QueryError` whose ``field`` names the request field
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -34,7 +35,7 @@ class QueryRequest:
 
 
 def check_query(query: Any, limits: LimitsConfig | None = None) -> str:
-    """The query text, stripped. Raises :class:`QueryError` when it is not a string, is empty or
+    """The query text, stripped and in Unicode NFC. Raises :class:`QueryError` when it is not a string, is empty or
     blank, holds an unpaired surrogate (it cannot be encoded as UTF-8, so neither Lucene nor the
     tokenizer can read it), or is longer than ``limits.max_query_chars`` characters."""
     limits = limits or _DEFAULT_LIMITS
@@ -48,6 +49,9 @@ def check_query(query: Any, limits: LimitsConfig | None = None) -> str:
     except UnicodeEncodeError as exc:
         raise QueryError(f"query holds an unpaired surrogate (U+{ord(query[exc.start]):04X}) at character "
                          f"{exc.start}: send text as valid Unicode") from None
+    # One Unicode form: Lucene's analyzer compares code points, so "Schlu\u0308ssel" (NFD, what macOS
+    # input and some PDFs give) never matched the NFC "Schlüssel" of the indexed text in BM25.
+    query = unicodedata.normalize("NFC", query)
     if len(query) > limits.max_query_chars:
         raise QueryError(f"query is {len(query)} characters long; the limit is {limits.max_query_chars} "
                          "(limits.max_query_chars)")
@@ -99,6 +103,15 @@ def relevance_option(relevance_filter: Any, filter: Any = None) -> bool | None:
     if relevance_filter is not None and check_filter(relevance_filter, "relevance_filter") != filter:
         raise QueryError("`filter` and `relevance_filter` disagree; pass only relevance_filter", "relevance_filter")
     return filter
+
+
+def check_queries(queries: Any) -> list:
+    """The queries of a batch as a list; a single string (or bytes) is refused: iterating it would
+    search each character, and a batch of one must be a list of one."""
+    if isinstance(queries, (str, bytes)):
+        raise QueryError(f"queries must be a list of strings, not one {type(queries).__name__} "
+                         "(retrieve() searches one query; a batch of one is [query])", "queries")
+    return list(queries)
 
 
 def check_offset(offset: Any) -> int:
