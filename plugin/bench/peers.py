@@ -717,7 +717,8 @@ def main(argv: list[str] | None = None) -> None:
     options = {key: v for key, v in (("hnsw_m", a.hnsw_m), ("hnsw_beam", a.hnsw_beam)) if v is not None}
     res = run_peers(a.size, work=a.work, systems=[s for s in a.systems.split(",") if s],
                     modes=[m for m in a.modes.split(",") if m], n_queries=a.queries, rounds=a.rounds,
-                    warmup=a.warmup, lucerag_options=options, data=a.data, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                    warmup=a.warmup, lucerag_options=options, data=a.data,
+                    progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(res))
 
 
