@@ -206,3 +206,30 @@ def test_hybrid_over_anserini_bm25_and_hnsw_indexes(anserini_indexes, encoder, t
         hybrid = two.search("how do vaccines train the immune system", k=5, method="hybrid")
     assert hybrid[0].id == "p19"
     assert hybrid[0].text.startswith("Vaccine") or "vaccin" in hybrid[0].text.lower()
+
+
+def test_anserini_hnsw_index_of_another_dimension_is_refused_by_name(anserini_indexes, encoder, tmp_path):
+    """An Anserini HNSW index has no lucerag manifest: a vector dimension other than the encoder's
+    is read from Lucene's field info and refused with both dimensions named (it used to fail deep in
+    numpy with "operands could not be broadcast together")."""
+    from lucerag.errors import EncoderMismatchError
+    from lucerag.search.retriever import Retriever
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "vectors").mkdir()
+    with open(tmp_path / "vectors" / "v.jsonl", "w") as f:
+        for i in range(20):
+            f.write(json.dumps({"docid": f"d{i}", "vector": rng.standard_normal(64).tolist()}) + "\n")
+    _anserini("io.anserini.index.IndexHnswDenseVectors", "-collection", "JsonDenseVectorCollection",
+              "-input", str(tmp_path / "vectors"), "-index", str(tmp_path / "hnsw64"), "-threads", "1", "-quiet")
+    config = tmp_path / "lucerag.toml"
+    config.write_text(f'[index]\nbm25_path = "{anserini_indexes["root"] / "bm25"}"\n'
+                      f'dense_path = "{tmp_path / "hnsw64"}"\n')
+    with Retriever.from_config(config, encoder=encoder) as two:
+        for method in ("dense", "hybrid"):
+            with pytest.raises(EncoderMismatchError) as info:
+                two.search("why does a volcano erupt", k=3, method=method)
+            message = str(info.value)
+            assert "64-dimensional" in message and f"{encoder.dim}-dimensional" in message
+            assert str(tmp_path / "hnsw64") in message
+        assert two.search("why does a volcano erupt", k=3, method="bm25")[0].id == "p03"

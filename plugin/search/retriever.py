@@ -97,9 +97,14 @@ class Retriever:
                                          threads=self.config.encoder.threads,
                                          precision=self.config.encoder.precision)
         manifest = self.dense_index.manifest if self.dense_index else None
-        if manifest and manifest.dim and manifest.dim != self._encoder.dim:
-            raise EncoderMismatchError(f"index {self.dense_index.path} holds {manifest.dim}-dimensional vectors "
-                             f"but the encoder makes {self._encoder.dim}-dimensional ones")
+        # An index lucerag did not write (Anserini's IndexHnswDenseVectors) has no manifest: its
+        # vectors' dimension is read from Lucene's field info instead.
+        dim = (manifest.dim if manifest and manifest.dim else
+               self.dense_index.dim if self.dense_index is not None else 0)
+        if dim and dim != self._encoder.dim:
+            raise EncoderMismatchError(f"index {self.dense_index.path} holds {dim}-dimensional vectors "
+                                       f"in field '{self.dense_index.vector_field}' but the encoder "
+                                       f"({self.config.encoder.model}) makes {self._encoder.dim}-dimensional ones")
         if manifest is not None and not getattr(self, "_encoder_checked", False):
             manifest.check_encoder(self._encoder, self.dense_index.path)  # name, weights hash, prefixes
             self._encoder_checked = True
