@@ -233,3 +233,35 @@ def test_anserini_hnsw_index_of_another_dimension_is_refused_by_name(anserini_in
             assert "64-dimensional" in message and f"{encoder.dim}-dimensional" in message
             assert str(tmp_path / "hnsw64") in message
         assert two.search("why does a volcano erupt", k=3, method="bm25")[0].id == "p03"
+
+
+def test_bm25_ties_are_ordered_as_anserini_orders_them(tmp_path):
+    """Equal BM25 scores come in Anserini's order (the id, ascending), and the hits that make the
+    cut-off are Anserini's, even when more are tied than lucerag asks Lucene for beyond k. Lucene's
+    own order (doc number) gave other ids at the cut on 17 of the 43 DL19 queries."""
+    from lucerag.lucene import jvm
+    from lucerag.search.retriever import Retriever
+
+    rng = np.random.default_rng(1)
+    ids = [f"d{n:03d}" for n in rng.permutation(60)]  # indexed in an order unlike the ids'
+    (tmp_path / "text").mkdir()
+    with open(tmp_path / "text" / "docs.jsonl", "w") as f:
+        for i, pid in enumerate(ids):
+            text = "volcano magma ash" if i < 45 else f"volcano lava flows {i}"
+            f.write(json.dumps({"id": pid, "contents": text}) + "\n")
+    _anserini("io.anserini.index.IndexCollection", "-collection", "JsonCollection", "-input", str(tmp_path / "text"),
+              "-index", str(tmp_path / "bm25"), "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1",
+              "-storeRaw", "-quiet")
+    simple = jvm.jclass("io.anserini.search.SimpleSearcher")(str(tmp_path / "bm25"))
+    simple.set_bm25(0.9, 0.4)
+    with Retriever.from_index(tmp_path / "bm25") as lucerag:
+        for query in ("magma", "volcano", "lava"):
+            for k in (1, 3, 10, 50):
+                # SimpleSearcher rounds scores to 4 decimals and lowers each tie by 1e-6 (its
+                # ScoreTiesAdjusterReranker); the order and the ids are what must agree
+                theirs = simple.search(query, k)
+                ours = lucerag.search(query, k=k, method="bm25")
+                assert [p.id for p in ours] == [h.docid for h in theirs], (query, k)
+                np.testing.assert_allclose([p.bm25_score for p in ours], [h.score for h in theirs], atol=1e-4)
+    simple.close()
+
