@@ -219,6 +219,11 @@ class CalibratorWarning(UserWarning):
     """The relevance calibrator was fitted under other fusion settings or encoder precision/recipe."""
 
 
+class NoStoredTextWarning(UserWarning):
+    """An index stores no passage text (an Anserini index built without -storeRaw / -storeContents):
+    its passages come back with empty text."""
+
+
 class UnsupportedModel(EncoderError, ValueError):
     """A checkpoint the numpy ONNX builder does not cover (the message says why)."""
 

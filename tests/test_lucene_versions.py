@@ -265,3 +265,36 @@ def test_bm25_ties_are_ordered_as_anserini_orders_them(tmp_path):
                 np.testing.assert_allclose([p.bm25_score for p in ours], [h.score for h in theirs], atol=1e-4)
     simple.close()
 
+
+def test_anserini_index_without_stored_text_says_so(anserini_indexes, encoder, tmp_path):
+    """An IndexCollection index built without -storeRaw / -storeContents has no passage text: the
+    passages come back with empty text and one NoStoredTextWarning names the index and the flags
+    (they used to come back empty without a word: empty RAG contexts). Indexes that store text,
+    and an HNSW index whose passages are read from the BM25 index by id, give no warning."""
+    import warnings
+
+    from lucerag.errors import NoStoredTextWarning
+    from lucerag.search.retriever import Retriever
+
+    root = anserini_indexes["root"]
+    _anserini("io.anserini.index.IndexCollection", "-collection", "JsonCollection", "-input", str(root / "text"),
+              "-index", str(tmp_path / "bm25-noraw"), "-generator", "DefaultLuceneDocumentGenerator",
+              "-threads", "1", "-quiet")
+    config = tmp_path / "noraw.toml"
+    config.write_text(f'[index]\nbm25_path = "{tmp_path / "bm25-noraw"}"\n')
+    with Retriever.from_config(config) as bare:
+        with pytest.warns(NoStoredTextWarning, match="-storeRaw") as caught:
+            got = bare.search("why does a volcano erupt", k=3, method="bm25")
+        assert got[0].id == "p03" and all(p.text == "" for p in got)
+        assert str(tmp_path / "bm25-noraw") in str(caught[0].message)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", NoStoredTextWarning)  # once per index
+            bare.search("sourdough bread", k=3, method="bm25")
+    config = tmp_path / "two.toml"
+    config.write_text(f'[index]\nbm25_path = "{root / "bm25"}"\ndense_path = "{root / "hnsw"}"\n'
+                      "[filter]\nenabled = false\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoStoredTextWarning)
+        with Retriever.from_config(config, encoder=encoder) as two:
+            for method in ("bm25", "dense", "hybrid"):
+                assert two.search("why does a volcano erupt", k=3, method=method)[0].text.startswith("Volcano")

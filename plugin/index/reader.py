@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from lucerag.errors import IndexNotFoundError, IndexTooNewError
+from lucerag.errors import IndexNotFoundError, IndexTooNewError, NoStoredTextWarning
 from lucerag.index.manifest import IndexManifest
 from lucerag.lucene.classes import ID, RAW, VECTOR, java
 from lucerag.lucene.errors import INDEX_FORMAT_TOO_NEW, is_instance, java_error_message
@@ -148,6 +149,7 @@ class LuceneIndex:
         self._lock = threading.Lock()
         self._records: list[tuple[str | None, str | None, str | None]] | None = None
         self._records_too_large = False
+        self._no_text_warned = False  # NoStoredTextWarning given?
         self._commit_id: str | None = None
 
     @property
@@ -210,9 +212,16 @@ class LuceneIndex:
             return []
         held = self.held_records()
         if held is not None:
-            return [_record(*held[d]) for d in docnums]
-        fields = java.Bridge.records(self.reader, np.asarray(docnums, "<i4").tobytes())
-        return [_record(fields[i], fields[i + 1], fields[i + 2]) for i in range(0, 3 * len(docnums), 3)]
+            stored = [held[d] for d in docnums]
+        else:
+            fields = java.Bridge.records(self.reader, np.asarray(docnums, "<i4").tobytes())
+            stored = [(fields[i], fields[i + 1], fields[i + 2]) for i in range(0, 3 * len(docnums), 3)]
+        if not self._no_text_warned and all(raw is None and contents is None for _, raw, contents in stored):
+            self._no_text_warned = True
+            warnings.warn(f"index {self.path} stores no passage text (no stored '{RAW}' or 'contents' field; "
+                          "Anserini's IndexCollection stores them with -storeRaw or -storeContents): "
+                          "passages come back with empty text", NoStoredTextWarning, stacklevel=2)
+        return [_record(*fields) for fields in stored]
 
     def held_records(self, below: int | None = None,
                      max_bytes: int | None = None) -> list[tuple[str | None, str | None, str | None]] | None:
