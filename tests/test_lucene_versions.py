@@ -298,3 +298,23 @@ def test_anserini_index_without_stored_text_says_so(anserini_indexes, encoder, t
         with Retriever.from_config(config, encoder=encoder) as two:
             for method in ("bm25", "dense", "hybrid"):
                 assert two.search("why does a volcano erupt", k=3, method=method)[0].text.startswith("Volcano")
+
+
+def test_bm25_over_an_index_without_contents_is_refused_by_name(anserini_indexes, encoder, tmp_path):
+    """An HNSW index given as the BM25 index (or as the one index) has no ``contents`` field: BM25
+    and hybrid searches say so, naming the index, instead of finding nothing ("no passages found")
+    or passing dense-only results off as hybrid; dense search still works."""
+    from lucerag.errors import UnsupportedError
+    from lucerag.search.retriever import Retriever
+
+    hnsw = anserini_indexes["root"] / "hnsw"
+    for body in (f'bm25_path = "{hnsw}"\ndense_path = "{hnsw}"', f'path = "{hnsw}"', f'bm25_path = "{hnsw}"'):
+        config = tmp_path / "lucerag.toml"
+        config.write_text(f"[index]\n{body}\n[filter]\nenabled = false\n")
+        with Retriever.from_config(config, encoder=encoder) as retriever:
+            for method in ("bm25", "hybrid"):
+                with pytest.raises(UnsupportedError, match="has no 'contents' field") as info:
+                    retriever.search("why does a volcano erupt", k=3, method=method)
+                assert str(hnsw) in str(info.value), body
+            if "dense_path" in body or "path =" in body and "bm25_path" not in body:
+                assert retriever.search("why does a volcano erupt", k=3, method="dense")[0].id == "p03"

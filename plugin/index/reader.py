@@ -150,6 +150,7 @@ class LuceneIndex:
         self._records: list[tuple[str | None, str | None, str | None]] | None = None
         self._records_too_large = False
         self._no_text_warned = False  # NoStoredTextWarning given?
+        self._postings: dict[str, bool] = {}  # has_postings, by field
         self._commit_id: str | None = None
 
     @property
@@ -178,6 +179,17 @@ class LuceneIndex:
 
     def has_vectors(self) -> bool:
         return self.dim > 0
+
+    def has_postings(self, field: str) -> bool:
+        """Whether ``field`` is indexed for search (has postings) in any segment: an Anserini HNSW
+        index has no ``contents`` field to search by BM25. Cached per reader."""
+        known = self._postings.get(field)
+        if known is None:
+            from lucerag.lucene.jvm import jclass
+
+            info = jclass("org.apache.lucene.index.FieldInfos").getMergedFieldInfos(self.reader).fieldInfo(field)
+            known = self._postings[field] = info is not None and info.getIndexOptions().name() != "NONE"
+        return known
 
     def ids(self, docnums: Iterable[int]) -> list[str]:
         """External ids of Lucene doc numbers (cached per reader)."""

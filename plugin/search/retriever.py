@@ -18,6 +18,7 @@ from lucerag.config import Config
 from lucerag.errors import (CalibratorMismatch, CalibratorWarning, EncoderMismatchError, QueryError,
                             UnsupportedError)
 from lucerag.index.reader import LuceneIndex
+from lucerag.lucene.classes import CONTENTS
 from lucerag.passage import Passage
 from lucerag.search.calibration import Calibrator
 from lucerag.search.fusion import Candidates, fuse, order as fused_order
@@ -473,6 +474,11 @@ class Retriever:
 
     def _require(self, searcher: S | None, name: str) -> S:
         if searcher is not None:
+            index = searcher.index
+            if name == "bm25" and index.size and not index.has_postings(CONTENTS):
+                other = " (an HNSW index? set it as index.dense_path)" if index.has_vectors() else ""
+                message = f"index {index.path} has no '{CONTENTS}' field to search by BM25{other}"
+                raise UnsupportedError(message + (": use method 'dense'" if self.dense is not None else ""))
             return searcher
         if name == "dense" and self.dense_index is not None:
             raise UnsupportedError(f"index {self.dense_index.path} has no dense vectors in field "
