@@ -318,3 +318,22 @@ def test_bm25_over_an_index_without_contents_is_refused_by_name(anserini_indexes
                 assert str(hnsw) in str(info.value), body
             if "dense_path" in body or "path =" in body and "bm25_path" not in body:
                 assert retriever.search("why does a volcano erupt", k=3, method="dense")[0].id == "p03"
+
+
+def test_index_folder_still_being_written_is_named_as_such(anserini_indexes, tmp_path):
+    """A folder another process is writing (Anserini's IndexCollection before its first commit: a
+    write.lock and segment files, no segments_N) is reported as not committed yet, rather than with
+    the advice to build an index there with `lucerag index`; nothing in it is touched."""
+    from lucerag.errors import IndexNotFoundError
+    from lucerag.index.reader import LuceneIndex
+
+    folder = tmp_path / "writing"
+    shutil.copytree(anserini_indexes["root"] / "bm25", folder)
+    for segments in folder.glob("segments_*"):
+        segments.unlink()
+    (folder / "write.lock").touch()
+    before = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
+    with pytest.raises(IndexNotFoundError, match="no committed Lucene index") as info:
+        LuceneIndex(folder)
+    assert str(folder) in str(info.value) and "lucerag index" not in str(info.value)
+    assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()} == before

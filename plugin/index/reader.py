@@ -125,6 +125,10 @@ class LuceneIndex:
     def __init__(self, path: str | Path, vector_field: str = VECTOR):
         self.path = Path(path)
         if not self.path.is_dir() or not any(p.name.startswith("segments_") for p in self.path.iterdir()):
+            if (self.path / "write.lock").exists():  # e.g. Anserini's IndexCollection before its first commit
+                raise IndexNotFoundError(
+                    f"no committed Lucene index at {self.path} yet: it holds a write.lock and no segments_ file, "
+                    "so another process is probably still writing it; open it once that has committed")
             raise IndexNotFoundError(
                 f"no Lucene index at {self.path} (build one with `lucerag index --input ... --index {self.path}`)")
         self.manifest = IndexManifest.read(self.path)
