@@ -337,3 +337,37 @@ def test_index_folder_still_being_written_is_named_as_such(anserini_indexes, tmp
         LuceneIndex(folder)
     assert str(folder) in str(info.value) and "lucerag index" not in str(info.value)
     assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+
+
+def test_calibrate_writes_nothing_into_anserini_indexes(anserini_indexes, tmp_path):
+    """`lucerag calibrate` over Anserini indexes used to write lucerag-calibrator.json into the user's
+    HNSW index folder. Without --out it now refuses, naming the index and --out, and leaves both
+    folders as they were; with --out the calibrator goes there and is used through filter.calibrator."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import MINI_BEIR
+
+    root = anserini_indexes["root"]
+    config = tmp_path / "lucerag.toml"
+    config.write_text(f'[index]\nbm25_path = "{root / "bm25"}"\ndense_path = "{root / "hnsw"}"\n')
+
+    def snapshot():
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for name in ("bm25", "hnsw")
+                for p in [root / name, *(root / name).iterdir()]}
+
+    def calibrate(*extra):
+        return subprocess.run([sys.executable, "-m", "lucerag", "calibrate", "--config", str(config),
+                               "--beir", str(MINI_BEIR), *extra], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "COLUMNS": "200"})
+
+    before = snapshot()
+    refused = calibrate()
+    assert refused.returncode != 0
+    assert "not a lucerag index" in refused.stderr and str(root / "hnsw") in refused.stderr
+    assert "--out" in refused.stderr
+    assert snapshot() == before
+    done = calibrate("--out", str(tmp_path / "cal.json"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cal.json").is_file() and snapshot() == before
