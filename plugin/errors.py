@@ -136,7 +136,7 @@ class IndexTargetError(InputError):
     def __init__(self, path: "os.PathLike[str] | str", reason: str):
         self.path = path
         super().__init__(f"refusing to write an index at {path}: {reason}; nothing was changed. "
-                         "Give a new path, an empty folder or an existing lucerag/Lucene index.")
+                         "Give a new path, an empty folder or an existing lucerag index.")
 
 
 class EmptyBuildError(InputError):

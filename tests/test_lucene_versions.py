@@ -371,3 +371,39 @@ def test_calibrate_writes_nothing_into_anserini_indexes(anserini_indexes, tmp_pa
     done = calibrate("--out", str(tmp_path / "cal.json"))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cal.json").is_file() and snapshot() == before
+
+
+def test_no_writer_replaces_an_anserini_index(anserini_indexes, tmp_path):
+    """`lucerag index` and `lucerag import-vectors` given the path of an Anserini index (say, the
+    bm25_path of a configuration) used to replace it with a new lucerag index. A Lucene index
+    without lucerag.json is now refused, naming it, before anything is written; every file stays."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import mini_documents
+    from lucerag.errors import IndexTargetError
+    from lucerag.ingest.pipeline import build_index
+
+    root = anserini_indexes["root"]
+    bm25, hnsw = _copy(root / "bm25", tmp_path / "bm25"), _copy(root / "hnsw", tmp_path / "hnsw")
+    (bm25 / "write.lock").touch()  # Anserini leaves its (released) lock file behind
+    vectors = next((root / "vectors").iterdir())
+
+    def snapshot():
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for folder in (bm25, hnsw) for p in folder.iterdir()}
+
+    def lucerag(*args):
+        return subprocess.run([sys.executable, "-m", "lucerag", *map(str, args)], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "COLUMNS": "200"})
+
+    before = snapshot()
+    for target, args in ((bm25, ("index", "--input", root / "text" / "docs.jsonl", "--bm25-only")),
+                         (hnsw, ("import-vectors", "--input", vectors, "--limit", "3"))):
+        out = lucerag(*args, "--index", target)
+        assert out.returncode != 0 and "Lucene index lucerag did not write" in out.stderr, out.stderr
+        assert str(target) in out.stderr
+        assert snapshot() == before
+    with pytest.raises(IndexTargetError, match="lucerag did not write"):
+        build_index(mini_documents()[:2], bm25, dense=False, progress=False)
+    assert snapshot() == before
