@@ -151,3 +151,14 @@ def test_eval_warns_about_run_ids_of_no_corpus_document_and_strict_fails(mini_in
     out = CliRunner().invoke(app, ["eval", "--beir", str(folder), "--index", str(mini_index), "--methods", "bm25",
                                    "--strict"])
     assert out.exit_code == 2 and "--strict" in out.output and "neither corpus ids" in out.output
+
+
+def test_eval_reports_no_recall_cut_deeper_than_its_runs(mini_index):
+    """`lucerag eval --depth 100` used to report R@1000 of 100-deep runs (R@100 under another name,
+    shown as if measured at 1000); metrics cut deeper than --depth are now left out."""
+    result = json.loads(_eval("--beir", MINI_BEIR, "--index", mini_index, "--methods", "bm25", "--depth", "20",
+                              "--json").strip().splitlines()[-1])
+    assert set(result["bm25"]) == {"nDCG@10", "MRR@10", "MAP"}
+    result = json.loads(_eval("--beir", MINI_BEIR, "--index", mini_index, "--methods", "bm25", "--depth", "100",
+                              "--json").strip().splitlines()[-1])
+    assert set(result["bm25"]) == {"nDCG@10", "MRR@10", "R@100", "MAP"}

@@ -18,6 +18,12 @@ import numpy as np
 
 DEFAULT_METRICS = ("nDCG@10", "MRR@10", "R@100", "R@1000", "MAP")
 
+
+def metrics_for_depth(depth: int, metrics: Iterable[str] = DEFAULT_METRICS) -> tuple[str, ...]:
+    """``metrics`` without those cut deeper than runs of ``depth`` reach (R@1000 of a 100-deep run
+    would be R@100 under another name)."""
+    return tuple(m for m in metrics if "@" not in m or int(m.rsplit("@", 1)[1]) <= depth)
+
 # lucerag's metric names -> ir-measures measures (MRR@10 is ir-measures' RR@10).
 _MEASURES = {"MRR@10": "RR@10", "MAP": "AP"}
 
