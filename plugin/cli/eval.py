@@ -59,7 +59,8 @@ def _run_methods(retriever, chosen, qs, depth, rel, aggregate, corpus, strict, r
     """Document runs and metrics of each method; returns (results, per-query scores, warnings)."""
     from lucerag.errors import UnknownRunIdError
     from lucerag.eval.protocol import document_run
-    from lucerag.eval.runs import mean_scores, metrics_for_depth, per_query_scores, run_queries, write_trec_run
+    from lucerag.eval.runs import (in_listed_order, mean_scores, metrics_for_depth, per_query_scores, run_queries,
+                                   write_trec_run)
 
     results, by_query, warnings = {}, {}, []
     for method in chosen:
@@ -81,6 +82,7 @@ def _run_methods(retriever, chosen, qs, depth, rel, aggregate, corpus, strict, r
         except UnknownRunIdError as exc:
             _fail(f"{exc} (--strict)")
         warnings += warned
+        run = in_listed_order(run)  # scored (and written) in the order it was ranked, ties included
         by_query[method] = per_query_scores(run, qs.qrels, metrics_for_depth(depth), rel=rel)
         results[method] = mean_scores(by_query[method])
         if run_dir is not None:

@@ -187,6 +187,24 @@ def markdown_table(results: dict[str, dict[str, float]], significance: dict | No
     return "\n".join(lines) + "\n"
 
 
+def in_listed_order(run: dict[str, dict[str, float]], step: float = 1e-6) -> dict[str, dict[str, float]]:
+    """``run`` with each query's scores made to fall by at least ``step`` from one document to the
+    next, in the order the ranking listed them (equal scores keep that order). trec_eval and
+    ir-measures break score ties by document id, descending, so without this an evaluation scores a
+    reordering of the ranked list lucerag returned; Anserini adjusts its runs' ties the same way
+    (ScoreTiesAdjusterReranker). Scores move by at most ``step`` per tied or near-tied document."""
+    out: dict[str, dict[str, float]] = {}
+    for qid, docs in run.items():
+        adjusted: dict[str, float] = {}
+        last: float | None = None
+        for docid, score in sorted(docs.items(), key=lambda kv: -kv[1]):  # stable: ties keep the listed order
+            if last is not None and score > last - step:
+                score = last - step
+            adjusted[docid] = last = score
+        out[qid] = adjusted
+    return out
+
+
 def write_trec_run(run: dict[str, dict[str, float]], path: str | Path, tag: str) -> None:
     """Write a run in TREC format (``qid Q0 docid rank score tag``)."""
     with open(path, "w") as out:
