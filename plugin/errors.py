@@ -136,7 +136,7 @@ class IndexTargetError(InputError):
     def __init__(self, path: "os.PathLike[str] | str", reason: str):
         self.path = path
         super().__init__(f"refusing to write an index at {path}: {reason}; nothing was changed. "
-                         "Give a new path, an empty folder or an existing lucerag/Lucene index.")
+                         "Give a new path, an empty folder or an existing lucerag index.")
 
 
 class EmptyBuildError(InputError):
@@ -217,6 +217,11 @@ class CalibratorMismatch(EncoderMismatchError):
 
 class CalibratorWarning(UserWarning):
     """The relevance calibrator was fitted under other fusion settings or encoder precision/recipe."""
+
+
+class NoStoredTextWarning(UserWarning):
+    """An index stores no passage text (an Anserini index built without -storeRaw / -storeContents):
+    its passages come back with empty text."""
 
 
 class UnsupportedModel(EncoderError, ValueError):

@@ -151,3 +151,36 @@ def test_eval_warns_about_run_ids_of_no_corpus_document_and_strict_fails(mini_in
     out = CliRunner().invoke(app, ["eval", "--beir", str(folder), "--index", str(mini_index), "--methods", "bm25",
                                    "--strict"])
     assert out.exit_code == 2 and "--strict" in out.output and "neither corpus ids" in out.output
+
+
+def test_eval_reports_no_recall_cut_deeper_than_its_runs(mini_index):
+    """`lucerag eval --depth 100` used to report R@1000 of 100-deep runs (R@100 under another name,
+    shown as if measured at 1000); metrics cut deeper than --depth are now left out."""
+    result = json.loads(_eval("--beir", MINI_BEIR, "--index", mini_index, "--methods", "bm25", "--depth", "20",
+                              "--json").strip().splitlines()[-1])
+    assert set(result["bm25"]) == {"nDCG@10", "MRR@10", "MAP"}
+    result = json.loads(_eval("--beir", MINI_BEIR, "--index", mini_index, "--methods", "bm25", "--depth", "100",
+                              "--json").strip().splitlines()[-1])
+    assert set(result["bm25"]) == {"nDCG@10", "MRR@10", "R@100", "MAP"}
+
+
+def test_eval_scores_the_ranking_as_returned_when_scores_tie(tmp_path):
+    """Tied BM25 scores come back ordered by id (Anserini's order), but trec_eval (pytrec_eval, behind
+    ir-measures' nDCG and MAP) breaks ties by id descending: eval used to score that reordering (here
+    the relevant passage, first of 30 tied, counted at rank 10: nDCG@10 0.289, while ir-measures' own
+    MRR counted it at rank 1). Runs are now scored, and written, in the returned order."""
+    from lucerag.connectors import Document
+    from lucerag.ingest.pipeline import build_index
+
+    docs = [Document(id=f"d{n:02d}", text="magma ash cloud") for n in range(30)]
+    build_index(docs + [Document(id="x", text="tides and the moon")], tmp_path / "idx", dense=False, progress=False)
+    (tmp_path / "topics.tsv").write_text("q1\tmagma\n")
+    (tmp_path / "qrels.txt").write_text("q1 0 d00 1\n")
+    out = _eval("--topics", tmp_path / "topics.tsv", "--qrels", tmp_path / "qrels.txt", "--index", tmp_path / "idx",
+                "--methods", "bm25", "--depth", "10", "--json", "--run-dir", tmp_path / "runs")
+    result = json.loads(out.strip().splitlines()[-1])["bm25"]
+    assert result["nDCG@10"] == 1.0 and result["MRR@10"] == 1.0
+    lines = (tmp_path / "runs" / "run.bm25.txt").read_text().splitlines()
+    assert [line.split()[2] for line in lines] == [f"d{n:02d}" for n in range(10)]
+    scores = [float(line.split()[4]) for line in lines]
+    assert all(a > b for a, b in zip(scores, scores[1:]))  # strictly falling: trec_eval keeps this order

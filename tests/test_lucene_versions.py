@@ -206,3 +206,204 @@ def test_hybrid_over_anserini_bm25_and_hnsw_indexes(anserini_indexes, encoder, t
         hybrid = two.search("how do vaccines train the immune system", k=5, method="hybrid")
     assert hybrid[0].id == "p19"
     assert hybrid[0].text.startswith("Vaccine") or "vaccin" in hybrid[0].text.lower()
+
+
+def test_anserini_hnsw_index_of_another_dimension_is_refused_by_name(anserini_indexes, encoder, tmp_path):
+    """An Anserini HNSW index has no lucerag manifest: a vector dimension other than the encoder's
+    is read from Lucene's field info and refused with both dimensions named (it used to fail deep in
+    numpy with "operands could not be broadcast together")."""
+    from lucerag.errors import EncoderMismatchError
+    from lucerag.search.retriever import Retriever
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "vectors").mkdir()
+    with open(tmp_path / "vectors" / "v.jsonl", "w") as f:
+        for i in range(20):
+            f.write(json.dumps({"docid": f"d{i}", "vector": rng.standard_normal(64).tolist()}) + "\n")
+    _anserini("io.anserini.index.IndexHnswDenseVectors", "-collection", "JsonDenseVectorCollection",
+              "-input", str(tmp_path / "vectors"), "-index", str(tmp_path / "hnsw64"), "-threads", "1", "-quiet")
+    config = tmp_path / "lucerag.toml"
+    config.write_text(f'[index]\nbm25_path = "{anserini_indexes["root"] / "bm25"}"\n'
+                      f'dense_path = "{tmp_path / "hnsw64"}"\n')
+    with Retriever.from_config(config, encoder=encoder) as two:
+        for method in ("dense", "hybrid"):
+            with pytest.raises(EncoderMismatchError) as info:
+                two.search("why does a volcano erupt", k=3, method=method)
+            message = str(info.value)
+            assert "64-dimensional" in message and f"{encoder.dim}-dimensional" in message
+            assert str(tmp_path / "hnsw64") in message
+        assert two.search("why does a volcano erupt", k=3, method="bm25")[0].id == "p03"
+
+
+def test_bm25_ties_are_ordered_as_anserini_orders_them(tmp_path):
+    """Equal BM25 scores come in Anserini's order (the id, ascending), and the hits that make the
+    cut-off are Anserini's, even when more are tied than lucerag asks Lucene for beyond k. Lucene's
+    own order (doc number) gave other ids at the cut on 17 of the 43 DL19 queries."""
+    from lucerag.lucene import jvm
+    from lucerag.search.retriever import Retriever
+
+    rng = np.random.default_rng(1)
+    ids = [f"d{n:03d}" for n in rng.permutation(60)]  # indexed in an order unlike the ids'
+    (tmp_path / "text").mkdir()
+    with open(tmp_path / "text" / "docs.jsonl", "w") as f:
+        for i, pid in enumerate(ids):
+            text = "volcano magma ash" if i < 45 else f"volcano lava flows {i}"
+            f.write(json.dumps({"id": pid, "contents": text}) + "\n")
+    _anserini("io.anserini.index.IndexCollection", "-collection", "JsonCollection", "-input", str(tmp_path / "text"),
+              "-index", str(tmp_path / "bm25"), "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1",
+              "-storeRaw", "-quiet")
+    simple = jvm.jclass("io.anserini.search.SimpleSearcher")(str(tmp_path / "bm25"))
+    simple.set_bm25(0.9, 0.4)
+    with Retriever.from_index(tmp_path / "bm25") as lucerag:
+        for query in ("magma", "volcano", "lava"):
+            for k in (1, 3, 10, 50):
+                # SimpleSearcher rounds scores to 4 decimals and lowers each tie by 1e-6 (its
+                # ScoreTiesAdjusterReranker); the order and the ids are what must agree
+                theirs = simple.search(query, k)
+                ours = lucerag.search(query, k=k, method="bm25")
+                assert [p.id for p in ours] == [h.docid for h in theirs], (query, k)
+                np.testing.assert_allclose([p.bm25_score for p in ours], [h.score for h in theirs], atol=1e-4)
+    simple.close()
+
+
+def test_anserini_index_without_stored_text_says_so(anserini_indexes, encoder, tmp_path):
+    """An IndexCollection index built without -storeRaw / -storeContents has no passage text: the
+    passages come back with empty text and one NoStoredTextWarning names the index and the flags
+    (they used to come back empty without a word: empty RAG contexts). Indexes that store text,
+    and an HNSW index whose passages are read from the BM25 index by id, give no warning."""
+    import warnings
+
+    from lucerag.errors import NoStoredTextWarning
+    from lucerag.search.retriever import Retriever
+
+    root = anserini_indexes["root"]
+    _anserini("io.anserini.index.IndexCollection", "-collection", "JsonCollection", "-input", str(root / "text"),
+              "-index", str(tmp_path / "bm25-noraw"), "-generator", "DefaultLuceneDocumentGenerator",
+              "-threads", "1", "-quiet")
+    config = tmp_path / "noraw.toml"
+    config.write_text(f'[index]\nbm25_path = "{tmp_path / "bm25-noraw"}"\n')
+    with Retriever.from_config(config) as bare:
+        with pytest.warns(NoStoredTextWarning, match="-storeRaw") as caught:
+            got = bare.search("why does a volcano erupt", k=3, method="bm25")
+        assert got[0].id == "p03" and all(p.text == "" for p in got)
+        assert str(tmp_path / "bm25-noraw") in str(caught[0].message)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", NoStoredTextWarning)  # once per index
+            bare.search("sourdough bread", k=3, method="bm25")
+    config = tmp_path / "two.toml"
+    config.write_text(f'[index]\nbm25_path = "{root / "bm25"}"\ndense_path = "{root / "hnsw"}"\n'
+                      "[filter]\nenabled = false\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoStoredTextWarning)
+        with Retriever.from_config(config, encoder=encoder) as two:
+            for method in ("bm25", "dense", "hybrid"):
+                assert two.search("why does a volcano erupt", k=3, method=method)[0].text.startswith("Volcano")
+
+
+def test_bm25_over_an_index_without_contents_is_refused_by_name(anserini_indexes, encoder, tmp_path):
+    """An HNSW index given as the BM25 index (or as the one index) has no ``contents`` field: BM25
+    and hybrid searches say so, naming the index, instead of finding nothing ("no passages found")
+    or passing dense-only results off as hybrid; dense search still works."""
+    from lucerag.errors import UnsupportedError
+    from lucerag.search.retriever import Retriever
+
+    hnsw = anserini_indexes["root"] / "hnsw"
+    for body in (f'bm25_path = "{hnsw}"\ndense_path = "{hnsw}"', f'path = "{hnsw}"', f'bm25_path = "{hnsw}"'):
+        config = tmp_path / "lucerag.toml"
+        config.write_text(f"[index]\n{body}\n[filter]\nenabled = false\n")
+        with Retriever.from_config(config, encoder=encoder) as retriever:
+            for method in ("bm25", "hybrid"):
+                with pytest.raises(UnsupportedError, match="has no 'contents' field") as info:
+                    retriever.search("why does a volcano erupt", k=3, method=method)
+                assert str(hnsw) in str(info.value), body
+            if "dense_path" in body or "path =" in body and "bm25_path" not in body:
+                assert retriever.search("why does a volcano erupt", k=3, method="dense")[0].id == "p03"
+
+
+def test_index_folder_still_being_written_is_named_as_such(anserini_indexes, tmp_path):
+    """A folder another process is writing (Anserini's IndexCollection before its first commit: a
+    write.lock and segment files, no segments_N) is reported as not committed yet, rather than with
+    the advice to build an index there with `lucerag index`; nothing in it is touched."""
+    from lucerag.errors import IndexNotFoundError
+    from lucerag.index.reader import LuceneIndex
+
+    folder = tmp_path / "writing"
+    shutil.copytree(anserini_indexes["root"] / "bm25", folder)
+    for segments in folder.glob("segments_*"):
+        segments.unlink()
+    (folder / "write.lock").touch()
+    before = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
+    with pytest.raises(IndexNotFoundError, match="no committed Lucene index") as info:
+        LuceneIndex(folder)
+    assert str(folder) in str(info.value) and "lucerag index" not in str(info.value)
+    assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+
+
+def test_calibrate_writes_nothing_into_anserini_indexes(anserini_indexes, tmp_path):
+    """`lucerag calibrate` over Anserini indexes used to write lucerag-calibrator.json into the user's
+    HNSW index folder. Without --out it now refuses, naming the index and --out, and leaves both
+    folders as they were; with --out the calibrator goes there and is used through filter.calibrator."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import MINI_BEIR
+
+    root = anserini_indexes["root"]
+    config = tmp_path / "lucerag.toml"
+    config.write_text(f'[index]\nbm25_path = "{root / "bm25"}"\ndense_path = "{root / "hnsw"}"\n')
+
+    def snapshot():
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for name in ("bm25", "hnsw")
+                for p in [root / name, *(root / name).iterdir()]}
+
+    def calibrate(*extra):
+        return subprocess.run([sys.executable, "-m", "lucerag", "calibrate", "--config", str(config),
+                               "--beir", str(MINI_BEIR), *extra], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "COLUMNS": "200"})
+
+    before = snapshot()
+    refused = calibrate()
+    assert refused.returncode != 0
+    assert "not a lucerag index" in refused.stderr and str(root / "hnsw") in refused.stderr
+    assert "--out" in refused.stderr
+    assert snapshot() == before
+    done = calibrate("--out", str(tmp_path / "cal.json"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cal.json").is_file() and snapshot() == before
+
+
+def test_no_writer_replaces_an_anserini_index(anserini_indexes, tmp_path):
+    """`lucerag index` and `lucerag import-vectors` given the path of an Anserini index (say, the
+    bm25_path of a configuration) used to replace it with a new lucerag index. A Lucene index
+    without lucerag.json is now refused, naming it, before anything is written; every file stays."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import mini_documents
+    from lucerag.errors import IndexTargetError
+    from lucerag.ingest.pipeline import build_index
+
+    root = anserini_indexes["root"]
+    bm25, hnsw = _copy(root / "bm25", tmp_path / "bm25"), _copy(root / "hnsw", tmp_path / "hnsw")
+    (bm25 / "write.lock").touch()  # Anserini leaves its (released) lock file behind
+    vectors = next((root / "vectors").iterdir())
+
+    def snapshot():
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for folder in (bm25, hnsw) for p in folder.iterdir()}
+
+    def lucerag(*args):
+        return subprocess.run([sys.executable, "-m", "lucerag", *map(str, args)], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "COLUMNS": "200"})
+
+    before = snapshot()
+    for target, args in ((bm25, ("index", "--input", root / "text" / "docs.jsonl", "--bm25-only")),
+                         (hnsw, ("import-vectors", "--input", vectors, "--limit", "3"))):
+        out = lucerag(*args, "--index", target)
+        assert out.returncode != 0 and "Lucene index lucerag did not write" in out.stderr, out.stderr
+        assert str(target) in out.stderr
+        assert snapshot() == before
+    with pytest.raises(IndexTargetError, match="lucerag did not write"):
+        build_index(mini_documents()[:2], bm25, dense=False, progress=False)
+    assert snapshot() == before

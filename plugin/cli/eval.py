@@ -59,7 +59,8 @@ def _run_methods(retriever, chosen, qs, depth, rel, aggregate, corpus, strict, r
     """Document runs and metrics of each method; returns (results, per-query scores, warnings)."""
     from lucerag.errors import UnknownRunIdError
     from lucerag.eval.protocol import document_run
-    from lucerag.eval.runs import mean_scores, per_query_scores, run_queries, write_trec_run
+    from lucerag.eval.runs import (in_listed_order, mean_scores, metrics_for_depth, per_query_scores, run_queries,
+                                   write_trec_run)
 
     results, by_query, warnings = {}, {}, []
     for method in chosen:
@@ -81,7 +82,8 @@ def _run_methods(retriever, chosen, qs, depth, rel, aggregate, corpus, strict, r
         except UnknownRunIdError as exc:
             _fail(f"{exc} (--strict)")
         warnings += warned
-        by_query[method] = per_query_scores(run, qs.qrels, rel=rel)
+        run = in_listed_order(run)  # scored (and written) in the order it was ranked, ties included
+        by_query[method] = per_query_scores(run, qs.qrels, metrics_for_depth(depth), rel=rel)
         results[method] = mean_scores(by_query[method])
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -321,7 +323,6 @@ def calibrate(
     if model == "mixture":
         _calibrate_mixture(index_dir, config, negatives, out)
         return
-    from lucerag.search.calibration import Calibrator
     from lucerag.eval.filter import collect, fit_calibrator, read_query_lines
 
     if beir is None and topics is None and not pseudo:
@@ -332,6 +333,7 @@ def calibrate(
         qs = _query_set(beir, topics, qrels, index_dir, config)
         queries, judgments = qs.queries, qs.qrels
     with _retriever(index_dir, config) as retriever:
+        target = _calibrator_target(retriever, out)
         f = retriever.config.fusion
         labelled = collect(retriever, queries, judgments, grade=grade, depth=f.depth)
         sources = [str(beir or topics)] if queries else []
@@ -349,22 +351,38 @@ def calibrate(
                                  fusion=f.model_dump(), trained_on=" + ".join(sources))
         except ValueError as exc:
             _fail(str(exc))
-        target = out or (retriever.dense_index or retriever.bm25_index).path / Calibrator.FILENAME
     path = cal.save(target)
     typer.echo(f"calibrator fitted on {cal.queries} queries ({cal.candidates} candidates), "
                f"threshold {cal.threshold} ({cal.objective}); written to {path}")
 
 
+def _calibrator_target(retriever, out: Optional[Path]) -> Path:
+    """Where the calibrator goes: ``--out``, else beside the index's passages, but only in an index
+    lucerag wrote (it has a manifest). An Anserini index is the user's: lucerag writes nothing into it
+    (it may be a read-only or checksummed prebuilt index)."""
+    from lucerag.index.manifest import IndexManifest
+    from lucerag.search.calibration import Calibrator
+
+    if out is not None:
+        return out
+    index = retriever.dense_index or retriever.bm25_index
+    if index.manifest is None:
+        _fail(f"{index.path} is not a lucerag index (no {IndexManifest.FILENAME}; an Anserini index?) and lucerag "
+              "writes nothing into it: give --out FILE, then set [filter] calibrator = \"FILE\" in the configuration")
+    return index.path / Calibrator.FILENAME
+
+
 def _calibrate_mixture(index_dir: Optional[Path], config: Optional[Path], negatives: list[Path],
                        out: Optional[Path]) -> None:
     from lucerag.eval.filter import collect, read_query_lines
-    from lucerag.search.calibration import FEATURES, Calibrator, gate_from_negatives, mixture_calibrator
+    from lucerag.search.calibration import FEATURES, gate_from_negatives, mixture_calibrator
 
     if not negatives:  # lucerag's own list of questions no ordinary corpus answers
         from lucerag.resources import UNANSWERABLE
 
         negatives = [UNANSWERABLE]
     with _retriever(index_dir, config) as retriever:
+        target = _calibrator_target(retriever, out)
         f = retriever.config.fusion
         extra = [q for path in negatives for q in collect(retriever, read_query_lines(path), {}, depth=f.depth)]
         extra = [q for q in extra if len(q.x)]
@@ -375,7 +393,6 @@ def _calibrate_mixture(index_dir: Optional[Path], config: Optional[Path], negati
                                  encoder=m.name, encoder_precision=m.precision, encoder_recipe=m.recipe,
                                  fusion=f.model_dump(), queries=len(extra),
                                  trained_on=f"gate from {len(extra)} unanswerable questions on this index")
-        target = out or (retriever.dense_index or retriever.bm25_index).path / Calibrator.FILENAME
     path = cal.save(target)
     typer.echo(f"mixture calibrator: answerability gate cosine {cal.gate} (from {len(extra)} unanswerable "
                f"questions), threshold {cal.threshold}; written to {path}")

@@ -18,6 +18,12 @@ import numpy as np
 
 DEFAULT_METRICS = ("nDCG@10", "MRR@10", "R@100", "R@1000", "MAP")
 
+
+def metrics_for_depth(depth: int, metrics: Iterable[str] = DEFAULT_METRICS) -> tuple[str, ...]:
+    """``metrics`` without those cut deeper than runs of ``depth`` reach (R@1000 of a 100-deep run
+    would be R@100 under another name)."""
+    return tuple(m for m in metrics if "@" not in m or int(m.rsplit("@", 1)[1]) <= depth)
+
 # lucerag's metric names -> ir-measures measures (MRR@10 is ir-measures' RR@10).
 _MEASURES = {"MRR@10": "RR@10", "MAP": "AP"}
 
@@ -179,6 +185,24 @@ def markdown_table(results: dict[str, dict[str, float]], significance: dict | No
     if notes:
         lines += ["", "; ".join(notes) + "."]
     return "\n".join(lines) + "\n"
+
+
+def in_listed_order(run: dict[str, dict[str, float]], step: float = 1e-6) -> dict[str, dict[str, float]]:
+    """``run`` with each query's scores made to fall by at least ``step`` from one document to the
+    next, in the order the ranking listed them (equal scores keep that order). trec_eval and
+    ir-measures break score ties by document id, descending, so without this an evaluation scores a
+    reordering of the ranked list lucerag returned; Anserini adjusts its runs' ties the same way
+    (ScoreTiesAdjusterReranker). Scores move by at most ``step`` per tied or near-tied document."""
+    out: dict[str, dict[str, float]] = {}
+    for qid, docs in run.items():
+        adjusted: dict[str, float] = {}
+        last: float | None = None
+        for docid, score in sorted(docs.items(), key=lambda kv: -kv[1]):  # stable: ties keep the listed order
+            if last is not None and score > last - step:
+                score = last - step
+            adjusted[docid] = last = score
+        out[qid] = adjusted
+    return out
 
 
 def write_trec_run(run: dict[str, dict[str, float]], path: str | Path, tag: str) -> None:

@@ -5,10 +5,12 @@ there before (:mod:`lucerag.index.writer`).  That is only safe when the target h
 of the user's, so before any write the target must be one of
 
 * absent, or an empty folder;
-* a Lucene index folder (a ``segments_N`` file, or lucerag's ``lucerag.json`` manifest) holding
-  only files Lucene or lucerag write there: ``segments_N``, ``segments.gen``,
-  ``pending_segments_N``, ``write.lock``, per-segment files ``_<segment>...`` and ``lucerag*``
-  files (manifest, calibrator).
+* a lucerag index folder (lucerag's ``lucerag.json`` manifest) holding only files Lucene or
+  lucerag write there: ``segments_N``, ``segments.gen``, ``pending_segments_N``, ``write.lock``,
+  per-segment files ``_<segment>...`` and ``lucerag*`` files (manifest, calibrator).
+
+A Lucene index lucerag did not write (``segments_N`` and no manifest: an Anserini index, the one a
+configuration's ``bm25_path`` / ``dense_path`` names) is the user's and is refused too.
 
 Anything else (a regular file, a symlink, a folder of documents, an index with a user's file in
 it) is refused with :class:`IndexTargetError` naming the path, before anything is created,
@@ -48,8 +50,8 @@ def foreign_entries(path: str | Path) -> list[str]:
 def check_replaceable(path: str | Path) -> None:
     """Raise :class:`IndexTargetError` unless ``path`` may be replaced by a new index.
 
-    Allowed: a missing path, an empty folder, or a Lucene/lucerag index folder holding only
-    Lucene's and lucerag's own files."""
+    Allowed: a missing path, an empty folder, or a lucerag index folder (with its manifest) holding
+    only Lucene's and lucerag's own files."""
     p = Path(path)
     if p.is_symlink():
         raise IndexTargetError(p, "it is a symbolic link (lucerag does not replace links)")
@@ -67,6 +69,9 @@ def check_replaceable(path: str | Path) -> None:
     if not is_index_dir(p):
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise IndexTargetError(p, f"it is a folder that is not a Lucene or lucerag index (it holds {shown})")
+    if not (p / MANIFEST).is_file():
+        raise IndexTargetError(p, f"it is a Lucene index lucerag did not write (no {MANIFEST}; an Anserini index?) "
+                                  "and lucerag never replaces one: choose another --index, or remove it yourself")
     foreign = foreign_entries(p)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from lucerag.errors import IndexNotFoundError, IndexTooNewError
+from lucerag.errors import IndexNotFoundError, IndexTooNewError, NoStoredTextWarning
 from lucerag.index.manifest import IndexManifest
 from lucerag.lucene.classes import ID, RAW, VECTOR, java
 from lucerag.lucene.errors import INDEX_FORMAT_TOO_NEW, is_instance, java_error_message
@@ -124,6 +125,10 @@ class LuceneIndex:
     def __init__(self, path: str | Path, vector_field: str = VECTOR):
         self.path = Path(path)
         if not self.path.is_dir() or not any(p.name.startswith("segments_") for p in self.path.iterdir()):
+            if (self.path / "write.lock").exists():  # e.g. Anserini's IndexCollection before its first commit
+                raise IndexNotFoundError(
+                    f"no committed Lucene index at {self.path} yet: it holds a write.lock and no segments_ file, "
+                    "so another process is probably still writing it; open it once that has committed")
             raise IndexNotFoundError(
                 f"no Lucene index at {self.path} (build one with `lucerag index --input ... --index {self.path}`)")
         self.manifest = IndexManifest.read(self.path)
@@ -148,6 +153,8 @@ class LuceneIndex:
         self._lock = threading.Lock()
         self._records: list[tuple[str | None, str | None, str | None]] | None = None
         self._records_too_large = False
+        self._no_text_warned = False  # NoStoredTextWarning given?
+        self._postings: dict[str, bool] = {}  # has_postings, by field
         self._commit_id: str | None = None
 
     @property
@@ -176,6 +183,17 @@ class LuceneIndex:
 
     def has_vectors(self) -> bool:
         return self.dim > 0
+
+    def has_postings(self, field: str) -> bool:
+        """Whether ``field`` is indexed for search (has postings) in any segment: an Anserini HNSW
+        index has no ``contents`` field to search by BM25. Cached per reader."""
+        known = self._postings.get(field)
+        if known is None:
+            from lucerag.lucene.jvm import jclass
+
+            info = jclass("org.apache.lucene.index.FieldInfos").getMergedFieldInfos(self.reader).fieldInfo(field)
+            known = self._postings[field] = info is not None and info.getIndexOptions().name() != "NONE"
+        return known
 
     def ids(self, docnums: Iterable[int]) -> list[str]:
         """External ids of Lucene doc numbers (cached per reader)."""
@@ -210,9 +228,16 @@ class LuceneIndex:
             return []
         held = self.held_records()
         if held is not None:
-            return [_record(*held[d]) for d in docnums]
-        fields = java.Bridge.records(self.reader, np.asarray(docnums, "<i4").tobytes())
-        return [_record(fields[i], fields[i + 1], fields[i + 2]) for i in range(0, 3 * len(docnums), 3)]
+            stored = [held[d] for d in docnums]
+        else:
+            fields = java.Bridge.records(self.reader, np.asarray(docnums, "<i4").tobytes())
+            stored = [(fields[i], fields[i + 1], fields[i + 2]) for i in range(0, 3 * len(docnums), 3)]
+        if not self._no_text_warned and all(raw is None and contents is None for _, raw, contents in stored):
+            self._no_text_warned = True
+            warnings.warn(f"index {self.path} stores no passage text (no stored '{RAW}' or 'contents' field; "
+                          "Anserini's IndexCollection stores them with -storeRaw or -storeContents): "
+                          "passages come back with empty text", NoStoredTextWarning, stacklevel=2)
+        return [_record(*fields) for fields in stored]
 
     def held_records(self, below: int | None = None,
                      max_bytes: int | None = None) -> list[tuple[str | None, str | None, str | None]] | None:

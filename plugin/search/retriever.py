@@ -18,6 +18,7 @@ from lucerag.config import Config
 from lucerag.errors import (CalibratorMismatch, CalibratorWarning, EncoderMismatchError, QueryError,
                             UnsupportedError)
 from lucerag.index.reader import LuceneIndex
+from lucerag.lucene.classes import CONTENTS
 from lucerag.passage import Passage
 from lucerag.search.calibration import Calibrator
 from lucerag.search.fusion import Candidates, fuse, order as fused_order
@@ -97,9 +98,14 @@ class Retriever:
                                          threads=self.config.encoder.threads,
                                          precision=self.config.encoder.precision)
         manifest = self.dense_index.manifest if self.dense_index else None
-        if manifest and manifest.dim and manifest.dim != self._encoder.dim:
-            raise EncoderMismatchError(f"index {self.dense_index.path} holds {manifest.dim}-dimensional vectors "
-                             f"but the encoder makes {self._encoder.dim}-dimensional ones")
+        # An index lucerag did not write (Anserini's IndexHnswDenseVectors) has no manifest: its
+        # vectors' dimension is read from Lucene's field info instead.
+        dim = (manifest.dim if manifest and manifest.dim else
+               self.dense_index.dim if self.dense_index is not None else 0)
+        if dim and dim != self._encoder.dim:
+            raise EncoderMismatchError(f"index {self.dense_index.path} holds {dim}-dimensional vectors "
+                                       f"in field '{self.dense_index.vector_field}' but the encoder "
+                                       f"({self.config.encoder.model}) makes {self._encoder.dim}-dimensional ones")
         if manifest is not None and not getattr(self, "_encoder_checked", False):
             manifest.check_encoder(self._encoder, self.dense_index.path)  # name, weights hash, prefixes
             self._encoder_checked = True
@@ -468,6 +474,11 @@ class Retriever:
 
     def _require(self, searcher: S | None, name: str) -> S:
         if searcher is not None:
+            index = searcher.index
+            if name == "bm25" and index.size and not index.has_postings(CONTENTS):
+                other = " (an HNSW index? set it as index.dense_path)" if index.has_vectors() else ""
+                message = f"index {index.path} has no '{CONTENTS}' field to search by BM25{other}"
+                raise UnsupportedError(message + (": use method 'dense'" if self.dense is not None else ""))
             return searcher
         if name == "dense" and self.dense_index is not None:
             raise UnsupportedError(f"index {self.dense_index.path} has no dense vectors in field "

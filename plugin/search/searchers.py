@@ -36,6 +36,20 @@ class Hits:
 
 
 
+# Extra BM25 hits asked of Lucene beyond k, so that hits tied with the k-th are seen (widened when
+# they are not enough).
+TIE_PAD = 16
+
+
+def _ties_by_id(hits: Hits, k: int) -> Hits:
+    """The best ``k`` of ``hits`` with equal scores ordered by id, ascending: Anserini's order
+    (SimpleSearcher and SearchCollection sort on the score, then the ``id`` field), so that a
+    BM25 ranking and the hits that make its cut-off are the ones Anserini returns on the same index.
+    Lucene itself breaks ties by doc number, which depends on indexing threads and merges."""
+    order = sorted(range(len(hits)), key=lambda i: (-float(hits.scores[i]), hits.ids[i] or ""))[:k]
+    return Hits([hits.ids[i] for i in order], hits.scores[order], [hits.docnums[i] for i in order])
+
+
 def _le_bytes(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
@@ -66,8 +80,13 @@ class BM25Searcher:
             query = parsed if parsed is not None else self.query(text)
             if filter is not None:
                 query = java.Bridge.filtered(query, filter)
-            docnums, scores = _top_docs(self.searcher, query, k)
-        return Hits(self.index.ids(docnums), scores, docnums)
+            docnums, scores = _top_docs(self.searcher, query, k + TIE_PAD if k > 0 else k)
+            # Hits tied with the k-th may lie beyond the first k + TIE_PAD: widen until one scores less.
+            pad = TIE_PAD
+            while k > 0 and len(docnums) == k + pad and scores[-1] >= scores[k - 1]:
+                pad = 2 * pad + k
+                docnums, scores = _top_docs(self.searcher, query, k + pad)
+        return _ties_by_id(Hits(self.index.ids(docnums), scores, docnums), k)
 
     def search_and_score(self, text: str, k: int, also: list[int], filter=None) -> tuple[Hits, np.ndarray, bool]:
         """:meth:`search`, the exact BM25 score of each doc number in ``also`` (e.g. the dense view's
