@@ -224,6 +224,12 @@ class NoStoredTextWarning(UserWarning):
     its passages come back with empty text."""
 
 
+class NonUnitVectorsWarning(UserWarning):
+    """An index lucerag did not write (Anserini's) holds vectors that are not of unit length: they are
+    ranked by inner product, as Lucene ranks them, but fusion and the relevance filter read the dense
+    score as a cosine."""
+
+
 class UnsupportedModel(EncoderError, ValueError):
     """A checkpoint the numpy ONNX builder does not cover (the message says why)."""
 

@@ -407,3 +407,31 @@ def test_no_writer_replaces_an_anserini_index(anserini_indexes, tmp_path):
     with pytest.raises(IndexTargetError, match="lucerag did not write"):
         build_index(mini_documents()[:2], bm25, dense=False, progress=False)
     assert snapshot() == before
+
+
+def test_anserini_hnsw_index_of_vectors_not_of_unit_length_is_named_in_a_warning(anserini_indexes, tmp_path):
+    """Anserini's HNSW indexer takes vectors of any length (lucerag's writer normalises them): a
+    retriever over such an index warns once, naming the index and the norms it found, because fusion
+    and the relevance filter read the dense score as a cosine; an index of unit vectors gives no warning."""
+    import warnings
+
+    from lucerag.errors import NonUnitVectorsWarning
+    from lucerag.search.retriever import Retriever
+
+    (tmp_path / "vectors").mkdir()
+    with open(tmp_path / "vectors" / "v.jsonl", "w") as f:
+        for pid, v in zip(anserini_indexes["ids"], anserini_indexes["vectors"]):
+            f.write(json.dumps({"docid": pid, "vector": (2.0 * v).tolist()}) + "\n")
+    _anserini("io.anserini.index.IndexHnswDenseVectors", "-collection", "JsonDenseVectorCollection",
+              "-input", str(tmp_path / "vectors"), "-index", str(tmp_path / "hnsw-x2"), "-threads", "1", "-quiet")
+    root = anserini_indexes["root"]
+    for dense, expect in ((tmp_path / "hnsw-x2", True), (root / "hnsw", False)):
+        config = tmp_path / f"{dense.name}.toml"
+        config.write_text(f'[index]\nbm25_path = "{root / "bm25"}"\ndense_path = "{dense}"\n')
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Retriever.from_config(config).close()
+        named = [w for w in caught if issubclass(w.category, NonUnitVectorsWarning)]
+        assert bool(named) == expect, dense
+        if expect:
+            assert str(dense) in str(named[0].message) and "2-2" in str(named[0].message)

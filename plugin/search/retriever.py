@@ -15,15 +15,15 @@ import numpy as np
 from lucerag.search.filters import FilterCache, Where
 from lucerag.search.rerank import Reranker, rerank_order
 from lucerag.config import Config
-from lucerag.errors import (CalibratorMismatch, CalibratorWarning, EncoderMismatchError, QueryError,
-                            UnsupportedError)
+from lucerag.errors import (CalibratorMismatch, CalibratorWarning, EncoderMismatchError, NonUnitVectorsWarning,
+                            QueryError, UnsupportedError)
 from lucerag.index.reader import LuceneIndex
 from lucerag.lucene.classes import CONTENTS
 from lucerag.passage import Passage
 from lucerag.search.calibration import Calibrator
 from lucerag.search.fusion import Candidates, fuse, order as fused_order
 from lucerag.search.request import METHODS, Method, check_filter, check_k, check_method, check_query
-from lucerag.search.searchers import BM25Searcher, DenseSearcher, Hits
+from lucerag.search.searchers import BM25Searcher, DenseSearcher, Hits, norm_range
 
 __all__ = ["METHODS", "CalibratorMismatch", "CalibratorWarning", "Method", "QueryError", "Ranking", "Retriever"]
 
@@ -65,6 +65,8 @@ class Retriever:
             self.dense = DenseSearcher(self.dense_index, config.dense.ef_search, config.dense.rescore,
                                        config.dense.exact)
         self.shared_index = self.bm25_index is not None and self.bm25_index is self.dense_index
+        if self.dense is not None and self.dense_index.manifest is None:
+            _warn_if_not_unit(self.dense_index)
         self._encoder = encoder
         self._calibrator: Calibrator | None = None
         self._calibrator_found = False  # looked up yet?
@@ -495,6 +497,18 @@ class Retriever:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _warn_if_not_unit(index: LuceneIndex) -> None:
+    """Warn (:class:`~lucerag.errors.NonUnitVectorsWarning`) when an index lucerag did not write holds
+    vectors whose length is not 1 (Anserini's HNSW indexer takes any vector; lucerag's writer
+    normalises): fusion and the relevance filter read the dense score as a cosine."""
+    found = norm_range(index)
+    if found is not None and not (0.99 <= found[0] and found[1] <= 1.01):
+        warnings.warn(f"index {index.path} holds vectors that are not of unit length (L2 norms "
+                      f"{found[0]:.3g}-{found[1]:.3g} in a sample): they are ranked by inner product, but "
+                      "hybrid fusion and the relevance filter read the dense score as a cosine; normalise "
+                      "the vectors before indexing them", NonUnitVectorsWarning, stacklevel=3)
 
 
 def _records(refs: list[tuple[LuceneIndex, int]]) -> list[dict]:

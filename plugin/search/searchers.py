@@ -155,6 +155,17 @@ def auto_exact(passages: int) -> bool:
     return passages < EXACT_BELOW
 
 
+def norm_range(index: LuceneIndex, sample: int = 64) -> tuple[float, float] | None:
+    """(smallest, largest) L2 norm of the stored vectors of the first ``sample`` doc numbers that
+    hold one (one bridge call); None when none of them does."""
+    docnums = list(range(min(int(sample), int(index.reader.maxDoc()))))
+    if not docnums or index.dim <= 0:
+        return None
+    norms = np.linalg.norm(index.vectors(docnums), axis=1)
+    norms = norms[norms > 0]  # a document without a vector reads as zeros
+    return (float(norms.min()), float(norms.max())) if len(norms) else None
+
+
 class DenseSearcher:
     """Dense k-nearest-neighbour search over unit vectors (DOT_PRODUCT similarity): HNSW, or an
     exact scan of every stored vector for small indexes.
