@@ -65,8 +65,8 @@ class Retriever:
             self.dense = DenseSearcher(self.dense_index, config.dense.ef_search, config.dense.rescore,
                                        config.dense.exact)
         self.shared_index = self.bm25_index is not None and self.bm25_index is self.dense_index
-        if self.dense is not None and self.dense_index.manifest is None:
-            _warn_if_not_unit(self.dense_index)
+        if self.dense is not None and self.dense.index.manifest is None:
+            _warn_if_not_unit(self.dense.index)
         self._encoder = encoder
         self._calibrator: Calibrator | None = None
         self._calibrator_found = False  # looked up yet?
