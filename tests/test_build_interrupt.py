@@ -56,11 +56,25 @@ def _writing(folder) -> bool:
     return any((folder / name / "write.lock").exists() for name in _building(folder))
 
 
+def _default_signals() -> None:
+    """The child starts with the stop signals at their defaults, as from a terminal, whatever this
+    test process inherited (under nohup SIGHUP is ignored, and lucerag rightly keeps it ignored)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _interrupt(args, index, folders: int, sig, preexec_fn=None, then=None) -> tuple[int, str]:
     """Run ``lucerag *args``, send ``sig`` once ``folders`` build folders of ``index`` exist and Lucene
-    writes into one (``then``: (a second signal, seconds after the first)); (status, stderr)."""
+    writes into one (``then``: (a second signal, seconds after the first)); (status, stderr).
+    ``preexec_fn`` runs in the child after :func:`_default_signals`."""
+
+    def start() -> None:
+        _default_signals()
+        if preexec_fn is not None:
+            preexec_fn()
+
     proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=preexec_fn)
+                            stderr=subprocess.PIPE, preexec_fn=start)
     try:
         end = time.monotonic() + 120
         while ((len(_building(index.parent)) < folders or not _writing(index.parent))
@@ -178,7 +192,8 @@ def test_an_interrupted_java_call_raises_keyboard_interrupt_at_once(tmp_path):
         except KeyboardInterrupt:
             print(f"interrupted {time.monotonic() - start:.2f} {abandoned()}", flush=True)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_signals)
     try:
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
         time.sleep(0.3)
@@ -199,7 +214,7 @@ def test_serve_still_shuts_down_gracefully_on_ctrl_c(mini_index):
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "lucerag", "serve", "--index", str(mini_index), "--port",
                              str(port), "--log-level", "info"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_signals)
     try:
         end = time.monotonic() + 120
         while time.monotonic() < end and proc.poll() is None:
