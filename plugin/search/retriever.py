@@ -67,6 +67,14 @@ class Retriever:
         self.shared_index = self.bm25_index is not None and self.bm25_index is self.dense_index
         if self.dense is not None and self.dense.index.manifest is None:
             _warn_if_not_unit(self.dense.index)
+        # Decided once per reader, not per query: a BM25 index without a 'contents' field to search
+        # (an Anserini HNSW index given as bm25_path or path) refuses BM25 and hybrid by name.
+        self._no_bm25: str | None = None
+        if self.bm25 is not None and self.bm25.index.size and not self.bm25.index.has_postings(CONTENTS):
+            index = self.bm25.index
+            other = " (an HNSW index? set it as index.dense_path)" if index.has_vectors() else ""
+            self._no_bm25 = (f"index {index.path} has no '{CONTENTS}' field to search by BM25{other}"
+                             + (": use method 'dense'" if self.dense is not None else ""))
         self._encoder = encoder
         self._calibrator: Calibrator | None = None
         self._calibrator_found = False  # looked up yet?
@@ -476,11 +484,8 @@ class Retriever:
 
     def _require(self, searcher: S | None, name: str) -> S:
         if searcher is not None:
-            index = searcher.index
-            if name == "bm25" and index.size and not index.has_postings(CONTENTS):
-                other = " (an HNSW index? set it as index.dense_path)" if index.has_vectors() else ""
-                message = f"index {index.path} has no '{CONTENTS}' field to search by BM25{other}"
-                raise UnsupportedError(message + (": use method 'dense'" if self.dense is not None else ""))
+            if name == "bm25" and self._no_bm25 is not None:
+                raise UnsupportedError(self._no_bm25)
             return searcher
         if name == "dense" and self.dense_index is not None:
             raise UnsupportedError(f"index {self.dense_index.path} has no dense vectors in field "
